@@ -1,0 +1,16 @@
+/**
+ * galerad: single-writer routing for Galera clusters. Run as a program, this is the CLI;
+ * imported, it exports the building blocks.
+ */
+import process from "node:process";
+import { main } from "./src/cli/main.ts";
+
+export { parseBackendSpec } from "./src/core/backend_spec.ts";
+export { applyProbe, initialHealth } from "./src/core/health_state.ts";
+export { chooseActive, failoverCandidate } from "./src/core/select_active.ts";
+export { Proxy } from "./src/proxy/proxy.ts";
+export { VERSION } from "./src/version.ts";
+
+if (import.meta.main) {
+  await main(process.argv.slice(2));
+}

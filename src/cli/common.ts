@@ -1,0 +1,73 @@
+import { type Command, Option } from "@commander-js/extra-typings";
+import { readFileSync } from "node:fs";
+import process from "node:process";
+import * as v from "valibot";
+import type { HostPort } from "../core/address.ts";
+import { LOG_LEVELS, setupLogging } from "./logging.ts";
+import { UsageError } from "./errors.ts";
+
+/** Builds an option that also reads `GALERAD_<ENV>` and shows it in help. */
+export function opt(flags: string, description: string, env: string): Option {
+  return new Option(flags, description).env(`GALERAD_${env}`);
+}
+
+/** Adds the options every long-running subcommand shares: config file and logging. */
+export function withCommonOptions<C extends Command<unknown[], Record<string, unknown>>>(command: C): C {
+  command.addOption(opt("--config <file>", "read options from a JSON or YAML file", "CONFIG"));
+  command.addOption(
+    opt("--log-format <format>", "log format: json, pretty, or auto (pretty on a terminal)", "LOG_FORMAT")
+      .default("auto"),
+  );
+  command.addOption(opt("--log-level <level>", `lowest level logged: ${LOG_LEVELS.join(", ")}`, "LOG_LEVEL").default("info"));
+  return command;
+}
+
+/** Schema entries for the shared options. */
+export const commonFields = {
+  logFormat: v.picklist(["json", "pretty", "auto"], "expected json, pretty or auto"),
+  logLevel: v.picklist(LOG_LEVELS, `expected one of ${LOG_LEVELS.join(", ")}`),
+};
+
+/** Applies the shared logging options. */
+export function applyLogging(options: { logFormat: "json" | "pretty" | "auto"; logLevel: (typeof LOG_LEVELS)[number] }) {
+  setupLogging(options.logFormat, options.logLevel);
+}
+
+/**
+ * Reads a secret from a file (first line, trimmed), as operators keep passwords out of the
+ * process list. Names the flag when the file cannot be read or is empty.
+ */
+export function readSecretFile(flag: string, path: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    throw new UsageError(`invalid ${flag} "${path}": cannot read it (${(error as { code?: string }).code ?? (error as Error).message})`);
+  }
+  const secret = text.split(/\r?\n/)[0].trim();
+  if (secret === "") throw new UsageError(`invalid ${flag} "${path}": the file is empty`);
+  return secret;
+}
+
+/** Runs `stop` on the first SIGTERM or SIGINT; a second signal exits at once. */
+export function onShutdownSignal(stop: (signal: string) => Promise<void>): void {
+  let stopping = false;
+  const handler = (signal: string) => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    stop(signal).then(() => process.exit(0), () => process.exit(1));
+  };
+  process.on("SIGTERM", () => handler("SIGTERM"));
+  process.on("SIGINT", () => handler("SIGINT"));
+}
+
+/** Describes a bind failure in one line. */
+export function bindError(what: string, address: HostPort, error: unknown): string {
+  const code = (error as { code?: string }).code;
+  const detail = code === "EADDRINUSE"
+    ? "address already in use"
+    : code === "EACCES"
+    ? "permission denied"
+    : (error as Error).message ?? String(error);
+  return `cannot listen for ${what} on ${address.host}:${address.port}: ${detail}`;
+}

@@ -1,0 +1,33 @@
+import { readFileSync } from "node:fs";
+import { parse as parseYaml } from "yaml";
+import { UsageError } from "./errors.ts";
+
+/**
+ * Reads a config file (JSON, or YAML, which is a superset) into a plain object of option keys.
+ * Keys may be written as the option's camelCase name or its flag name (`api-listen`).
+ */
+export function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    const code = (error as { code?: string }).code ?? (error as Error).message;
+    throw new UsageError(`invalid --config "${path}": cannot read it (${code})`);
+  }
+  let data: unknown;
+  try {
+    data = path.endsWith(".json") ? JSON.parse(text) : parseYaml(text);
+  } catch (error) {
+    const first = String((error as Error).message).split("\n")[0];
+    throw new UsageError(`invalid --config "${path}": not valid ${path.endsWith(".json") ? "JSON" : "YAML or JSON"}: ${first}`);
+  }
+  if (data === null || data === undefined) return {};
+  if (typeof data !== "object" || Array.isArray(data)) {
+    throw new UsageError(`invalid --config "${path}": expected a mapping of option names to values`);
+  }
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(data)) {
+    out[key.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())] = value;
+  }
+  return out;
+}

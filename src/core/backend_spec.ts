@@ -1,0 +1,58 @@
+import { formatHostPort, parseHostPort } from "./address.ts";
+
+/** One Galera node the proxy may route to, with the agent URL that says whether it may. */
+export interface BackendSpec {
+  name: string;
+  host: string;
+  port: number;
+  /** Base URL of the node's health agent (galerad healthcheck, galera-healthcheck, clustercheck). */
+  health: string;
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+
+/** The port galera-healthcheck and `galerad healthcheck` listen on when none is given. */
+export const DEFAULT_AGENT_PORT = 9200;
+
+/**
+ * Parses `NAME=HOST:PORT[,health=URL]`. Without `health=` the agent is assumed at
+ * `http://HOST:9200`, where galera-healthcheck and `galerad healthcheck` listen by default.
+ * Throws a TypeError whose message quotes the value and says what was expected.
+ */
+export function parseBackendSpec(text: string): BackendSpec {
+  const expected = "expected NAME=HOST:PORT[,health=http://HOST:PORT]";
+  const [head, ...options] = text.trim().split(",");
+  const eq = head.indexOf("=");
+  if (eq <= 0) throw new TypeError(`"${text}": ${expected}`);
+  const name = head.slice(0, eq);
+  if (!NAME.test(name)) {
+    throw new TypeError(`"${text}": name "${name}" must be letters, digits, '.', '_' or '-'`);
+  }
+  const address = parseHostPort(head.slice(eq + 1), "");
+  if (!address || address.host === "" || address.port === 0) {
+    throw new TypeError(`"${text}": ${expected}`);
+  }
+  let health = `http://${formatHostPort({ host: address.host, port: DEFAULT_AGENT_PORT })}`;
+  for (const option of options) {
+    const [key, ...rest] = option.split("=");
+    const value = rest.join("=");
+    if (key !== "health" || value === "") {
+      throw new TypeError(`"${text}": unknown option "${option}", ${expected}`);
+    }
+    health = validateHealthUrl(value, text);
+  }
+  return { name, host: address.host, port: address.port, health };
+}
+
+function validateHealthUrl(value: string, spec: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new TypeError(`"${spec}": health "${value}" is not a URL, expected http://HOST:PORT`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new TypeError(`"${spec}": health "${value}" must be an http:// or https:// URL`);
+  }
+  return value.replace(/\/+$/, "");
+}

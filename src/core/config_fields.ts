@@ -1,0 +1,100 @@
+import * as v from "valibot";
+import { type HostPort, parseHostPort } from "./address.ts";
+import { type BackendSpec, parseBackendSpec } from "./backend_spec.ts";
+import { parseDuration } from "./duration.ts";
+
+/**
+ * Valibot field schemas shared by every subcommand's configuration. Each accepts what a flag,
+ * an environment variable or a config file may hold (text, or the natural JSON/YAML type) and
+ * yields the typed value; its message says what was expected.
+ */
+
+const text = v.union([v.string(), v.number()], "expected text");
+
+/** A duration: "500ms", "2s", "1m" or a number of milliseconds. */
+export const duration = (min = 0) =>
+  v.pipe(
+    text,
+    v.transform((raw) => parseDuration(raw) ?? Number.NaN),
+    v.check((ms) => !Number.isNaN(ms), "expected a duration like 500ms, 2s or 1m"),
+    v.check((ms) => ms >= min, `expected a duration of at least ${min}ms`),
+  );
+
+/** A whole number within bounds, from text or a number. */
+export const integer = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  v.pipe(
+    text,
+    v.transform((raw) => (typeof raw === "number" ? raw : /^-?\d+$/.test(raw.trim()) ? Number(raw) : Number.NaN)),
+    v.check(
+      (n) => Number.isInteger(n) && n >= min && n <= max,
+      max === Number.MAX_SAFE_INTEGER
+        ? `expected a whole number of at least ${min}`
+        : `expected a whole number from ${min} to ${max}`,
+    ),
+  );
+
+/** `HOST:PORT` or `:PORT`; an empty host means all interfaces. */
+export const hostPort = (defaultHost = "0.0.0.0") =>
+  v.pipe(
+    v.string("expected HOST:PORT"),
+    v.transform((raw): HostPort | null => parseHostPort(raw, defaultHost) ?? null),
+    v.check((value) => value !== null, "expected HOST:PORT, [IPv6]:PORT or :PORT"),
+    v.transform((value) => value!),
+  );
+
+/** A list of backends, each `NAME=HOST:PORT[,health=URL]` or an object with those keys. */
+export const backendList = v.pipe(
+  v.union([v.string(), v.array(v.union([v.string(), v.record(v.string(), v.unknown())]))], "expected a list of NAME=HOST:PORT[,health=URL]"),
+  v.rawTransform(({ dataset, addIssue, NEVER }) => {
+    const items = typeof dataset.value === "string" ? splitList(dataset.value) : dataset.value;
+    const specs: BackendSpec[] = [];
+    for (const item of items) {
+      try {
+        specs.push(parseBackendSpec(typeof item === "string" ? item : backendObjectToSpec(item)));
+      } catch (error) {
+        addIssue({ message: (error as Error).message });
+        return NEVER;
+      }
+    }
+    const seen = new Set<string>();
+    for (const spec of specs) {
+      if (seen.has(spec.name)) {
+        addIssue({ message: `backend name "${spec.name}" is used twice; names must be unique` });
+        return NEVER;
+      }
+      seen.add(spec.name);
+    }
+    return specs;
+  }),
+);
+
+/** A boolean from a flag, "true"/"false"/"1"/"0"/"yes"/"no" text or JSON. */
+export const boolean = v.pipe(
+  v.union([v.boolean(), v.string(), v.number()]),
+  v.transform((raw) => {
+    if (typeof raw === "boolean") return raw;
+    const t = String(raw).trim().toLowerCase();
+    return ["true", "1", "yes", "on"].includes(t) ? true : ["false", "0", "no", "off"].includes(t) ? false : null;
+  }),
+  v.check((b) => b !== null, "expected true or false"),
+  v.transform((b) => b!),
+);
+
+/** Non-empty text. */
+export const nonEmpty = v.pipe(v.string("expected text"), v.minLength(1, "expected a non-empty value"));
+
+/** Splits a repeatable option given once as text (environment variable): by `;` or whitespace. */
+export function splitList(value: string): string[] {
+  return value.split(/[;\s]+/).filter((item) => item !== "");
+}
+
+function backendObjectToSpec(item: Record<string, unknown>): string {
+  const { name, host, port, health, ...rest } = item;
+  const extra = Object.keys(rest);
+  if (extra.length > 0) throw new TypeError(`unknown backend key "${extra[0]}", expected name, host, port, health`);
+  if (typeof name !== "string" || typeof host !== "string" || (typeof port !== "number" && typeof port !== "string")) {
+    throw new TypeError(`backend ${JSON.stringify(item)}: expected {name, host, port, health?}`);
+  }
+  const h = host.includes(":") ? `[${host}]` : host;
+  return `${name}=${h}:${port}${typeof health === "string" ? `,health=${health}` : ""}`;
+}

@@ -1,0 +1,126 @@
+import { Hono } from "hono";
+import { basicAuth } from "hono/basic-auth";
+import type { BackendRuntime, Proxy } from "./proxy.ts";
+
+/** Credentials for the API; both required. */
+export interface ApiAuth {
+  user: string;
+  password: string;
+}
+
+/** One backend as `GET /v0/backends` shows it: Switchboard's fields plus galerad's. */
+export function backendView(proxy: Proxy, backend: BackendRuntime) {
+  const health = backend.health;
+  return {
+    name: backend.spec.name,
+    host: backend.spec.host,
+    port: backend.spec.port,
+    healthy: health.status === "healthy",
+    active: proxy.active === backend.spec.name,
+    currentSessionCount: backend.sessions.size,
+    trafficEnabled: proxy.traffic.enabled && !backend.maintenance,
+    wsrepLocalIndex: health.wsrepLocalIndex,
+    lastChange: health.lastChange === null ? null : new Date(health.lastChange).toISOString(),
+    status: health.status,
+    reason: health.reason,
+    wsrepLocalState: health.wsrepLocalState,
+    wsrepLocalStateComment: health.wsrepLocalStateComment,
+    healthUrl: backend.spec.health,
+    lastProbe: health.lastProbe && {
+      ok: health.lastProbe.ok,
+      reason: health.lastProbe.reason,
+      latencyMs: health.lastProbe.latencyMs,
+    },
+  };
+}
+
+/** The cluster as `GET /v0/cluster` shows it. */
+export function clusterView(proxy: Proxy) {
+  return {
+    trafficEnabled: proxy.traffic.enabled,
+    message: proxy.traffic.message,
+    lastUpdated: new Date(proxy.traffic.lastUpdated).toISOString(),
+    activeBackend: proxy.active,
+    activeReason: proxy.activeReason,
+    activeSince: proxy.activeSince === null ? null : new Date(proxy.activeSince).toISOString(),
+    ready: proxy.ready,
+    currentSessionCount: proxy.sessionCount,
+    counters: proxy.counters,
+  };
+}
+
+/**
+ * The authenticated JSON API on the API port. Switchboard-compatible where Switchboard has the
+ * endpoint (`/v0/backends`, `/v0/cluster`), so existing scripts keep working.
+ */
+export function createApi(proxy: Proxy, auth: ApiAuth): Hono {
+  const app = new Hono();
+  app.use("*", basicAuth({ username: auth.user, password: auth.password, realm: "galerad" }));
+  app.get("/v0/backends", (c) => c.json([...proxy.backends.values()].map((b) => backendView(proxy, b))));
+  app.get("/v0/cluster", (c) => c.json(clusterView(proxy)));
+  app.get("/v0/events", (c) => c.json(proxy.events.list()));
+  app.patch("/v0/cluster", async (c) => {
+    const input = await readTrafficInput(c.req.raw);
+    if ("error" in input) return c.json({ error: input.error }, 400);
+    proxy.setTraffic(input.trafficEnabled, input.message);
+    return c.json(clusterView(proxy));
+  });
+  app.notFound((c) => c.json({ error: `no such endpoint: ${c.req.method} ${c.req.path}` }, 404));
+  return app;
+}
+
+/**
+ * Reads `trafficEnabled` and `message` from the query string (Switchboard's form) or a JSON
+ * body. Disabling needs a message, so whoever looks next knows why traffic stopped.
+ */
+async function readTrafficInput(
+  request: Request,
+): Promise<{ trafficEnabled: boolean; message: string } | { error: string }> {
+  const url = new URL(request.url);
+  let raw: Record<string, unknown> = Object.fromEntries(url.searchParams);
+  const text = await request.text();
+  if (text.trim() !== "") {
+    try {
+      const body = JSON.parse(text);
+      if (typeof body !== "object" || body === null || Array.isArray(body)) {
+        return { error: "body must be a JSON object like {\"trafficEnabled\": false, \"message\": \"…\"}" };
+      }
+      raw = { ...raw, ...body };
+    } catch {
+      return { error: "body is not valid JSON" };
+    }
+  }
+  const flag = raw.trafficEnabled;
+  const enabled = flag === true || flag === "true" ? true : flag === false || flag === "false" ? false : undefined;
+  if (enabled === undefined) {
+    return { error: `trafficEnabled must be true or false: current value is ${JSON.stringify(flag ?? null)}` };
+  }
+  const message = typeof raw.message === "string" ? raw.message.trim() : "";
+  if (!enabled && message === "") {
+    return { error: "message is required when trafficEnabled is false: say why traffic stops" };
+  }
+  return { trafficEnabled: enabled, message };
+}
+
+/**
+ * The load-balancer port (1936): `GET /` and any other path answer 200 while the process runs,
+ * as Switchboard's does; `GET /ready` answers 503 while this proxy cannot route (no active node,
+ * traffic disabled, starting or draining), for load balancers that can use it.
+ */
+export function createHealthApp(proxy: Proxy): Hono {
+  const app = new Hono();
+  app.get("/ready", (c) => {
+    const why = !proxy.ready
+      ? "starting"
+      : proxy.draining
+      ? "draining"
+      : !proxy.traffic.enabled
+      ? "traffic disabled"
+      : proxy.active === null
+      ? "no active node"
+      : null;
+    return why === null ? c.text(`ready: ${proxy.active}\n`) : c.text(`not ready: ${why}\n`, 503);
+  });
+  app.all("*", (c) => c.text("ok\n"));
+  return app;
+}

@@ -1,0 +1,331 @@
+import { getLogger } from "@logtape/logtape";
+import { connectTcp, listenTcp, splice } from "#runtime";
+import type { HostPort } from "../core/address.ts";
+import type { BackendSpec } from "../core/backend_spec.ts";
+import { applyProbe, type HealthState, initialHealth, type ProbeResult } from "../core/health_state.ts";
+import { ER_SERVER_SHUTDOWN, ER_UNKNOWN_ERROR, mysqlErrorPacket } from "../core/mysql_packet.ts";
+import { type Candidate, chooseActive } from "../core/select_active.ts";
+import type { TcpConn, TcpListener } from "../runtime/types.ts";
+import { EventLog } from "./events.ts";
+import { HealthMonitor, type Prober } from "./health_monitor.ts";
+import { Session } from "./session.ts";
+
+const log = getLogger(["galerad", "proxy"]);
+
+/** Everything `galerad proxy` needs to route; validated before it gets here. */
+export interface ProxyOptions {
+  listen: HostPort;
+  backends: BackendSpec[];
+  intervalMs: number;
+  timeoutMs: number;
+  rise: number;
+  fall: number;
+  connectTimeoutMs: number;
+  keepAliveMs: number;
+  shutdownTimeoutMs: number;
+}
+
+/** A backend with what the proxy knows about it now. */
+export interface BackendRuntime {
+  spec: BackendSpec;
+  health: HealthState;
+  sessions: Set<Session>;
+  maintenance: boolean;
+}
+
+/** The cluster-wide traffic switch an operator flips through the API. */
+export interface TrafficSwitch {
+  enabled: boolean;
+  message: string;
+  lastUpdated: number;
+}
+
+/** Counters since start, for the API and metrics. */
+export interface ProxyCounters {
+  accepted: number;
+  refused: Record<string, number>;
+  severed: number;
+  connectFailures: number;
+  bytesUp: number;
+  bytesDown: number;
+}
+
+/**
+ * The single-writer proxy: watches every backend's agent, keeps one sticky active node, pipes
+ * every client to it and severs sessions on a node the moment it stops being active.
+ */
+export class Proxy {
+  readonly backends = new Map<string, BackendRuntime>();
+  readonly events = new EventLog();
+  readonly counters: ProxyCounters = {
+    accepted: 0,
+    refused: {},
+    severed: 0,
+    connectFailures: 0,
+    bytesUp: 0,
+    bytesDown: 0,
+  };
+  traffic: TrafficSwitch = { enabled: true, message: "", lastUpdated: Date.now() };
+  active: string | null = null;
+  activeReason = "not decided yet";
+  activeSince: number | null = null;
+  draining = false;
+  #listener: TcpListener | null = null;
+  #monitor: HealthMonitor;
+  #nextSessionId = 1;
+  #ready: Promise<void>;
+  #markReady!: () => void;
+  #isReady = false;
+  #sessionsDone = new Set<() => void>();
+
+  constructor(readonly options: ProxyOptions, prober?: Prober) {
+    for (const spec of options.backends) {
+      this.backends.set(spec.name, {
+        spec,
+        health: initialHealth(),
+        sessions: new Set(),
+        maintenance: false,
+      });
+    }
+    this.#ready = new Promise((resolve) => (this.#markReady = resolve));
+    this.#monitor = new HealthMonitor(
+      { intervalMs: options.intervalMs, timeoutMs: options.timeoutMs },
+      (name, result) => this.#onProbe(name, result),
+      prober,
+    );
+  }
+
+  /** The port clients connect to (useful when listening on port 0). */
+  get port(): number {
+    return this.#listener?.port ?? this.options.listen.port;
+  }
+
+  /** True once every backend has answered (or failed) its first probe. */
+  get ready(): boolean {
+    return this.#isReady;
+  }
+
+  get sessionCount(): number {
+    let count = 0;
+    for (const backend of this.backends.values()) count += backend.sessions.size;
+    return count;
+  }
+
+  /** Binds the client port and starts the health checks. */
+  async start(): Promise<void> {
+    this.#listener = await listenTcp(
+      this.options.listen,
+      { keepAliveMs: this.options.keepAliveMs },
+      (conn) => this.#accept(conn),
+    );
+    log.info("listening for clients on {host}:{port}", {
+      host: this.options.listen.host,
+      port: this.port,
+    });
+    if (this.backends.size === 0) this.#setReady();
+    for (const backend of this.backends.values()) {
+      this.#monitor.watch(backend.spec.name, backend.spec.health);
+    }
+  }
+
+  /** Resolves once the first round of probes is in and the first decision is made. */
+  whenReady(): Promise<void> {
+    return this.#ready;
+  }
+
+  /**
+   * Stops accepting, lets sessions finish for up to `shutdownTimeoutMs`, then severs what is
+   * left and stops the health checks.
+   */
+  async shutdown(): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    await this.#listener?.close();
+    const remaining = this.sessionCount;
+    if (remaining > 0) {
+      log.info("draining {sessions} sessions for up to {timeoutMs}ms", {
+        sessions: remaining,
+        timeoutMs: this.options.shutdownTimeoutMs,
+      });
+      await this.#waitForSessions(this.options.shutdownTimeoutMs);
+    }
+    const left = this.sessionCount;
+    if (left > 0) log.warn("closing {sessions} sessions still open at the drain deadline", { sessions: left });
+    for (const backend of this.backends.values()) this.#sever(backend, "shutdown");
+    this.#monitor.stop();
+  }
+
+  /** Enables or disables all traffic; disabling severs every session and refuses new ones. */
+  setTraffic(enabled: boolean, message: string): void {
+    this.traffic = { enabled, message, lastUpdated: Date.now() };
+    const text = enabled ? "traffic enabled" : `traffic disabled: ${message}`;
+    log.warn("{text}", { text, enabled, message });
+    this.events.push({ time: Date.now(), kind: "traffic", message: text, data: { enabled } });
+    if (!enabled) for (const backend of this.backends.values()) this.#sever(backend, "traffic disabled");
+    this.#reselect();
+  }
+
+  /** The selection inputs: health as the monitor sees it now. */
+  candidates(): Candidate[] {
+    return [...this.backends.values()].map((b) => ({
+      name: b.spec.name,
+      healthy: b.health.status === "healthy",
+      wsrepLocalIndex: b.health.wsrepLocalIndex,
+      maintenance: b.maintenance,
+    }));
+  }
+
+  #setReady(): void {
+    if (this.#isReady) return;
+    this.#isReady = true;
+    this.#reselect();
+    this.#markReady();
+  }
+
+  #onProbe(name: string, result: ProbeResult): void {
+    const backend = this.backends.get(name);
+    if (!backend) return;
+    const { state, changed } = applyProbe(backend.health, result, {
+      rise: this.options.rise,
+      fall: this.options.fall,
+      now: Date.now(),
+    });
+    backend.health = state;
+    if (changed) {
+      const message = `${name} is ${state.status}: ${state.reason}`;
+      (state.status === "healthy" ? log.info : log.warn).call(log, "{message}", {
+        message,
+        backend: name,
+        status: state.status,
+        reason: state.reason,
+      });
+      this.events.push({ time: Date.now(), kind: "health", message, data: { backend: name, status: state.status } });
+    }
+    if (!this.#isReady) {
+      if ([...this.backends.values()].every((b) => b.health.status !== "unknown")) this.#setReady();
+      return;
+    }
+    if (changed) this.#reselect();
+  }
+
+  #reselect(): void {
+    if (!this.#isReady) return;
+    const decision = chooseActive(this.candidates(), this.active);
+    if (decision.changed) this.setActive(decision.active, decision.reason);
+  }
+
+  /**
+   * Makes `next` the node that receives traffic and severs every session on the node that held
+   * the role before. The single place where the active node changes.
+   */
+  setActive(next: string | null, reason: string): void {
+    const previous = this.active;
+    if (previous === next) return;
+    this.active = next;
+    this.activeReason = reason;
+    this.activeSince = next === null ? null : Date.now();
+    const message = next === null
+      ? `no active node: ${reason}`
+      : `active node is now ${next} (was ${previous ?? "none"}): ${reason}`;
+    (next === null ? log.error : log.warn).call(log, "{message}", {
+      message,
+      active: next,
+      previous,
+      reason,
+    });
+    this.events.push({ time: Date.now(), kind: "active", message, data: { active: next, previous } });
+    const old = previous === null ? undefined : this.backends.get(previous);
+    if (old) this.#sever(old, `${previous} is no longer active`);
+  }
+
+  #sever(backend: BackendRuntime, why: string): void {
+    const count = backend.sessions.size;
+    if (count === 0) return;
+    for (const session of backend.sessions) session.close();
+    this.counters.severed += count;
+    log.warn("severed {count} sessions on {backend}: {why}", { count, backend: backend.spec.name, why });
+  }
+
+  #refuse(conn: TcpConn, reason: string, message: string, code = ER_UNKNOWN_ERROR): void {
+    this.counters.refused[reason] = (this.counters.refused[reason] ?? 0) + 1;
+    conn.endWith(mysqlErrorPacket(code, "08004", `galerad: ${message}`));
+  }
+
+  /** Why a new session cannot be routed now, or null when it can. */
+  #refusal(): { reason: string; message: string; code?: number } | null {
+    if (this.draining) {
+      return { reason: "shutdown", message: "proxy is shutting down", code: ER_SERVER_SHUTDOWN };
+    }
+    if (!this.traffic.enabled) {
+      return { reason: "traffic_disabled", message: `traffic disabled by operator: ${this.traffic.message}` };
+    }
+    if (this.active === null) {
+      return { reason: "no_active_node", message: "no healthy Galera node is active; try again later" };
+    }
+    return null;
+  }
+
+  async #accept(conn: TcpConn): Promise<void> {
+    if (!this.#isReady) await this.#ready;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const refusal = this.#refusal();
+      if (refusal) return this.#refuse(conn, refusal.reason, refusal.message, refusal.code);
+      const backend = this.backends.get(this.active!)!;
+      const session = new Session(this.#nextSessionId++, conn, backend.spec.name);
+      backend.sessions.add(session);
+      let server: TcpConn;
+      try {
+        server = await connectTcp(backend.spec, {
+          timeoutMs: this.options.connectTimeoutMs,
+          keepAliveMs: this.options.keepAliveMs,
+        });
+      } catch (error) {
+        this.#release(backend, session);
+        if (session.closed) continue; // the node was severed while we dialled: re-decide
+        this.counters.connectFailures++;
+        const reason = error instanceof Error ? error.message : String(error);
+        log.warn("cannot reach active node {backend}: {reason}", { backend: backend.spec.name, reason });
+        return this.#refuse(conn, "backend_unreachable", `cannot reach active node ${backend.spec.name}: ${reason}`);
+      }
+      if (session.closed || this.active !== backend.spec.name || this.#refusal()) {
+        // The node stopped being active (or traffic stopped) while we dialled: never hand the
+        // client to it; route it by the new state instead.
+        server.destroy();
+        this.#release(backend, session);
+        continue;
+      }
+      session.server = server;
+      this.counters.accepted++;
+      await splice(conn, server, session.stats);
+      session.closed = true;
+      this.counters.bytesUp += session.stats.up;
+      this.counters.bytesDown += session.stats.down;
+      this.#release(backend, session);
+      return;
+    }
+    this.#refuse(conn, "active_changed", "active node changed while connecting; try again");
+  }
+
+  #release(backend: BackendRuntime, session: Session): void {
+    backend.sessions.delete(session);
+    this.#sessionEnded();
+  }
+
+  #sessionEnded(): void {
+    if (this.sessionCount > 0) return;
+    for (const done of this.#sessionsDone) done();
+  }
+
+  #waitForSessions(timeoutMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const finish = () => {
+        clearTimeout(timer);
+        this.#sessionsDone.delete(finish);
+        resolve();
+      };
+      const timer = setTimeout(finish, timeoutMs);
+      this.#sessionsDone.add(finish);
+      if (this.sessionCount === 0) finish();
+    });
+  }
+}

@@ -1,0 +1,23 @@
+import type { SpliceStats, TcpConn } from "../runtime/types.ts";
+
+/** One client connection and, once dialled, its backend connection. */
+export class Session {
+  readonly stats: SpliceStats = { up: 0, down: 0 };
+  readonly startedAt = Date.now();
+  server: TcpConn | null = null;
+  closed = false;
+
+  constructor(readonly id: number, readonly client: TcpConn, readonly backend: string) {}
+
+  /**
+   * Severs both sides at once. A session still dialling its backend is only marked: the
+   * proxy then routes its client by the new state instead of dropping it.
+   */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.server === null) return;
+    this.client.destroy();
+    this.server.destroy();
+  }
+}

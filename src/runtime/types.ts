@@ -1,0 +1,59 @@
+import type { HostPort } from "../core/address.ts";
+
+/**
+ * The runtime seam. `#runtime` resolves to `bun.ts` (also used under any Node-compatible
+ * runtime) or `deno.ts`; both export the functions below with these exact types, and nothing
+ * outside src/runtime/ asks which runtime it is on.
+ */
+
+/** One accepted or dialled TCP connection. */
+export interface TcpConn {
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  /** Writes a small control message (an error packet) and closes after it is flushed. */
+  endWith(data: Uint8Array): void;
+  /** Closes both directions at once; pending data is dropped. Idempotent. */
+  destroy(): void;
+  /** Resolves once the connection is fully closed, by either side. */
+  readonly closed: Promise<void>;
+}
+
+/** Byte counters a splice adds to as data passes, per direction. */
+export interface SpliceStats {
+  /** Client to backend. */
+  up: number;
+  /** Backend to client. */
+  down: number;
+}
+
+export interface TcpListener {
+  readonly port: number;
+  /** Stops accepting; established connections are not touched. */
+  close(): Promise<void>;
+}
+
+export interface ConnectOptions {
+  timeoutMs: number;
+  /** TCP keepalive idle time; 0 disables keepalive. */
+  keepAliveMs: number;
+}
+
+export interface ListenOptions {
+  keepAliveMs: number;
+}
+
+export interface HttpServer {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+export type FetchHandler = (request: Request) => Response | Promise<Response>;
+
+/** A bound UDP socket. */
+export interface UdpSocket {
+  readonly port: number;
+  send(data: Uint8Array, to: HostPort): void;
+  close(): void;
+}
+
+export type UdpHandler = (data: Uint8Array, from: HostPort) => void;

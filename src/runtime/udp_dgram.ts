@@ -1,0 +1,31 @@
+import dgram from "node:dgram";
+import type { HostPort } from "../core/address.ts";
+import type { UdpHandler, UdpSocket } from "./types.ts";
+
+/**
+ * Binds a UDP socket with node:dgram (both Bun and Deno implement it); every datagram goes to
+ * `onMessage`. The receive buffer is raised to 1 MiB: Deno's 64 KiB default drops gossip
+ * bursts (DESIGN.md §5).
+ */
+export function bindUdp(address: HostPort, onMessage: UdpHandler): Promise<UdpSocket> {
+  const type = address.host.includes(":") ? "udp6" : "udp4";
+  const socket = dgram.createSocket({ type, recvBufferSize: 1 << 20 });
+  socket.on("message", (msg, rinfo) => {
+    onMessage(new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength), {
+      host: rinfo.address,
+      port: rinfo.port,
+    });
+  });
+  return new Promise((resolve, reject) => {
+    socket.once("error", reject);
+    socket.bind(address.port, address.host, () => {
+      socket.off("error", reject);
+      socket.on("error", () => {});
+      resolve({
+        port: socket.address().port,
+        send: (data, to) => socket.send(data, to.port, to.host),
+        close: () => socket.close(),
+      });
+    });
+  });
+}

@@ -1,0 +1,154 @@
+/**
+ * Test doubles on real loopback sockets: backends that greet with their name and echo, agents
+ * whose answer a test flips, and small waiting helpers. Used by the bun suites.
+ */
+import http from "node:http";
+import net from "node:net";
+
+export interface TestBackend {
+  name: string;
+  port: number;
+  /** Open client sockets on this backend right now. */
+  readonly open: number;
+  close(): Promise<void>;
+}
+
+/** A TCP server that writes `hello NAME\n` on connect, then echoes everything back. */
+export function startBackend(name: string): Promise<TestBackend> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    socket.on("error", () => {});
+    socket.write(`hello ${name}\n`);
+    socket.on("data", (chunk) => socket.write(chunk));
+    socket.on("end", () => socket.end());
+  });
+  return new Promise((resolve) => {
+    server.listen(0, "127.0.0.1", () => {
+      const port = (server.address() as net.AddressInfo).port;
+      resolve({
+        name,
+        port,
+        get open() {
+          return sockets.size;
+        },
+        close: () =>
+          new Promise<void>((done) => {
+            for (const s of sockets) s.destroy();
+            server.close(() => done());
+          }),
+      });
+    });
+  });
+}
+
+export interface AgentAnswer {
+  healthy: boolean;
+  index?: number;
+  /** Respond only on `/` with a status code, like clustercheck (404 on /api/v1/status). */
+  clustercheckOnly?: boolean;
+  /** Never answer (a hung agent). */
+  hang?: boolean;
+  /** Answer garbage on /api/v1/status. */
+  garbage?: boolean;
+}
+
+export interface TestAgent {
+  url: string;
+  port: number;
+  answer: AgentAnswer;
+  requests: number;
+  set(answer: Partial<AgentAnswer>): void;
+  close(): Promise<void>;
+}
+
+/** An HTTP health agent whose answer the test changes with `set`. */
+export function startAgent(answer: AgentAnswer): Promise<TestAgent> {
+  const agent = { answer, requests: 0 } as TestAgent;
+  const server = http.createServer((req, res) => {
+    agent.requests++;
+    const a = agent.answer;
+    if (a.hang) return; // keep the request open forever
+    if (req.url === "/api/v1/status") {
+      if (a.clustercheckOnly) return res.writeHead(404).end("not found\n");
+      if (a.garbage) return res.writeHead(200, { "content-type": "application/json" }).end("{not json");
+      const body = JSON.stringify({
+        healthy: a.healthy,
+        wsrep_local_index: a.index ?? 0,
+        wsrep_local_state: a.healthy ? 4 : 1,
+        wsrep_local_state_comment: a.healthy ? "Synced" : "Joining",
+      });
+      return res.writeHead(a.healthy ? 200 : 503, { "content-type": "application/json" }).end(body);
+    }
+    res.writeHead(a.healthy ? 200 : 503).end(a.healthy ? "Galera node is synced\n" : "Galera node is not synced\n");
+  });
+  server.keepAliveTimeout = 1000;
+  return new Promise((resolve) => {
+    server.listen(0, "127.0.0.1", () => {
+      agent.port = (server.address() as net.AddressInfo).port;
+      agent.url = `http://127.0.0.1:${agent.port}`;
+      agent.set = (next) => (agent.answer = { ...agent.answer, ...next });
+      agent.close = () =>
+        new Promise<void>((done) => {
+          server.close(() => done());
+          server.closeAllConnections();
+        });
+      resolve(agent);
+    });
+  });
+}
+
+/** Waits until `check` returns a truthy value, polling; throws with `what` after `timeoutMs`. */
+export async function waitFor<T>(what: string, check: () => T | Promise<T>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await check();
+      if (value) return value;
+    } catch (error) {
+      last = error;
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}${last ? `: ${last}` : ""}`);
+}
+
+export interface Client {
+  socket: net.Socket;
+  /** Everything received so far. */
+  readonly received: string;
+  /** Resolves when the socket closed; `true` if the peer closed it. */
+  readonly closed: Promise<void>;
+  isClosed(): boolean;
+  send(text: string): void;
+  waitFor(text: string, timeoutMs?: number): Promise<string>;
+}
+
+/** Connects a raw TCP client and records what it receives. */
+export function connectClient(port: number): Promise<Client> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: "127.0.0.1", port, allowHalfOpen: true });
+    let received = "";
+    let closed = false;
+    const closedPromise = new Promise<void>((r) => socket.once("close", () => {
+      closed = true;
+      r();
+    }));
+    socket.on("data", (chunk) => (received += chunk.toString("latin1")));
+    socket.on("error", () => {});
+    socket.once("connect", () =>
+      resolve({
+        socket,
+        get received() {
+          return received;
+        },
+        closed: closedPromise,
+        isClosed: () => closed,
+        send: (text) => socket.write(text),
+        waitFor: (text, timeoutMs = 5000) => waitFor(`"${text}" from the proxy (got ${JSON.stringify(received)})`, () => received.includes(text) && received, timeoutMs),
+      }));
+    socket.once("error", reject);
+  });
+}
