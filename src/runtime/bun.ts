@@ -30,6 +30,7 @@ class NodeConn implements TcpConn {
 
   endWith(data: Uint8Array): void {
     if (this.socket.destroyed) return;
+    this.socket.resume();
     this.socket.end(data);
     // A client that never reads must not keep the socket: give it a moment, then drop it.
     setTimeout(() => this.socket.destroy(), 2000).unref?.();
@@ -64,7 +65,11 @@ export function listenTcp(
       const port = typeof bound === "object" && bound ? bound.port : address.port;
       resolve({
         port,
-        close: () => new Promise<void>((done) => server.close(() => done())),
+        // server.close()'s callback waits for every connection to end; listening stops at once.
+        close: () => {
+          server.close();
+          return Promise.resolve();
+        },
       });
     });
   });

@@ -119,7 +119,7 @@ export interface Client {
   socket: net.Socket;
   /** Everything received so far. */
   readonly received: string;
-  /** Resolves when the socket closed; `true` if the peer closed it. */
+  /** Resolves when the peer closed its side (FIN) or the socket closed. */
   readonly closed: Promise<void>;
   isClosed(): boolean;
   send(text: string): void;
@@ -132,10 +132,16 @@ export function connectClient(port: number): Promise<Client> {
     const socket = net.connect({ host: "127.0.0.1", port, allowHalfOpen: true });
     let received = "";
     let closed = false;
-    const closedPromise = new Promise<void>((r) => socket.once("close", () => {
-      closed = true;
-      r();
-    }));
+    // The peer is done once it sent FIN (or the socket closed): a severed session shows as
+    // either, depending on the runtime.
+    const closedPromise = new Promise<void>((r) => {
+      const done = () => {
+        closed = true;
+        r();
+      };
+      socket.once("end", done);
+      socket.once("close", done);
+    });
     socket.on("data", (chunk) => (received += chunk.toString("latin1")));
     socket.on("error", () => {});
     socket.once("connect", () =>

@@ -1,0 +1,167 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { connectClient, startAgent, startBackend, type TestAgent, type TestBackend, waitFor } from "../helpers/fixtures.ts";
+import { props, runCli, startDaemon } from "../helpers/spawn.ts";
+import pkg from "../../package.json" with { type: "json" };
+
+const dir = mkdtempSync(path.join(tmpdir(), "galerad-cli-"));
+const ports0 = ["--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0", "--health-listen", "127.0.0.1:0"];
+
+function oneLine(stderr: string) {
+  const lines = stderr.trim().split("\n");
+  expect(lines).toHaveLength(1);
+  expect(stderr).not.toContain("    at ");
+  return lines[0];
+}
+
+describe("galerad CLI", () => {
+  test("--help lists the proxy subcommand and exits 0", async () => {
+    const r = await runCli(["--help"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("proxy");
+  });
+
+  test("--version prints package.json's version", async () => {
+    const r = await runCli(["--version"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe(pkg.version);
+  });
+
+  test("proxy --help shows every option with its GALERAD_ variable", async () => {
+    const r = await runCli(["proxy", "--help"]);
+    expect(r.code).toBe(0);
+    for (const env of ["GALERAD_LISTEN", "GALERAD_BACKEND", "GALERAD_INTERVAL", "GALERAD_RISE", "GALERAD_SHUTDOWN_TIMEOUT"]) {
+      expect(r.stdout).toContain(env);
+    }
+  });
+
+  test("an unknown option exits 2", async () => {
+    const r = await runCli(["proxy", "--nope"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("unknown option '--nope'");
+  });
+
+  test("an unknown subcommand exits 2", async () => {
+    const r = await runCli(["frobnicate"]);
+    expect(r.code).toBe(2);
+  });
+
+  test("missing --backend exits 2 with one line", async () => {
+    const r = await runCli(["proxy", ...ports0]);
+    expect(r.code).toBe(2);
+    expect(oneLine(r.stderr)).toBe("galerad: missing --backend: give at least one NAME=HOST:PORT[,health=URL]");
+  });
+
+  test("a bad flag value names the flag, the value and what was expected", async () => {
+    const r = await runCli(["proxy", "--backend", "db0=127.0.0.1:3306", "--interval", "soon"]);
+    expect(r.code).toBe(2);
+    expect(oneLine(r.stderr)).toBe('galerad: invalid --interval (flag): "soon": expected a duration like 500ms, 2s or 1m');
+  });
+
+  test("a bad backend spec names --backend", async () => {
+    const r = await runCli(["proxy", "--backend", "10.0.0.1:3306"]);
+    expect(r.code).toBe(2);
+    expect(oneLine(r.stderr)).toContain('invalid --backend (flag): ["10.0.0.1:3306"]: "10.0.0.1:3306": expected NAME=HOST:PORT');
+  });
+
+  test("a bad environment variable names the variable", async () => {
+    const r = await runCli(["proxy", "--backend", "db0=127.0.0.1:3306"], { env: { GALERAD_RISE: "0" } });
+    expect(r.code).toBe(2);
+    expect(oneLine(r.stderr)).toBe('galerad: invalid --rise (environment GALERAD_RISE): "0": expected a whole number from 1 to 100');
+  });
+
+  test("a config file with an unknown key or a bad value is refused", async () => {
+    const file = path.join(dir, "bad.yaml");
+    writeFileSync(file, "backends: [db0=127.0.0.1:3306]\nlisen: :3306\n");
+    const r = await runCli(["proxy", "--config", file]);
+    expect(r.code).toBe(2);
+    expect(oneLine(r.stderr)).toBe(`galerad: invalid --config "${file}": unknown key "lisen"`);
+    const json = path.join(dir, "bad.json");
+    writeFileSync(json, JSON.stringify({ backends: ["db0=127.0.0.1:3306"], fall: "many" }));
+    const r2 = await runCli(["proxy", "--config", json]);
+    expect(r2.code).toBe(2);
+    expect(oneLine(r2.stderr)).toBe('galerad: invalid --fall (config key "fall"): "many": expected a whole number from 1 to 100');
+    const missing = await runCli(["proxy", "--config", path.join(dir, "nope.yaml")]);
+    expect(missing.code).toBe(2);
+    expect(oneLine(missing.stderr)).toContain("cannot read it (ENOENT)");
+  });
+
+  test("a port already in use exits 1 with one line", async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((r) => blocker.listen(0, "127.0.0.1", () => r()));
+    const port = (blocker.address() as net.AddressInfo).port;
+    const r = await runCli(["proxy", "--backend", "db0=127.0.0.1:1", "--listen", `127.0.0.1:${port}`, "--log-level", "error"]);
+    blocker.close();
+    expect(r.code).toBe(1);
+    expect(oneLine(r.stderr)).toBe(`galerad: cannot listen for clients on 127.0.0.1:${port}: address already in use`);
+  });
+});
+
+describe("galerad proxy as a process", () => {
+  let backends: TestBackend[];
+  let agents: TestAgent[];
+  beforeAll(async () => {
+    backends = [await startBackend("db0"), await startBackend("db1")];
+    agents = [await startAgent({ healthy: true, index: 0 }), await startAgent({ healthy: true, index: 1 })];
+  });
+  afterAll(async () => {
+    for (const x of [...backends, ...agents]) await x.close();
+  });
+
+  test("reads a config file, routes, fails over, serves the API and drains on SIGTERM", async () => {
+    const config = path.join(dir, "proxy.yaml");
+    writeFileSync(config, [
+      "backends:",
+      ...backends.map((b, i) => `  - db${i}=127.0.0.1:${b.port},health=${agents[i].url}`),
+      "interval: 50ms",
+      "api-user: ops",
+      "shutdown-timeout: 5s",
+    ].join("\n"));
+    const pw = path.join(dir, "pw");
+    writeFileSync(pw, "hunter2\n");
+    const d = startDaemon(["proxy", "--config", config, ...ports0, "--api-password-file", pw]);
+    try {
+      const listening = props(await d.waitForLog("listening", (l) => String(l.message).startsWith("listening for clients")));
+      const apiLine = props(await d.waitForLog("API port", (l) => String(l.message).startsWith("API on")));
+      await d.waitForLog("first active node", (l) => props(l).active === "db0");
+      const client = await connectClient(Number(listening.port));
+      await client.waitFor("hello db0");
+      const api = `http://127.0.0.1:${apiLine.port}`;
+      const health = `http://127.0.0.1:${apiLine.healthPort}`;
+      expect((await fetch(`${api}/v0/backends`)).status).toBe(401);
+      const list = await (await fetch(`${api}/v0/backends`, { headers: { Authorization: `Basic ${btoa("ops:hunter2")}` } })).json();
+      expect(list.map((b: { name: string; active: boolean }) => [b.name, b.active])).toEqual([["db0", true], ["db1", false]]);
+      expect((await fetch(`${health}/ready`)).status).toBe(200);
+
+      agents[0].set({ healthy: false });
+      await client.closed;
+      const line = await d.waitForLog("failover", (l) => props(l).active === "db1");
+      expect(String(props(line).reason)).toContain("db0 is unhealthy");
+      const second = await connectClient(Number(listening.port));
+      await second.waitFor("hello db1");
+
+      d.child.kill("SIGTERM");
+      await new Promise((r) => setTimeout(r, 300));
+      expect(second.isClosed()).toBe(false); // draining: the open session may finish
+      second.socket.end();
+      expect(await d.exited).toBe(0);
+    } finally {
+      await d.stop("SIGKILL");
+      agents[0].set({ healthy: true });
+    }
+  });
+
+  test("takes backends from GALERAD_BACKEND, separated by whitespace", async () => {
+    const spec = backends.map((b, i) => `db${i}=127.0.0.1:${b.port},health=${agents[i].url}`).join(" ");
+    const d = startDaemon(["proxy", ...ports0, "--api-password", "x"], { env: { GALERAD_BACKEND: spec } });
+    try {
+      await d.waitForLog("first active node", (l) => props(l).active === "db0");
+      await waitFor("two backends probed", () => d.logs().filter((l) => String(l.message).includes("is healthy")).length === 2);
+    } finally {
+      expect(await d.stop()).toBe(0);
+    }
+  });
+});
