@@ -12,13 +12,22 @@ export function opt(flags: string, description: string, env: string): Option {
 }
 
 /** Adds the options every long-running subcommand shares: config file and logging. */
-export function withCommonOptions<C extends Command<unknown[], Record<string, unknown>>>(command: C): C {
+export function withCommonOptions<C extends Command<unknown[], Record<string, unknown>>>(
+  command: C,
+): C {
   command.addOption(opt("--config <file>", "read options from a JSON or YAML file", "CONFIG"));
   command.addOption(
-    opt("--log-format <format>", "log format: json, pretty, or auto (pretty on a terminal)", "LOG_FORMAT")
+    opt(
+      "--log-format <format>",
+      "log format: json, pretty, or auto (pretty on a terminal)",
+      "LOG_FORMAT",
+    )
       .default("auto"),
   );
-  command.addOption(opt("--log-level <level>", `lowest level logged: ${LOG_LEVELS.join(", ")}`, "LOG_LEVEL").default("info"));
+  command.addOption(
+    opt("--log-level <level>", `lowest level logged: ${LOG_LEVELS.join(", ")}`, "LOG_LEVEL")
+      .default("info"),
+  );
   return command;
 }
 
@@ -29,7 +38,9 @@ export const commonFields = {
 };
 
 /** Applies the shared logging options. */
-export function applyLogging(options: { logFormat: "json" | "pretty" | "auto"; logLevel: (typeof LOG_LEVELS)[number] }) {
+export function applyLogging(
+  options: { logFormat: "json" | "pretty" | "auto"; logLevel: (typeof LOG_LEVELS)[number] },
+) {
   setupLogging(options.logFormat, options.logLevel);
 }
 
@@ -42,7 +53,11 @@ export function readSecretFile(flag: string, path: string): string {
   try {
     text = readFileSync(path, "utf8");
   } catch (error) {
-    throw new UsageError(`invalid ${flag} "${path}": cannot read it (${(error as { code?: string }).code ?? (error as Error).message})`);
+    throw new UsageError(
+      `invalid ${flag} "${path}": cannot read it (${
+        (error as { code?: string }).code ?? (error as Error).message
+      })`,
+    );
   }
   const secret = text.split(/\r?\n/)[0].trim();
   if (secret === "") throw new UsageError(`invalid ${flag} "${path}": the file is empty`);

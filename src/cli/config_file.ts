@@ -19,11 +19,17 @@ export function readConfigFile(path: string): Record<string, unknown> {
     data = path.endsWith(".json") ? JSON.parse(text) : parseYaml(text);
   } catch (error) {
     const first = String((error as Error).message).split("\n")[0];
-    throw new UsageError(`invalid --config "${path}": not valid ${path.endsWith(".json") ? "JSON" : "YAML or JSON"}: ${first}`);
+    throw new UsageError(
+      `invalid --config "${path}": not valid ${
+        path.endsWith(".json") ? "JSON" : "YAML or JSON"
+      }: ${first}`,
+    );
   }
   if (data === null || data === undefined) return {};
   if (typeof data !== "object" || Array.isArray(data)) {
-    throw new UsageError(`invalid --config "${path}": expected a mapping of option names to values`);
+    throw new UsageError(
+      `invalid --config "${path}": expected a mapping of option names to values`,
+    );
   }
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(data)) {

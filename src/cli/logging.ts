@@ -1,4 +1,10 @@
-import { configureSync, getTextFormatter, jsonLinesFormatter, type LogLevel, type LogRecord } from "@logtape/logtape";
+import {
+  configureSync,
+  getTextFormatter,
+  jsonLinesFormatter,
+  type LogLevel,
+  type LogRecord,
+} from "@logtape/logtape";
 import process from "node:process";
 
 /** How logs are written: JSON Lines for machines, text for people. */

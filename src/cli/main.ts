@@ -36,7 +36,9 @@ export async function main(argv: string[]): Promise<void> {
 
 function exitCodeFor(error: unknown): number {
   if (error instanceof CommanderError) {
-    return ["commander.helpDisplayed", "commander.version", "commander.help"].includes(error.code) ? 0 : 2;
+    return ["commander.helpDisplayed", "commander.version", "commander.help"].includes(error.code)
+      ? 0
+      : 2;
   }
   if (error instanceof UsageError) return 2;
   if (error instanceof RuntimeFailure) return 1;

@@ -18,7 +18,9 @@ export function resolveOptions<S extends v.GenericSchema>(
   const configPath = values.config as string | undefined;
   const file = configPath ? readConfigFile(configPath) : {};
   const byKey = new Map<string, Option>();
-  for (const option of command.options as readonly Option[]) byKey.set(option.attributeName(), option);
+  for (const option of command.options as readonly Option[]) {
+    byKey.set(option.attributeName(), option);
+  }
   for (const [alias, key] of Object.entries(options.aliases ?? {})) {
     if (alias in file) {
       file[key] = file[alias];
@@ -32,7 +34,11 @@ export function resolveOptions<S extends v.GenericSchema>(
     const source = command.getOptionValueSource(key);
     if ((source === "cli" || source === "env") || !(key in file)) {
       merged[key] = values[key];
-      origin[key] = source === "env" ? `environment ${option.envVar}` : source === "cli" ? "flag" : "default";
+      origin[key] = source === "env"
+        ? `environment ${option.envVar}`
+        : source === "cli"
+        ? "flag"
+        : "default";
     } else {
       merged[key] = file[key];
       origin[key] = `config key "${key}"`;

@@ -16,8 +16,15 @@ export function interpretStatusJson(
   } catch {
     return { ok: false, reason: `agent answered ${httpStatus} with malformed JSON`, latencyMs };
   }
-  if (typeof data !== "object" || data === null || typeof (data as Record<string, unknown>).healthy !== "boolean") {
-    return { ok: false, reason: `agent answered ${httpStatus} without a boolean "healthy"`, latencyMs };
+  if (
+    typeof data !== "object" || data === null ||
+    typeof (data as Record<string, unknown>).healthy !== "boolean"
+  ) {
+    return {
+      ok: false,
+      reason: `agent answered ${httpStatus} without a boolean "healthy"`,
+      latencyMs,
+    };
   }
   const record = data as Record<string, unknown>;
   const index = toInt(record.wsrep_local_index);
@@ -27,7 +34,10 @@ export function interpretStatusJson(
     : null;
   const healthy = record.healthy === true;
   const given = typeof record.reason === "string" && record.reason !== "" ? record.reason : null;
-  const reason = given ?? (healthy ? "agent reports healthy" : `agent reports unhealthy${comment ? ` (${comment})` : ""}`);
+  const reason = given ??
+    (healthy
+      ? "agent reports healthy"
+      : `agent reports unhealthy${comment ? ` (${comment})` : ""}`);
   return {
     ok: healthy,
     reason,
@@ -42,7 +52,11 @@ export function interpretStatusJson(
  * Reads a clustercheck-style answer of `GET /`: 200 is healthy, anything else is not; the
  * first line of the body is kept as the reason.
  */
-export function interpretStatusCode(httpStatus: number, body: string, latencyMs: number): ProbeResult {
+export function interpretStatusCode(
+  httpStatus: number,
+  body: string,
+  latencyMs: number,
+): ProbeResult {
   const line = body.split("\n").map((l) => l.trim()).find((l) => l !== "")?.slice(0, 200);
   return {
     ok: httpStatus === 200,

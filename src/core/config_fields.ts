@@ -24,7 +24,9 @@ export const duration = (min = 0) =>
 export const integer = (min: number, max = Number.MAX_SAFE_INTEGER) =>
   v.pipe(
     text,
-    v.transform((raw) => (typeof raw === "number" ? raw : /^-?\d+$/.test(raw.trim()) ? Number(raw) : Number.NaN)),
+    v.transform((
+      raw,
+    ) => (typeof raw === "number" ? raw : /^-?\d+$/.test(raw.trim()) ? Number(raw) : Number.NaN)),
     v.check(
       (n) => Number.isInteger(n) && n >= min && n <= max,
       max === Number.MAX_SAFE_INTEGER
@@ -44,7 +46,10 @@ export const hostPort = (defaultHost = "0.0.0.0") =>
 
 /** A list of backends, each `NAME=HOST:PORT[,health=URL]` or an object with those keys. */
 export const backendList = v.pipe(
-  v.union([v.string(), v.array(v.union([v.string(), v.record(v.string(), v.unknown())]))], "expected a list of NAME=HOST:PORT[,health=URL]"),
+  v.union(
+    [v.string(), v.array(v.union([v.string(), v.record(v.string(), v.unknown())]))],
+    "expected a list of NAME=HOST:PORT[,health=URL]",
+  ),
   v.rawTransform(({ dataset, addIssue, NEVER }) => {
     const items = typeof dataset.value === "string" ? splitList(dataset.value) : dataset.value;
     const specs: BackendSpec[] = [];
@@ -74,14 +79,21 @@ export const boolean = v.pipe(
   v.transform((raw) => {
     if (typeof raw === "boolean") return raw;
     const t = String(raw).trim().toLowerCase();
-    return ["true", "1", "yes", "on"].includes(t) ? true : ["false", "0", "no", "off"].includes(t) ? false : null;
+    return ["true", "1", "yes", "on"].includes(t)
+      ? true
+      : ["false", "0", "no", "off"].includes(t)
+      ? false
+      : null;
   }),
   v.check((b) => b !== null, "expected true or false"),
   v.transform((b) => b!),
 );
 
 /** Non-empty text. */
-export const nonEmpty = v.pipe(v.string("expected text"), v.minLength(1, "expected a non-empty value"));
+export const nonEmpty = v.pipe(
+  v.string("expected text"),
+  v.minLength(1, "expected a non-empty value"),
+);
 
 /** Splits a repeatable option given once as text (environment variable): by `;` or whitespace. */
 export function splitList(value: string): string[] {
@@ -91,8 +103,13 @@ export function splitList(value: string): string[] {
 function backendObjectToSpec(item: Record<string, unknown>): string {
   const { name, host, port, health, ...rest } = item;
   const extra = Object.keys(rest);
-  if (extra.length > 0) throw new TypeError(`unknown backend key "${extra[0]}", expected name, host, port, health`);
-  if (typeof name !== "string" || typeof host !== "string" || (typeof port !== "number" && typeof port !== "string")) {
+  if (extra.length > 0) {
+    throw new TypeError(`unknown backend key "${extra[0]}", expected name, host, port, health`);
+  }
+  if (
+    typeof name !== "string" || typeof host !== "string" ||
+    (typeof port !== "number" && typeof port !== "string")
+  ) {
     throw new TypeError(`backend ${JSON.stringify(item)}: expected {name, host, port, health?}`);
   }
   const h = host.includes(":") ? `[${host}]` : host;

@@ -56,7 +56,10 @@ export function clusterView(proxy: Proxy) {
 export function createApi(proxy: Proxy, auth: ApiAuth): Hono {
   const app = new Hono();
   app.use("*", basicAuth({ username: auth.user, password: auth.password, realm: "galerad" }));
-  app.get("/v0/backends", (c) => c.json([...proxy.backends.values()].map((b) => backendView(proxy, b))));
+  app.get(
+    "/v0/backends",
+    (c) => c.json([...proxy.backends.values()].map((b) => backendView(proxy, b))),
+  );
   app.get("/v0/cluster", (c) => c.json(clusterView(proxy)));
   app.get("/v0/events", (c) => c.json(proxy.events.list()));
   app.patch("/v0/cluster", async (c) => {
@@ -83,7 +86,9 @@ async function readTrafficInput(
     try {
       const body = JSON.parse(text);
       if (typeof body !== "object" || body === null || Array.isArray(body)) {
-        return { error: "body must be a JSON object like {\"trafficEnabled\": false, \"message\": \"…\"}" };
+        return {
+          error: 'body must be a JSON object like {"trafficEnabled": false, "message": "…"}',
+        };
       }
       raw = { ...raw, ...body };
     } catch {
@@ -91,9 +96,17 @@ async function readTrafficInput(
     }
   }
   const flag = raw.trafficEnabled;
-  const enabled = flag === true || flag === "true" ? true : flag === false || flag === "false" ? false : undefined;
+  const enabled = flag === true || flag === "true"
+    ? true
+    : flag === false || flag === "false"
+    ? false
+    : undefined;
   if (enabled === undefined) {
-    return { error: `trafficEnabled must be true or false: current value is ${JSON.stringify(flag ?? null)}` };
+    return {
+      error: `trafficEnabled must be true or false: current value is ${
+        JSON.stringify(flag ?? null)
+      }`,
+    };
   }
   const message = typeof raw.message === "string" ? raw.message.trim() : "";
   if (!enabled && message === "") {

@@ -1,5 +1,5 @@
 import type { ProbeResult } from "../core/health_state.ts";
-import { type ProbeMode, probeAgent } from "./probe.ts";
+import { probeAgent, type ProbeMode } from "./probe.ts";
 
 /** Timing of the health checks, the same for every backend. */
 export interface MonitorOptions {

@@ -2,7 +2,12 @@ import { getLogger } from "@logtape/logtape";
 import { connectTcp, listenTcp, splice } from "#runtime";
 import type { HostPort } from "../core/address.ts";
 import type { BackendSpec } from "../core/backend_spec.ts";
-import { applyProbe, type HealthState, initialHealth, type ProbeResult } from "../core/health_state.ts";
+import {
+  applyProbe,
+  type HealthState,
+  initialHealth,
+  type ProbeResult,
+} from "../core/health_state.ts";
 import { ER_SERVER_SHUTDOWN, ER_UNKNOWN_ERROR, mysqlErrorPacket } from "../core/mysql_packet.ts";
 import { type Candidate, chooseActive } from "../core/select_active.ts";
 import type { TcpConn, TcpListener } from "../runtime/types.ts";
@@ -150,7 +155,9 @@ export class Proxy {
       await this.#waitForSessions(this.options.shutdownTimeoutMs);
     }
     const left = this.sessionCount;
-    if (left > 0) log.warn("closing {sessions} sessions still open at the drain deadline", { sessions: left });
+    if (left > 0) {
+      log.warn("closing {sessions} sessions still open at the drain deadline", { sessions: left });
+    }
     for (const backend of this.backends.values()) this.#sever(backend, "shutdown");
     this.#monitor.stop();
   }
@@ -161,7 +168,9 @@ export class Proxy {
     const text = enabled ? "traffic enabled" : `traffic disabled: ${message}`;
     log.warn("{text}", { text, enabled, message });
     this.events.push({ time: Date.now(), kind: "traffic", message: text, data: { enabled } });
-    if (!enabled) for (const backend of this.backends.values()) this.#sever(backend, "traffic disabled");
+    if (!enabled) {
+      for (const backend of this.backends.values()) this.#sever(backend, "traffic disabled");
+    }
     this.#reselect();
   }
 
@@ -193,13 +202,15 @@ export class Proxy {
     backend.health = state;
     if (changed) {
       const message = `${name} is ${state.status}: ${state.reason}`;
-      (state.status === "healthy" ? log.info : log.warn).call(log, "{message}", {
+      const fields = { message, backend: name, status: state.status, reason: state.reason };
+      if (state.status === "healthy") log.info("{message}", fields);
+      else log.warn("{message}", fields);
+      this.events.push({
+        time: Date.now(),
+        kind: "health",
         message,
-        backend: name,
-        status: state.status,
-        reason: state.reason,
+        data: { backend: name, status: state.status },
       });
-      this.events.push({ time: Date.now(), kind: "health", message, data: { backend: name, status: state.status } });
     }
     if (!this.#isReady) {
       if ([...this.backends.values()].every((b) => b.health.status !== "unknown")) this.#setReady();
@@ -227,13 +238,15 @@ export class Proxy {
     const message = next === null
       ? `no active node: ${reason}`
       : `active node is now ${next} (was ${previous ?? "none"}): ${reason}`;
-    (next === null ? log.error : log.warn).call(log, "{message}", {
+    const fields = { message, active: next, previous, reason };
+    if (next === null) log.error("{message}", fields);
+    else log.warn("{message}", fields);
+    this.events.push({
+      time: Date.now(),
+      kind: "active",
       message,
-      active: next,
-      previous,
-      reason,
+      data: { active: next, previous },
     });
-    this.events.push({ time: Date.now(), kind: "active", message, data: { active: next, previous } });
     const old = previous === null ? undefined : this.backends.get(previous);
     if (old) this.#sever(old, `${previous} is no longer active`);
   }
@@ -243,7 +256,11 @@ export class Proxy {
     if (count === 0) return;
     for (const session of backend.sessions) session.close();
     this.counters.severed += count;
-    log.warn("severed {count} sessions on {backend}: {why}", { count, backend: backend.spec.name, why });
+    log.warn("severed {count} sessions on {backend}: {why}", {
+      count,
+      backend: backend.spec.name,
+      why,
+    });
   }
 
   #refuse(conn: TcpConn, reason: string, message: string, code = ER_UNKNOWN_ERROR): void {
@@ -257,10 +274,16 @@ export class Proxy {
       return { reason: "shutdown", message: "proxy is shutting down", code: ER_SERVER_SHUTDOWN };
     }
     if (!this.traffic.enabled) {
-      return { reason: "traffic_disabled", message: `traffic disabled by operator: ${this.traffic.message}` };
+      return {
+        reason: "traffic_disabled",
+        message: `traffic disabled by operator: ${this.traffic.message}`,
+      };
     }
     if (this.active === null) {
-      return { reason: "no_active_node", message: "no healthy Galera node is active; try again later" };
+      return {
+        reason: "no_active_node",
+        message: "no healthy Galera node is active; try again later",
+      };
     }
     return null;
   }
@@ -284,8 +307,15 @@ export class Proxy {
         if (session.closed) continue; // the node was severed while we dialled: re-decide
         this.counters.connectFailures++;
         const reason = error instanceof Error ? error.message : String(error);
-        log.warn("cannot reach active node {backend}: {reason}", { backend: backend.spec.name, reason });
-        return this.#refuse(conn, "backend_unreachable", `cannot reach active node ${backend.spec.name}: ${reason}`);
+        log.warn("cannot reach active node {backend}: {reason}", {
+          backend: backend.spec.name,
+          reason,
+        });
+        return this.#refuse(
+          conn,
+          "backend_unreachable",
+          `cannot reach active node ${backend.spec.name}: ${reason}`,
+        );
       }
       if (session.closed || this.active !== backend.spec.name || this.#refusal()) {
         // The node stopped being active (or traffic stopped) while we dialled: never hand the

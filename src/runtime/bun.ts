@@ -81,7 +81,11 @@ export function connectTcp(address: HostPort, options: ConnectOptions): Promise<
     const socket = net.connect({ host: address.host, port: address.port, allowHalfOpen: true });
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(new Error(`connect to ${address.host}:${address.port} timed out after ${options.timeoutMs}ms`));
+      reject(
+        new Error(
+          `connect to ${address.host}:${address.port} timed out after ${options.timeoutMs}ms`,
+        ),
+      );
     }, options.timeoutMs);
     socket.once("connect", () => {
       clearTimeout(timer);
@@ -93,7 +97,11 @@ export function connectTcp(address: HostPort, options: ConnectOptions): Promise<
     socket.once("error", (error) => {
       clearTimeout(timer);
       socket.destroy();
-      reject(new Error(`connect to ${address.host}:${address.port} failed: ${error.message}`, { cause: error }));
+      reject(
+        new Error(`connect to ${address.host}:${address.port} failed: ${error.message}`, {
+          cause: error,
+        }),
+      );
     });
   });
 }
@@ -131,9 +139,20 @@ export function splice(client: TcpConn, server: TcpConn, stats: SpliceStats): Pr
   return Promise.all([client.closed, server.closed]).then(() => {});
 }
 
+/** The part of Bun's API used here, typed locally so `deno check` needs no Bun types. */
+interface BunServe {
+  serve(options: {
+    hostname: string;
+    port: number;
+    fetch: FetchHandler;
+    idleTimeout: number;
+    error: () => Response;
+  }): { port?: number; stop(force: boolean): Promise<void> | void };
+}
+
 /** Serves HTTP with a fetch-style handler. */
 export function serveHttp(address: HostPort, handler: FetchHandler): Promise<HttpServer> {
-  const bun = (globalThis as { Bun?: typeof Bun }).Bun;
+  const bun = (globalThis as { Bun?: BunServe }).Bun;
   if (bun) {
     const server = bun.serve({
       hostname: address.host,
@@ -178,10 +197,11 @@ function serveWithNodeHttp(address: HostPort, handler: FetchHandler): Promise<Ht
       const bound = server.address();
       resolve({
         port: typeof bound === "object" && bound ? bound.port : address.port,
-        close: () => new Promise<void>((done) => {
-          server.close(() => done());
-          server.closeAllConnections();
-        }),
+        close: () =>
+          new Promise<void>((done) => {
+            server.close(() => done());
+            server.closeAllConnections();
+          }),
       });
     });
   });

@@ -3,12 +3,26 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { connectClient, startAgent, startBackend, type TestAgent, type TestBackend, waitFor } from "../helpers/fixtures.ts";
+import {
+  connectClient,
+  startAgent,
+  startBackend,
+  type TestAgent,
+  type TestBackend,
+  waitFor,
+} from "../helpers/fixtures.ts";
 import { props, runCli, startDaemon } from "../helpers/spawn.ts";
 import pkg from "../../package.json" with { type: "json" };
 
 const dir = mkdtempSync(path.join(tmpdir(), "galerad-cli-"));
-const ports0 = ["--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0", "--health-listen", "127.0.0.1:0"];
+const ports0 = [
+  "--listen",
+  "127.0.0.1:0",
+  "--api-listen",
+  "127.0.0.1:0",
+  "--health-listen",
+  "127.0.0.1:0",
+];
 
 function oneLine(stderr: string) {
   const lines = stderr.trim().split("\n");
@@ -33,7 +47,15 @@ describe("galerad CLI", () => {
   test("proxy --help shows every option with its GALERAD_ variable", async () => {
     const r = await runCli(["proxy", "--help"]);
     expect(r.code).toBe(0);
-    for (const env of ["GALERAD_LISTEN", "GALERAD_BACKEND", "GALERAD_INTERVAL", "GALERAD_RISE", "GALERAD_SHUTDOWN_TIMEOUT"]) {
+    for (
+      const env of [
+        "GALERAD_LISTEN",
+        "GALERAD_BACKEND",
+        "GALERAD_INTERVAL",
+        "GALERAD_RISE",
+        "GALERAD_SHUTDOWN_TIMEOUT",
+      ]
+    ) {
       expect(r.stdout).toContain(env);
     }
   });
@@ -52,25 +74,35 @@ describe("galerad CLI", () => {
   test("missing --backend exits 2 with one line", async () => {
     const r = await runCli(["proxy", ...ports0]);
     expect(r.code).toBe(2);
-    expect(oneLine(r.stderr)).toBe("galerad: missing --backend: give at least one NAME=HOST:PORT[,health=URL]");
+    expect(oneLine(r.stderr)).toBe(
+      "galerad: missing --backend: give at least one NAME=HOST:PORT[,health=URL]",
+    );
   });
 
   test("a bad flag value names the flag, the value and what was expected", async () => {
     const r = await runCli(["proxy", "--backend", "db0=127.0.0.1:3306", "--interval", "soon"]);
     expect(r.code).toBe(2);
-    expect(oneLine(r.stderr)).toBe('galerad: invalid --interval (flag): "soon": expected a duration like 500ms, 2s or 1m');
+    expect(oneLine(r.stderr)).toBe(
+      'galerad: invalid --interval (flag): "soon": expected a duration like 500ms, 2s or 1m',
+    );
   });
 
   test("a bad backend spec names --backend", async () => {
     const r = await runCli(["proxy", "--backend", "10.0.0.1:3306"]);
     expect(r.code).toBe(2);
-    expect(oneLine(r.stderr)).toContain('invalid --backend (flag): ["10.0.0.1:3306"]: "10.0.0.1:3306": expected NAME=HOST:PORT');
+    expect(oneLine(r.stderr)).toContain(
+      'invalid --backend (flag): ["10.0.0.1:3306"]: "10.0.0.1:3306": expected NAME=HOST:PORT',
+    );
   });
 
   test("a bad environment variable names the variable", async () => {
-    const r = await runCli(["proxy", "--backend", "db0=127.0.0.1:3306"], { env: { GALERAD_RISE: "0" } });
+    const r = await runCli(["proxy", "--backend", "db0=127.0.0.1:3306"], {
+      env: { GALERAD_RISE: "0" },
+    });
     expect(r.code).toBe(2);
-    expect(oneLine(r.stderr)).toBe('galerad: invalid --rise (environment GALERAD_RISE): "0": expected a whole number from 1 to 100');
+    expect(oneLine(r.stderr)).toBe(
+      'galerad: invalid --rise (environment GALERAD_RISE): "0": expected a whole number from 1 to 100',
+    );
   });
 
   test("a config file with an unknown key or a bad value is refused", async () => {
@@ -83,7 +115,9 @@ describe("galerad CLI", () => {
     writeFileSync(json, JSON.stringify({ backends: ["db0=127.0.0.1:3306"], fall: "many" }));
     const r2 = await runCli(["proxy", "--config", json]);
     expect(r2.code).toBe(2);
-    expect(oneLine(r2.stderr)).toBe('galerad: invalid --fall (config key "fall"): "many": expected a whole number from 1 to 100');
+    expect(oneLine(r2.stderr)).toBe(
+      'galerad: invalid --fall (config key "fall"): "many": expected a whole number from 1 to 100',
+    );
     const missing = await runCli(["proxy", "--config", path.join(dir, "nope.yaml")]);
     expect(missing.code).toBe(2);
     expect(oneLine(missing.stderr)).toContain("cannot read it (ENOENT)");
@@ -93,10 +127,20 @@ describe("galerad CLI", () => {
     const blocker = net.createServer();
     await new Promise<void>((r) => blocker.listen(0, "127.0.0.1", () => r()));
     const port = (blocker.address() as net.AddressInfo).port;
-    const r = await runCli(["proxy", "--backend", "db0=127.0.0.1:1", "--listen", `127.0.0.1:${port}`, "--log-level", "error"]);
+    const r = await runCli([
+      "proxy",
+      "--backend",
+      "db0=127.0.0.1:1",
+      "--listen",
+      `127.0.0.1:${port}`,
+      "--log-level",
+      "error",
+    ]);
     blocker.close();
     expect(r.code).toBe(1);
-    expect(oneLine(r.stderr)).toBe(`galerad: cannot listen for clients on 127.0.0.1:${port}: address already in use`);
+    expect(oneLine(r.stderr)).toBe(
+      `galerad: cannot listen for clients on 127.0.0.1:${port}: address already in use`,
+    );
   });
 });
 
@@ -105,7 +149,10 @@ describe("galerad proxy as a process", () => {
   let agents: TestAgent[];
   beforeAll(async () => {
     backends = [await startBackend("db0"), await startBackend("db1")];
-    agents = [await startAgent({ healthy: true, index: 0 }), await startAgent({ healthy: true, index: 1 })];
+    agents = [
+      await startAgent({ healthy: true, index: 0 }),
+      await startAgent({ healthy: true, index: 1 }),
+    ];
   });
   afterAll(async () => {
     for (const x of [...backends, ...agents]) await x.close();
@@ -113,27 +160,42 @@ describe("galerad proxy as a process", () => {
 
   test("reads a config file, routes, fails over, serves the API and drains on SIGTERM", async () => {
     const config = path.join(dir, "proxy.yaml");
-    writeFileSync(config, [
-      "backends:",
-      ...backends.map((b, i) => `  - db${i}=127.0.0.1:${b.port},health=${agents[i].url}`),
-      "interval: 50ms",
-      "api-user: ops",
-      "shutdown-timeout: 5s",
-    ].join("\n"));
+    writeFileSync(
+      config,
+      [
+        "backends:",
+        ...backends.map((b, i) => `  - db${i}=127.0.0.1:${b.port},health=${agents[i].url}`),
+        "interval: 50ms",
+        "api-user: ops",
+        "shutdown-timeout: 5s",
+      ].join("\n"),
+    );
     const pw = path.join(dir, "pw");
     writeFileSync(pw, "hunter2\n");
     const d = startDaemon(["proxy", "--config", config, ...ports0, "--api-password-file", pw]);
     try {
-      const listening = props(await d.waitForLog("listening", (l) => String(l.message).startsWith("listening for clients")));
-      const apiLine = props(await d.waitForLog("API port", (l) => String(l.message).startsWith("API on")));
+      const listening = props(
+        await d.waitForLog(
+          "listening",
+          (l) => String(l.message).startsWith("listening for clients"),
+        ),
+      );
+      const apiLine = props(
+        await d.waitForLog("API port", (l) => String(l.message).startsWith("API on")),
+      );
       await d.waitForLog("first active node", (l) => props(l).active === "db0");
       const client = await connectClient(Number(listening.port));
       await client.waitFor("hello db0");
       const api = `http://127.0.0.1:${apiLine.port}`;
       const health = `http://127.0.0.1:${apiLine.healthPort}`;
       expect((await fetch(`${api}/v0/backends`)).status).toBe(401);
-      const list = await (await fetch(`${api}/v0/backends`, { headers: { Authorization: `Basic ${btoa("ops:hunter2")}` } })).json();
-      expect(list.map((b: { name: string; active: boolean }) => [b.name, b.active])).toEqual([["db0", true], ["db1", false]]);
+      const list = await (await fetch(`${api}/v0/backends`, {
+        headers: { Authorization: `Basic ${btoa("ops:hunter2")}` },
+      })).json();
+      expect(list.map((b: { name: string; active: boolean }) => [b.name, b.active])).toEqual([[
+        "db0",
+        true,
+      ], ["db1", false]]);
       expect((await fetch(`${health}/ready`)).status).toBe(200);
 
       agents[0].set({ healthy: false });
@@ -155,11 +217,18 @@ describe("galerad proxy as a process", () => {
   });
 
   test("takes backends from GALERAD_BACKEND, separated by whitespace", async () => {
-    const spec = backends.map((b, i) => `db${i}=127.0.0.1:${b.port},health=${agents[i].url}`).join(" ");
-    const d = startDaemon(["proxy", ...ports0, "--api-password", "x"], { env: { GALERAD_BACKEND: spec } });
+    const spec = backends.map((b, i) => `db${i}=127.0.0.1:${b.port},health=${agents[i].url}`).join(
+      " ",
+    );
+    const d = startDaemon(["proxy", ...ports0, "--api-password", "x"], {
+      env: { GALERAD_BACKEND: spec },
+    });
     try {
       await d.waitForLog("first active node", (l) => props(l).active === "db0");
-      await waitFor("two backends probed", () => d.logs().filter((l) => String(l.message).includes("is healthy")).length === 2);
+      await waitFor(
+        "two backends probed",
+        () => d.logs().filter((l) => String(l.message).includes("is healthy")).length === 2,
+      );
     } finally {
       expect(await d.stop()).toBe(0);
     }

@@ -1,7 +1,17 @@
 import { describe, expect, test } from "bun:test";
-import { applyProbe, type HealthState, initialHealth, type ProbeResult } from "../../src/core/health_state.ts";
+import {
+  applyProbe,
+  type HealthState,
+  initialHealth,
+  type ProbeResult,
+} from "../../src/core/health_state.ts";
 
-const ok: ProbeResult = { ok: true, reason: "agent reports healthy", wsrepLocalIndex: 1, latencyMs: 1 };
+const ok: ProbeResult = {
+  ok: true,
+  reason: "agent reports healthy",
+  wsrepLocalIndex: 1,
+  latencyMs: 1,
+};
 const bad: ProbeResult = { ok: false, reason: "agent answered 503", latencyMs: 1 };
 const hyst = { rise: 3, fall: 2 };
 

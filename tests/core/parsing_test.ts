@@ -15,7 +15,9 @@ describe("parseDuration()", () => {
     expect(parseDuration(42)).toBe(42);
   });
   test("returns undefined for anything else", () => {
-    for (const bad of ["", "abc", "-1s", "1d", "1 s2", "s"]) expect(parseDuration(bad)).toBeUndefined();
+    for (const bad of ["", "abc", "-1s", "1d", "1 s2", "s"]) {
+      expect(parseDuration(bad)).toBeUndefined();
+    }
     expect(parseDuration(-5)).toBeUndefined();
   });
 });
@@ -27,7 +29,9 @@ describe("parseHostPort()", () => {
     expect(parseHostPort("[::1]:3306")).toEqual({ host: "::1", port: 3306 });
   });
   test("rejects what is not an endpoint", () => {
-    for (const bad of ["3306", "host", "host:", "host:99999", "::1:3306", "a b:1"]) expect(parseHostPort(bad)).toBeUndefined();
+    for (const bad of ["3306", "host", "host:", "host:99999", "::1:3306", "a b:1"]) {
+      expect(parseHostPort(bad)).toBeUndefined();
+    }
   });
 });
 
@@ -41,10 +45,14 @@ describe("parseBackendSpec()", () => {
     });
   });
   test("takes an explicit health URL", () => {
-    expect(parseBackendSpec("db1=127.0.0.1:3307,health=http://127.0.0.1:9201/").health).toBe("http://127.0.0.1:9201");
+    expect(parseBackendSpec("db1=127.0.0.1:3307,health=http://127.0.0.1:9201/").health).toBe(
+      "http://127.0.0.1:9201",
+    );
   });
   test("rejects malformed specs with a message quoting the value", () => {
-    expect(() => parseBackendSpec("10.0.0.5:3306")).toThrow('"10.0.0.5:3306": expected NAME=HOST:PORT');
+    expect(() => parseBackendSpec("10.0.0.5:3306")).toThrow(
+      '"10.0.0.5:3306": expected NAME=HOST:PORT',
+    );
     expect(() => parseBackendSpec("db0=host")).toThrow("expected NAME=HOST:PORT");
     expect(() => parseBackendSpec("db0=h:1,health=ftp://x")).toThrow("must be an http://");
     expect(() => parseBackendSpec("db0=h:1,weight=3")).toThrow('unknown option "weight=3"');
@@ -54,21 +62,39 @@ describe("parseBackendSpec()", () => {
 
 describe("agent answers", () => {
   test("status JSON with healthy and index", () => {
-    const r = interpretStatusJson(200, '{"healthy":true,"wsrep_local_index":2,"wsrep_local_state":4,"wsrep_local_state_comment":"Synced"}', 3);
-    expect(r).toMatchObject({ ok: true, wsrepLocalIndex: 2, wsrepLocalState: 4, wsrepLocalStateComment: "Synced", latencyMs: 3 });
+    const r = interpretStatusJson(
+      200,
+      '{"healthy":true,"wsrep_local_index":2,"wsrep_local_state":4,"wsrep_local_state_comment":"Synced"}',
+      3,
+    );
+    expect(r).toMatchObject({
+      ok: true,
+      wsrepLocalIndex: 2,
+      wsrepLocalState: 4,
+      wsrepLocalStateComment: "Synced",
+      latencyMs: 3,
+    });
   });
   test("status JSON carrying the agent's reason", () => {
     const r = interpretStatusJson(503, '{"healthy":false,"reason":"wsrep_desync is ON"}', 1);
     expect(r).toMatchObject({ ok: false, reason: "wsrep_desync is ON" });
   });
   test("malformed JSON or a missing healthy flag is a failed probe", () => {
-    expect(interpretStatusJson(200, "{oops", 1)).toMatchObject({ ok: false, reason: "agent answered 200 with malformed JSON" });
+    expect(interpretStatusJson(200, "{oops", 1)).toMatchObject({
+      ok: false,
+      reason: "agent answered 200 with malformed JSON",
+    });
     expect(interpretStatusJson(200, '{"healthy":"yes"}', 1).ok).toBe(false);
     expect(interpretStatusJson(200, "null", 1).ok).toBe(false);
   });
   test("clustercheck status codes", () => {
-    expect(interpretStatusCode(200, "Percona XtraDB Cluster Node is synced.\r\n", 1)).toMatchObject({ ok: true });
-    expect(interpretStatusCode(503, "\nnot synced\n", 1)).toMatchObject({ ok: false, reason: "agent answered 503: not synced" });
+    expect(interpretStatusCode(200, "Percona XtraDB Cluster Node is synced.\r\n", 1)).toMatchObject(
+      { ok: true },
+    );
+    expect(interpretStatusCode(503, "\nnot synced\n", 1)).toMatchObject({
+      ok: false,
+      reason: "agent answered 503: not synced",
+    });
     expect(interpretStatusCode(500, "", 1).ok).toBe(false);
   });
 });

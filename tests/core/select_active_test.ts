@@ -1,7 +1,12 @@
 import { describe, expect, test } from "bun:test";
 import { type Candidate, chooseActive, failoverCandidate } from "../../src/core/select_active.ts";
 
-const node = (name: string, healthy: boolean, index: number | null, maintenance = false): Candidate => ({
+const node = (
+  name: string,
+  healthy: boolean,
+  index: number | null,
+  maintenance = false,
+): Candidate => ({
   name,
   healthy,
   wsrepLocalIndex: index,
@@ -10,7 +15,10 @@ const node = (name: string, healthy: boolean, index: number | null, maintenance 
 
 describe("chooseActive()", () => {
   test("picks the healthy node with the lowest wsrep_local_index at start", () => {
-    const d = chooseActive([node("db0", true, 2), node("db1", true, 0), node("db2", true, 1)], null);
+    const d = chooseActive(
+      [node("db0", true, 2), node("db1", true, 0), node("db2", true, 1)],
+      null,
+    );
     expect(d).toMatchObject({ active: "db1", changed: true });
     expect(d.reason).toContain("lowest wsrep_local_index 0");
   });
@@ -29,14 +37,19 @@ describe("chooseActive()", () => {
   });
 
   test("fails over to the lowest index among healthy nodes when the active one is unhealthy", () => {
-    const d = chooseActive([node("db0", false, 0), node("db1", true, 2), node("db2", true, 1)], "db0");
+    const d = chooseActive(
+      [node("db0", false, 0), node("db1", true, 2), node("db2", true, 1)],
+      "db0",
+    );
     expect(d.active).toBe("db2");
     expect(d.changed).toBe(true);
     expect(d.reason).toStartWith("db0 is unhealthy");
   });
 
   test("breaks equal indexes by name", () => {
-    expect(chooseActive([node("zeta", true, 1), node("alpha", true, 1)], null).active).toBe("alpha");
+    expect(chooseActive([node("zeta", true, 1), node("alpha", true, 1)], null).active).toBe(
+      "alpha",
+    );
   });
 
   test("nodes without a reported index come after those with one, then by name", () => {
@@ -48,7 +61,10 @@ describe("chooseActive()", () => {
     const d = chooseActive([node("db0", false, 0), node("db1", false, 1)], "db0");
     expect(d).toMatchObject({ active: null, changed: true });
     expect(d.reason).toContain("no healthy node left");
-    expect(chooseActive([node("db0", false, 0)], null)).toMatchObject({ active: null, changed: false });
+    expect(chooseActive([node("db0", false, 0)], null)).toMatchObject({
+      active: null,
+      changed: false,
+    });
   });
 
   test("a node in maintenance is left and never chosen", () => {

@@ -72,7 +72,9 @@ export function startAgent(answer: AgentAnswer): Promise<TestAgent> {
     if (a.hang) return; // keep the request open forever
     if (req.url === "/api/v1/status") {
       if (a.clustercheckOnly) return res.writeHead(404).end("not found\n");
-      if (a.garbage) return res.writeHead(200, { "content-type": "application/json" }).end("{not json");
+      if (a.garbage) {
+        return res.writeHead(200, { "content-type": "application/json" }).end("{not json");
+      }
       const body = JSON.stringify({
         healthy: a.healthy,
         wsrep_local_index: a.index ?? 0,
@@ -81,7 +83,9 @@ export function startAgent(answer: AgentAnswer): Promise<TestAgent> {
       });
       return res.writeHead(a.healthy ? 200 : 503, { "content-type": "application/json" }).end(body);
     }
-    res.writeHead(a.healthy ? 200 : 503).end(a.healthy ? "Galera node is synced\n" : "Galera node is not synced\n");
+    res.writeHead(a.healthy ? 200 : 503).end(
+      a.healthy ? "Galera node is synced\n" : "Galera node is not synced\n",
+    );
   });
   server.keepAliveTimeout = 1000;
   return new Promise((resolve) => {
@@ -100,13 +104,17 @@ export function startAgent(answer: AgentAnswer): Promise<TestAgent> {
 }
 
 /** Waits until `check` returns a truthy value, polling; throws with `what` after `timeoutMs`. */
-export async function waitFor<T>(what: string, check: () => T | Promise<T>, timeoutMs = 10_000): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  check: () => T | false | null | undefined | Promise<T | false | null | undefined>,
+  timeoutMs = 10_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {
     try {
       const value = await check();
-      if (value) return value;
+      if (value) return value as T;
     } catch (error) {
       last = error;
     }
@@ -153,7 +161,12 @@ export function connectClient(port: number): Promise<Client> {
         closed: closedPromise,
         isClosed: () => closed,
         send: (text) => socket.write(text),
-        waitFor: (text, timeoutMs = 5000) => waitFor(`"${text}" from the proxy (got ${JSON.stringify(received)})`, () => received.includes(text) && received, timeoutMs),
+        waitFor: (text, timeoutMs = 5000) =>
+          waitFor<string>(
+            `"${text}" from the proxy (got ${JSON.stringify(received)})`,
+            () => received.includes(text) ? received : undefined,
+            timeoutMs,
+          ),
       }));
     socket.once("error", reject);
   });

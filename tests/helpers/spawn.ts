@@ -14,19 +14,24 @@ export interface Result {
 
 function cleanEnv(extra: Record<string, string>): Record<string, string> {
   const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith("GALERAD_")) env[k] = v;
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v !== undefined && !k.startsWith("GALERAD_")) env[k] = v;
+  }
   return { ...env, ...extra };
 }
 
 /** Runs `galerad ARGS` from source under Bun (or `command` instead) and collects its output. */
 export function runCli(
   args: string[],
-  options: { env?: Record<string, string>; command?: string[]; cwd?: string; timeoutMs?: number } = {},
+  options: { env?: Record<string, string>; command?: string[]; cwd?: string; timeoutMs?: number } =
+    {},
 ): Promise<Result> {
   const command = options.command ?? [process.execPath, "run", ENTRY];
   return new Promise((resolve) => {
     const child = spawn(command[0], [...command.slice(1), ...args], {
-      env: options.env && "PATH" in options.env && options.env.PATH === "" ? options.env : cleanEnv(options.env ?? {}),
+      env: options.env && "PATH" in options.env && options.env.PATH === ""
+        ? options.env
+        : cleanEnv(options.env ?? {}),
       cwd: options.cwd,
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -47,16 +52,24 @@ export interface Daemon {
   child: ChildProcess;
   readonly stderr: string;
   logs(): Record<string, unknown>[];
-  waitForLog(what: string, match: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+  waitForLog(
+    what: string,
+    match: (line: Record<string, unknown>) => boolean,
+    timeoutMs?: number,
+  ): Promise<Record<string, unknown>>;
   exited: Promise<number | null>;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
 /** Starts `galerad ARGS` with JSON logs and keeps it running until `stop`. */
-export function startDaemon(args: string[], options: { env?: Record<string, string>; command?: string[] } = {}): Daemon {
+export function startDaemon(
+  args: string[],
+  options: { env?: Record<string, string>; command?: string[] } = {},
+): Daemon {
   const command = options.command ?? [process.execPath, "run", ENTRY];
   const child = spawn(command[0], [...command.slice(1), ...args, "--log-format", "json"], {
     env: cleanEnv(options.env ?? {}),
+    cwd: options.cwd,
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stderr = "";
@@ -79,7 +92,11 @@ export function startDaemon(args: string[], options: { env?: Record<string, stri
     logs,
     exited,
     waitForLog: (what, match, timeoutMs = 15_000) =>
-      waitFor(`log line: ${what} (stderr so far: ${stderr.slice(-2000)})`, () => logs().find(match), timeoutMs),
+      waitFor(
+        `log line: ${what} (stderr so far: ${stderr.slice(-2000)})`,
+        () => logs().find(match),
+        timeoutMs,
+      ),
     stop: async (signal = "SIGTERM") => {
       if (child.exitCode === null) child.kill(signal);
       const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);

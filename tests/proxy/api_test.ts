@@ -2,7 +2,14 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { parseBackendSpec } from "../../src/core/backend_spec.ts";
 import { createApi, createHealthApp } from "../../src/proxy/api.ts";
 import { Proxy } from "../../src/proxy/proxy.ts";
-import { connectClient, startAgent, startBackend, type TestAgent, type TestBackend, waitFor } from "../helpers/fixtures.ts";
+import {
+  connectClient,
+  startAgent,
+  startBackend,
+  type TestAgent,
+  type TestBackend,
+  waitFor,
+} from "../helpers/fixtures.ts";
 
 let proxy: Proxy;
 let backends: TestBackend[];
@@ -11,10 +18,15 @@ const auth = { Authorization: `Basic ${btoa("admin:s3cret")}` };
 
 beforeAll(async () => {
   backends = [await startBackend("db0"), await startBackend("db1")];
-  agents = [await startAgent({ healthy: true, index: 1 }), await startAgent({ healthy: true, index: 0 })];
+  agents = [
+    await startAgent({ healthy: true, index: 1 }),
+    await startAgent({ healthy: true, index: 0 }),
+  ];
   proxy = new Proxy({
     listen: { host: "127.0.0.1", port: 0 },
-    backends: backends.map((b, i) => parseBackendSpec(`${b.name}=127.0.0.1:${b.port},health=${agents[i].url}`)),
+    backends: backends.map((b, i) =>
+      parseBackendSpec(`${b.name}=127.0.0.1:${b.port},health=${agents[i].url}`)
+    ),
     intervalMs: 50,
     timeoutMs: 200,
     rise: 1,
@@ -37,7 +49,9 @@ describe("API", () => {
 
   test("refuses requests without or with wrong credentials", async () => {
     expect((await api().request("/v0/backends")).status).toBe(401);
-    const wrong = await api().request("/v0/backends", { headers: { Authorization: `Basic ${btoa("admin:nope")}` } });
+    const wrong = await api().request("/v0/backends", {
+      headers: { Authorization: `Basic ${btoa("admin:nope")}` },
+    });
     expect(wrong.status).toBe(401);
     expect(wrong.headers.get("www-authenticate")).toContain("Basic");
   });
@@ -61,24 +75,39 @@ describe("API", () => {
       wsrepLocalIndex: 0,
     });
     expect(typeof db1.lastChange).toBe("string");
-    expect(list.find((b: { name: string }) => b.name === "db0")).toMatchObject({ active: false, currentSessionCount: 0 });
+    expect(list.find((b: { name: string }) => b.name === "db0")).toMatchObject({
+      active: false,
+      currentSessionCount: 0,
+    });
     client.socket.destroy();
   });
 
   test("PATCH /v0/cluster needs a message to disable traffic", async () => {
-    const res = await api().request("/v0/cluster?trafficEnabled=false", { method: "PATCH", headers: auth });
+    const res = await api().request("/v0/cluster?trafficEnabled=false", {
+      method: "PATCH",
+      headers: auth,
+    });
     expect(res.status).toBe(400);
     expect((await res.json()).error).toContain("message is required");
-    const bad = await api().request("/v0/cluster", { method: "PATCH", headers: auth, body: JSON.stringify({ trafficEnabled: "maybe" }) });
+    const bad = await api().request("/v0/cluster", {
+      method: "PATCH",
+      headers: auth,
+      body: JSON.stringify({ trafficEnabled: "maybe" }),
+    });
     expect(bad.status).toBe(400);
-    expect((await bad.json()).error).toContain('trafficEnabled must be true or false: current value is "maybe"');
+    expect((await bad.json()).error).toContain(
+      'trafficEnabled must be true or false: current value is "maybe"',
+    );
     expect(proxy.traffic.enabled).toBe(true);
   });
 
   test("PATCH /v0/cluster disables (severing sessions) and enables traffic", async () => {
     const client = await connectClient(proxy.port);
     await client.waitFor("hello db1");
-    const off = await api().request("/v0/cluster?trafficEnabled=false&message=upgrading", { method: "PATCH", headers: auth });
+    const off = await api().request("/v0/cluster?trafficEnabled=false&message=upgrading", {
+      method: "PATCH",
+      headers: auth,
+    });
     expect(off.status).toBe(200);
     expect(await off.json()).toMatchObject({ trafficEnabled: false, message: "upgrading" });
     await client.closed;
@@ -86,8 +115,16 @@ describe("API", () => {
     expect(ready.status).toBe(503);
     expect(await ready.text()).toContain("traffic disabled");
     const get = await (await api().request("/v0/cluster", { headers: auth })).json();
-    expect(get).toMatchObject({ trafficEnabled: false, message: "upgrading", activeBackend: "db1" });
-    const on = await api().request("/v0/cluster", { method: "PATCH", headers: auth, body: JSON.stringify({ trafficEnabled: true }) });
+    expect(get).toMatchObject({
+      trafficEnabled: false,
+      message: "upgrading",
+      activeBackend: "db1",
+    });
+    const on = await api().request("/v0/cluster", {
+      method: "PATCH",
+      headers: auth,
+      body: JSON.stringify({ trafficEnabled: true }),
+    });
     expect(await on.json()).toMatchObject({ trafficEnabled: true });
   });
 });

@@ -1,7 +1,14 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { parseBackendSpec } from "../../src/core/backend_spec.ts";
 import { Proxy, type ProxyOptions } from "../../src/proxy/proxy.ts";
-import { connectClient, startAgent, startBackend, type TestAgent, type TestBackend, waitFor } from "../helpers/fixtures.ts";
+import {
+  connectClient,
+  startAgent,
+  startBackend,
+  type TestAgent,
+  type TestBackend,
+  waitFor,
+} from "../helpers/fixtures.ts";
 
 interface Rig {
   proxy: Proxy;
@@ -26,7 +33,9 @@ async function rig(indexes: number[], options: Partial<ProxyOptions> = {}): Prom
   }
   const proxy = new Proxy({
     listen: { host: "127.0.0.1", port: 0 },
-    backends: backends.map((b, i) => parseBackendSpec(`${b.name}=127.0.0.1:${b.port},health=${agents[i].url}`)),
+    backends: backends.map((b, i) =>
+      parseBackendSpec(`${b.name}=127.0.0.1:${b.port},health=${agents[i].url}`)
+    ),
     intervalMs: 50,
     timeoutMs: 200,
     rise: 2,
@@ -75,7 +84,10 @@ describe("Proxy", () => {
     const client = await connectClient(proxy.port);
     await client.waitFor("hello db1");
     agents[0].set({ healthy: true });
-    await waitFor("db0 healthy again", () => proxy.backends.get("db0")!.health.status === "healthy");
+    await waitFor(
+      "db0 healthy again",
+      () => proxy.backends.get("db0")!.health.status === "healthy",
+    );
     await new Promise((r) => setTimeout(r, 200));
     expect(proxy.active).toBe("db1");
     expect(client.isClosed()).toBe(false);

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Builds ./galerad, one self-contained executable that needs no Bun, Deno or node_modules.
+#   ./compile.sh            bun build --compile (works offline; what CI builds)
+#   ./compile.sh --deno     deno compile, when Deno's runtime download is reachable
+#   ./compile.sh --out F    write the executable to F instead of ./galerad
+set -euo pipefail
+cd "$(dirname "$0")"
+out=galerad
+engine=bun
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --deno) engine=deno ;;
+    --bun) engine=bun ;;
+    --out) out="$2"; shift ;;
+    -h|--help) sed -n '2,5p' "$0"; exit 0 ;;
+    *) echo "compile.sh: unknown argument '$1' (expected --bun, --deno or --out FILE)" >&2; exit 2 ;;
+  esac
+  shift
+done
+[ -x node_modules/.bin/bun ] || npm ci --no-audit --no-fund >/dev/null
+if [ "$engine" = bun ]; then
+  node_modules/.bin/bun build --compile --minify-syntax --minify-whitespace \
+    --define 'process.env.NODE_ENV="production"' mod.ts --outfile "$out" >/dev/null
+else
+  # deno compile embeds node_modules by default (431 MB seen); leave the runtimes' own
+  # packages and type-only packages out.
+  node_modules/.bin/deno compile -A --no-check \
+    --exclude node_modules/bun --exclude node_modules/deno \
+    --exclude 'node_modules/@oven' --exclude 'node_modules/@deno' \
+    --exclude node_modules/@types --exclude node_modules/bun-types \
+    --output "$out" mod.ts
+fi
+echo "built $out ($(du -h "$out" | cut -f1), $engine)"

@@ -1,0 +1,79 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { execFileSync } from "node:child_process";
+import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { connectClient, startAgent, startBackend } from "../helpers/fixtures.ts";
+import { props, ROOT, runCli, startDaemon } from "../helpers/spawn.ts";
+
+// The compiled binary must run where no Bun, Deno or node_modules exist: it is copied to an
+// empty directory and run with an empty PATH.
+const dir = mkdtempSync(path.join(tmpdir(), "galerad-bin-"));
+const binary = path.join(dir, "galerad");
+
+beforeAll(() => {
+  const built = path.join(mkdtempSync(path.join(tmpdir(), "galerad-build-")), "galerad");
+  execFileSync("bash", [path.join(ROOT, "compile.sh"), "--out", built], { stdio: "ignore" });
+  copyFileSync(built, binary);
+  rmSync(path.dirname(built), { recursive: true });
+}, 120_000);
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe("compiled binary", () => {
+  test("prints its version and rejects bad input with exit 2, with an empty PATH", async () => {
+    const version = await runCli(["--version"], { command: [binary], cwd: dir, env: { PATH: "" } });
+    expect(version.code).toBe(0);
+    expect(version.stdout).toMatch(/^\d+\.\d+\.\d+\n$/);
+    const bad = await runCli(["proxy", "--backend", "nonsense"], {
+      command: [binary],
+      cwd: dir,
+      env: { PATH: "" },
+    });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toStartWith('galerad: invalid --backend (flag): ["nonsense"]');
+  });
+
+  test("proxies a session to the active node and fails over", async () => {
+    const backends = [await startBackend("db0"), await startBackend("db1")];
+    const agents = [
+      await startAgent({ healthy: true, index: 0 }),
+      await startAgent({ healthy: true, index: 1 }),
+    ];
+    const d = startDaemon([
+      "proxy",
+      ...backends.flatMap((
+        b,
+        i,
+      ) => ["--backend", `${b.name}=127.0.0.1:${b.port},health=${agents[i].url}`]),
+      "--listen",
+      "127.0.0.1:0",
+      "--api-listen",
+      "127.0.0.1:0",
+      "--health-listen",
+      "127.0.0.1:0",
+      "--api-password",
+      "x",
+      "--interval",
+      "50ms",
+    ], { command: [binary], cwd: dir, env: { PATH: "" } });
+    try {
+      const port = Number(
+        props(await d.waitForLog("listening", (l) => String(l.message).startsWith("listening")))
+          .port,
+      );
+      await d.waitForLog("active db0", (l) => props(l).active === "db0");
+      const client = await connectClient(port);
+      await client.waitFor("hello db0");
+      agents[0].set({ healthy: false });
+      await client.closed;
+      const next = await connectClient(port);
+      await next.waitFor("hello db1");
+      next.socket.destroy();
+      expect(await d.stop()).toBe(0);
+    } finally {
+      await d.stop("SIGKILL");
+      for (const x of [...backends, ...agents]) await x.close();
+    }
+  });
+});
