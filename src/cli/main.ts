@@ -2,6 +2,7 @@ import { Command, CommanderError } from "@commander-js/extra-typings";
 import process from "node:process";
 import { VERSION } from "../version.ts";
 import { RuntimeFailure, UsageError } from "./errors.ts";
+import { healthcheckCommand } from "./healthcheck.ts";
 import { proxyCommand } from "./proxy.ts";
 
 /** The whole CLI; each subcommand lives in its own file. */
@@ -12,6 +13,7 @@ export function buildProgram(): Command {
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride();
   program.addCommand(proxyCommand() as unknown as Command);
+  program.addCommand(healthcheckCommand() as unknown as Command);
   for (const command of program.commands) command.exitOverride();
   return program;
 }

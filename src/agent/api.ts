@@ -1,0 +1,77 @@
+import { Hono, type MiddlewareHandler } from "hono";
+import { basicAuth } from "hono/basic-auth";
+import type { Agent } from "./agent.ts";
+
+/** Credentials for the agent's controls; when absent, the controls answer 403. */
+export interface AgentAuth {
+  user: string;
+  password: string;
+}
+
+function int(value: string | undefined): number | null {
+  return value !== undefined && /^-?\d+$/.test(value) ? Number(value) : null;
+}
+
+/** The JSON status: galera-agent's fields, plus what an operator needs to see why. */
+export function statusView(agent: Agent) {
+  const { verdict, readings, checkedAt } = agent.current();
+  return {
+    healthy: verdict.healthy,
+    reason: verdict.reason,
+    wsrep_local_state: int(readings.wsrep_local_state),
+    wsrep_local_state_comment: readings.wsrep_local_state_comment ?? null,
+    wsrep_local_index: int(readings.wsrep_local_index),
+    wsrep_cluster_status: readings.wsrep_cluster_status ?? null,
+    wsrep_cluster_size: int(readings.wsrep_cluster_size),
+    wsrep_cluster_state_uuid: readings.wsrep_cluster_state_uuid ?? null,
+    wsrep_last_committed: int(readings.wsrep_last_committed),
+    wsrep_node_name: readings.wsrep_node_name ?? null,
+    read_only: readings.read_only === undefined ? null : /^(ON|1)$/i.test(readings.read_only),
+    maintenance: agent.maintenance(),
+    checked_at: checkedAt === null ? null : new Date(checkedAt).toISOString(),
+  };
+}
+
+/**
+ * The agent's HTTP interface. `GET /` is clustercheck-compatible (200 or 503 with one line);
+ * `GET /api/v1/status` is galera-agent's JSON (always 200: the body says whether the node is
+ * healthy); `GET /health` says the agent itself runs. Controls need Basic Auth.
+ */
+export function createAgentApp(agent: Agent, auth: AgentAuth | null): Hono {
+  const app = new Hono();
+  app.get("/", (c) => {
+    const { verdict } = agent.current();
+    return c.text(`${verdict.reason}\n`, verdict.healthy ? 200 : 503);
+  });
+  app.get("/api/v1/status", (c) => c.json(statusView(agent)));
+  app.get("/health", (c) => c.text("ok\n"));
+
+  const guard: MiddlewareHandler = auth
+    ? basicAuth({ username: auth.user, password: auth.password, realm: "galerad agent" })
+    : (c) =>
+      c.json({
+        error: "controls are off: start the agent with --api-password or --api-password-file",
+      }, 403);
+  app.get("/api/v1/maintenance", guard, (c) => c.json({ maintenance: agent.maintenance() }));
+  app.put("/api/v1/maintenance", guard, async (c) => {
+    let body: unknown;
+    try {
+      body = await c.req.json();
+    } catch {
+      return c.json({ error: 'body must be JSON like {"enabled": true, "message": "…"}' }, 400);
+    }
+    const { enabled, message } = (body ?? {}) as { enabled?: unknown; message?: unknown };
+    if (typeof enabled !== "boolean") {
+      return c.json({
+        error: `enabled must be true or false: current value is ${JSON.stringify(enabled ?? null)}`,
+      }, 400);
+    }
+    if (enabled && (typeof message !== "string" || message.trim() === "")) {
+      return c.json({ error: "message is required when enabling maintenance" }, 400);
+    }
+    agent.apiMaintenance = enabled ? (message as string).trim() : null;
+    await agent.poll();
+    return c.json({ maintenance: agent.maintenance() });
+  });
+  return app;
+}

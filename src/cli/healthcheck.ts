@@ -1,0 +1,196 @@
+import { Command } from "@commander-js/extra-typings";
+import { getLogger } from "@logtape/logtape";
+import { existsSync } from "node:fs";
+import * as v from "valibot";
+import { serveHttp } from "#runtime";
+import { Agent } from "../agent/agent.ts";
+import { createAgentApp } from "../agent/api.ts";
+import { StatusReader } from "../agent/status_reader.ts";
+import { boolean, duration, hostPort, integer, nonEmpty } from "../core/config_fields.ts";
+import {
+  applyLogging,
+  bindError,
+  commonFields,
+  onShutdownSignal,
+  opt,
+  readSecretFile,
+  withCommonOptions,
+} from "./common.ts";
+import { RuntimeFailure } from "./errors.ts";
+import { resolveOptions } from "./resolve_options.ts";
+
+const log = getLogger(["galerad", "cli"]);
+const DEBIAN_SOCKET = "/run/mysqld/mysqld.sock";
+
+const schema = v.object({
+  listen: hostPort(),
+  mysqlSocket: v.optional(v.string()),
+  mysqlHost: v.optional(nonEmpty),
+  mysqlPort: integer(1, 65535),
+  mysqlUser: nonEmpty,
+  mysqlPassword: v.optional(v.string()),
+  mysqlPasswordFile: v.optional(v.string()),
+  interval: duration(10),
+  connectTimeout: duration(10),
+  queryTimeout: duration(10),
+  maxAge: duration(10),
+  availableWhenDonor: boolean,
+  availableWhenReadOnly: boolean,
+  maintenanceFile: v.optional(v.string()),
+  apiUser: nonEmpty,
+  apiPassword: v.optional(v.string()),
+  apiPasswordFile: v.optional(v.string()),
+  ...commonFields,
+});
+
+const flag = (flags: string, description: string, env: string) =>
+  opt(flags, description, env).preset("true").default("false");
+
+/** `galerad healthcheck`: the agent on each DB host. */
+export function healthcheckCommand(): Command<[], Record<string, unknown>> {
+  const command = new Command("healthcheck")
+    .description("health agent for one Galera node: answers 200/503 and JSON status for proxies")
+    .addOption(
+      opt("--listen <host:port>", "where proxies and load balancers ask", "LISTEN").default(
+        ":9200",
+      ),
+    )
+    .addOption(
+      opt(
+        "--mysql-socket <path>",
+        `local server socket (default ${DEBIAN_SOCKET} when it exists)`,
+        "MYSQL_SOCKET",
+      ),
+    )
+    .addOption(
+      opt("--mysql-host <host>", "local server host, when not using the socket", "MYSQL_HOST"),
+    )
+    .addOption(opt("--mysql-port <port>", "local server port", "MYSQL_PORT").default("3306"))
+    .addOption(
+      opt("--mysql-user <user>", "user that reads status (needs no privileges)", "MYSQL_USER")
+        .default("root"),
+    )
+    .addOption(
+      opt(
+        "--mysql-password <password>",
+        "its password (prefer --mysql-password-file)",
+        "MYSQL_PASSWORD",
+      ),
+    )
+    .addOption(
+      opt(
+        "--mysql-password-file <file>",
+        "file whose first line is the password",
+        "MYSQL_PASSWORD_FILE",
+      ),
+    )
+    .addOption(
+      opt("--interval <duration>", "time between status readings", "INTERVAL").default("500ms"),
+    )
+    .addOption(
+      opt(
+        "--connect-timeout <duration>",
+        "time allowed to connect to the server",
+        "CONNECT_TIMEOUT",
+      ).default("1s"),
+    )
+    .addOption(
+      opt("--query-timeout <duration>", "time allowed for the status queries", "QUERY_TIMEOUT")
+        .default("1s"),
+    )
+    .addOption(
+      opt("--max-age <duration>", "a reading older than this counts as unhealthy", "MAX_AGE")
+        .default("3s"),
+    )
+    .addOption(
+      flag(
+        "--available-when-donor [bool]",
+        "a donor (state 2) counts as healthy",
+        "AVAILABLE_WHEN_DONOR",
+      ),
+    )
+    .addOption(
+      flag(
+        "--available-when-read-only [bool]",
+        "a read_only node counts as healthy",
+        "AVAILABLE_WHEN_READ_ONLY",
+      ),
+    )
+    .addOption(
+      opt(
+        "--maintenance-file <path>",
+        "while this file exists the node is in maintenance (its first line is the message)",
+        "MAINTENANCE_FILE",
+      ),
+    )
+    .addOption(
+      opt("--api-user <name>", "user for the controls (maintenance, bootstrap)", "API_USER")
+        .default("admin"),
+    )
+    .addOption(
+      opt(
+        "--api-password <password>",
+        "password for the controls; without one they are off",
+        "API_PASSWORD",
+      ),
+    )
+    .addOption(
+      opt(
+        "--api-password-file <file>",
+        "file whose first line is the controls' password",
+        "API_PASSWORD_FILE",
+      ),
+    );
+  withCommonOptions(command);
+  command.action(async () => {
+    const options = resolveOptions(command, schema);
+    applyLogging(options);
+    let mysqlPassword = options.mysqlPassword ?? "";
+    if (options.mysqlPasswordFile) {
+      mysqlPassword = readSecretFile("--mysql-password-file", options.mysqlPasswordFile);
+    }
+    let apiPassword = options.apiPassword;
+    if (options.apiPasswordFile) {
+      apiPassword = readSecretFile("--api-password-file", options.apiPasswordFile);
+    }
+    const socketPath = options.mysqlSocket ??
+      (options.mysqlHost === undefined && existsSync(DEBIAN_SOCKET) ? DEBIAN_SOCKET : undefined);
+    let agent: Agent | undefined = undefined;
+    const reader = new StatusReader({
+      socketPath,
+      host: options.mysqlHost ?? "127.0.0.1",
+      port: options.mysqlPort,
+      user: options.mysqlUser,
+      password: mysqlPassword,
+      connectTimeoutMs: options.connectTimeout,
+      queryTimeoutMs: options.queryTimeout,
+    }, (reason) => agent?.lost(reason));
+    agent = new Agent(reader, {
+      intervalMs: options.interval,
+      maxAgeMs: options.maxAge,
+      availableWhenDonor: options.availableWhenDonor,
+      availableWhenReadOnly: options.availableWhenReadOnly,
+      maintenanceFile: options.maintenanceFile,
+    });
+    const server = await serveHttp(
+      options.listen,
+      createAgentApp(agent, apiPassword ? { user: options.apiUser, password: apiPassword } : null)
+        .fetch,
+    ).catch((error) => {
+      throw new RuntimeFailure(bindError("health probes", options.listen, error));
+    });
+    log.info("agent listening on {host}:{port} for {target}", {
+      host: options.listen.host,
+      port: server.port,
+      target: socketPath
+        ? `socket ${socketPath}`
+        : `${options.mysqlHost ?? "127.0.0.1"}:${options.mysqlPort}`,
+    });
+    await agent.start();
+    onShutdownSignal(async () => {
+      agent.stop();
+      await server.close();
+    });
+  });
+  return command;
+}
