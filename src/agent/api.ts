@@ -48,7 +48,7 @@ export function createAgentApp(agent: Agent, auth: AgentAuth | null): Hono {
 
   const guard: MiddlewareHandler = auth
     ? basicAuth({ username: auth.user, password: auth.password, realm: "galerad agent" })
-    : (c) =>
+    : async (c) =>
       c.json({
         error: "controls are off: start the agent with --api-password or --api-password-file",
       }, 403);
