@@ -1,5 +1,6 @@
 import { getLogger } from "@logtape/logtape";
 import { existsSync, readFileSync } from "node:fs";
+import { sstDonorRunning } from "./sst_process.ts";
 import { evaluate, type GaleraReadings, type Verdict } from "./rules.ts";
 import { StatusReader } from "./status_reader.ts";
 
@@ -14,6 +15,8 @@ export interface AgentOptions {
   availableWhenReadOnly: boolean;
   /** While this file exists the node is in maintenance; its first line is the message. */
   maintenanceFile?: string;
+  /** The server runs on this host, so its SST processes can be seen in /proc. */
+  localHost: boolean;
 }
 
 /** The cached result HTTP probes are answered from. */
@@ -65,6 +68,10 @@ export class Agent {
   async poll(): Promise<void> {
     try {
       const readings = await this.reader.read();
+      if (readings.wsrep_local_state === "2" && this.options.localHost) {
+        const sst = sstDonorRunning();
+        if (sst !== null) readings.sst_donor_running = sst ? "ON" : "OFF";
+      }
       this.#snapshot = {
         verdict: this.#snapshot.verdict,
         readings,

@@ -1,6 +1,8 @@
 /**
  * What the agent reads from the local server: `SHOW GLOBAL STATUS` and `SHOW GLOBAL VARIABLES`
  * values by name, as text (absent variables are missing keys: MariaDB has no pxc_maint_mode).
+ * One key comes from the host instead: `sst_donor_running` ("ON"/"OFF", absent when unknown)
+ * says whether an SST script runs as donor, which tells an SST donor from an IST donor.
  */
 export type GaleraReadings = Record<string, string>;
 
@@ -76,7 +78,10 @@ export function evaluate(readings: GaleraReadings, options: RuleOptions): Verdic
   if (on(readings.wsrep_desync)) return fail("wsrep_desync is ON");
   const state = Number(readings.wsrep_local_state);
   const comment = readings.wsrep_local_state_comment ?? "unknown";
-  if (state === DONOR) {
+  const istDonor = state === DONOR && readings.sst_donor_running === "OFF";
+  if (istDonor) {
+    // Serving IST from the gcache does not block writes: the node stays available.
+  } else if (state === DONOR) {
     if (!options.availableWhenDonor) {
       return fail(`wsrep_local_state is 2 (${comment}) and donors are not available`);
     }
@@ -97,6 +102,10 @@ export function evaluate(readings: GaleraReadings, options: RuleOptions): Verdic
   if (on(readings.read_only) && !options.availableWhenReadOnly) return fail("read_only is ON");
   return {
     healthy: true,
-    reason: state === DONOR ? "Galera node is a donor (available)" : "Galera node is synced",
+    reason: istDonor
+      ? "Galera node is an IST donor (IST does not block writes)"
+      : state === DONOR
+      ? "Galera node is a donor (available)"
+      : "Galera node is synced",
   };
 }

@@ -171,7 +171,10 @@ export function healthcheckCommand(): Command<[], Record<string, unknown>> {
       availableWhenDonor: options.availableWhenDonor,
       availableWhenReadOnly: options.availableWhenReadOnly,
       maintenanceFile: options.maintenanceFile,
+      localHost: socketPath !== undefined ||
+        ["127.0.0.1", "localhost", "::1"].includes(options.mysqlHost ?? "127.0.0.1"),
     });
+    await agent.start(); // the first answer is a real reading, never "no reading yet"
     const server = await serveHttp(
       options.listen,
       createAgentApp(agent, apiPassword ? { user: options.apiUser, password: apiPassword } : null)
@@ -186,7 +189,6 @@ export function healthcheckCommand(): Command<[], Record<string, unknown>> {
         ? `socket ${socketPath}`
         : `${options.mysqlHost ?? "127.0.0.1"}:${options.mysqlPort}`,
     });
-    await agent.start();
     onShutdownSignal(async () => {
       agent.stop();
       await server.close();

@@ -80,6 +80,16 @@ describe("evaluate()", () => {
       .toBe("node is a donor and wsrep_sst_donor_rejects_queries is ON");
   });
 
+  test("an IST donor (no SST script running) stays available; an SST donor does not", () => {
+    expect(evaluate({ ...donor, sst_donor_running: "OFF" }, defaults)).toEqual({
+      healthy: true,
+      reason: "Galera node is an IST donor (IST does not block writes)",
+    });
+    expect(evaluate({ ...donor, sst_donor_running: "ON" }, defaults).healthy).toBe(false);
+    expect(evaluate({ ...donor, sst_donor_running: "OFF", wsrep_desync: "ON" }, defaults).reason)
+      .toBe("wsrep_desync is ON");
+  });
+
   test("a desynced node is unhealthy even when donors are allowed", () => {
     expect(
       evaluate({ ...donor, wsrep_desync: "ON" }, { ...defaults, availableWhenDonor: true }).reason,
