@@ -48,10 +48,12 @@ export function createAgentApp(agent: Agent, auth: AgentAuth | null): Hono {
 
   const guard: MiddlewareHandler = auth
     ? basicAuth({ username: auth.user, password: auth.password, realm: "galerad agent" })
-    : async (c) =>
-      c.json({
-        error: "controls are off: start the agent with --api-password or --api-password-file",
-      }, 403);
+    : (c) =>
+      Promise.resolve(
+        c.json({
+          error: "controls are off: start the agent with --api-password or --api-password-file",
+        }, 403),
+      );
   app.get("/api/v1/maintenance", guard, (c) => c.json({ maintenance: agent.maintenance() }));
   app.put("/api/v1/maintenance", guard, async (c) => {
     let body: unknown;
