@@ -20,7 +20,7 @@ export function setupLogging(format: LogFormat | "auto", level: LogLevel): void 
   const chosen = format === "auto" ? (process.stderr.isTTY ? "pretty" : "json") : format;
   const formatter = chosen === "json"
     ? jsonLinesFormatter
-    : getTextFormatter({ timestamp: "date-time-timezone", category: "." });
+    : getTextFormatter({ timestamp: "date-time-timezone", category: ".", value: "bare" });
   configureSync({
     reset: true,
     sinks: { stderr: (record: LogRecord) => void process.stderr.write(formatter(record)) },
