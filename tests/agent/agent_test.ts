@@ -20,7 +20,11 @@ const synced: GaleraReadings = {
 
 /** A reader whose next answer the test sets; counts how often it was asked. */
 function fakeReader(answer: () => GaleraReadings) {
-  const reader = { reads: 0, read: () => (reader.reads++, Promise.resolve(answer())), close: () => {} };
+  const reader = {
+    reads: 0,
+    read: () => (reader.reads++, Promise.resolve(answer())),
+    close: () => {},
+  };
   return reader;
 }
 
@@ -85,7 +89,9 @@ describe("agent HTTP", () => {
     await agent.poll();
     const later = Date.now() + 1500;
     expect(agent.current(later).verdict.healthy).toBe(false);
-    expect(agent.current(later).verdict.reason).toMatch(/^last reading is \d+ms old \(limit 1000ms\)$/);
+    expect(agent.current(later).verdict.reason).toMatch(
+      /^last reading is \d+ms old \(limit 1000ms\)$/,
+    );
   });
 
   test("a failed reading or a lost connection is unhealthy with its reason", async () => {
@@ -93,11 +99,16 @@ describe("agent HTTP", () => {
       throw new Error("cannot connect to MariaDB at socket /x: ECONNREFUSED");
     });
     await agent.poll();
-    expect(agent.current().verdict).toEqual({ healthy: false, reason: "cannot connect to MariaDB at socket /x: ECONNREFUSED" });
+    expect(agent.current().verdict).toEqual({
+      healthy: false,
+      reason: "cannot connect to MariaDB at socket /x: ECONNREFUSED",
+    });
     const second = makeAgent(() => synced).agent;
     await second.poll();
     second.lost("lost connection to MariaDB at socket /x: PROTOCOL_CONNECTION_LOST");
-    expect(second.current().verdict.reason).toBe("lost connection to MariaDB at socket /x: PROTOCOL_CONNECTION_LOST");
+    expect(second.current().verdict.reason).toBe(
+      "lost connection to MariaDB at socket /x: PROTOCOL_CONNECTION_LOST",
+    );
   });
 
   test("a maintenance file takes the node out while it exists", async () => {
@@ -107,7 +118,10 @@ describe("agent HTTP", () => {
     await agent.poll();
     expect(agent.current().verdict.healthy).toBe(true);
     writeFileSync(file, "disk replacement\n");
-    expect(agent.current().verdict).toEqual({ healthy: false, reason: "maintenance mode on the agent: disk replacement" });
+    expect(agent.current().verdict).toEqual({
+      healthy: false,
+      reason: "maintenance mode on the agent: disk replacement",
+    });
     rmSync(dir, { recursive: true });
     expect(agent.current().verdict.healthy).toBe(true);
   });
@@ -121,7 +135,9 @@ describe("agent HTTP", () => {
     expect((await put({ enabled: true, message: "x" }, {})).status).toBe(401);
     expect((await put({ enabled: "yes" })).status).toBe(400);
     expect((await put({ enabled: true })).status).toBe(400);
-    expect(await (await put({ enabled: true, message: "rolling restart" })).json()).toEqual({ maintenance: "rolling restart" });
+    expect(await (await put({ enabled: true, message: "rolling restart" })).json()).toEqual({
+      maintenance: "rolling restart",
+    });
     expect((await app.request("/")).status).toBe(503);
     expect((await app.request("/api/v1/status")).status).toBe(200);
     await put({ enabled: false });
