@@ -54,13 +54,18 @@ export function decideGroup(input: GroupInput): GroupDecision {
     const down = Object.values(views).filter((v) => v[active]?.healthy === false).length;
     if (!majority(down)) {
       if (local[active]?.healthy === true) {
-        return { propose: null, route: active, reason: `${active} is active (epoch ${register.epoch})` };
+        return {
+          propose: null,
+          route: active,
+          reason: `${active} is active (epoch ${register.epoch})`,
+        };
       }
       const seen = local[active] === undefined ? "has no health reading of" : "sees";
       return {
         propose: null,
         route: null,
-        reason: `this proxy ${seen} ${active} down but the group does not (${down} of ${live} live proxies); refusing rather than routing alone`,
+        reason:
+          `this proxy ${seen} ${active} down but the group does not (${down} of ${live} live proxies); refusing rather than routing alone`,
       };
     }
     const why = `${active} is down for ${down} of ${live} live proxies`;
@@ -73,12 +78,18 @@ function propose(input: GroupInput, exclude: string | null, why: string): GroupD
   const candidate = groupCandidate(input.views, exclude, input.drained);
   const { register, self, now } = input;
   if (candidate === null && register.active === null) {
-    return { propose: null, route: null, reason: `${why}; no node is healthy for a majority of proxies` };
+    return {
+      propose: null,
+      route: null,
+      reason: `${why}; no node is healthy for a majority of proxies`,
+    };
   }
   const reason = candidate === null
     ? `${why}; no node is healthy for a majority of proxies`
     : `${why}; ${candidate.name} has the ${
-      candidate.index === null ? "best name (no wsrep_local_index reported)" : `lowest wsrep_local_index ${candidate.index}`
+      candidate.index === null
+        ? "best name (no wsrep_local_index reported)"
+        : `lowest wsrep_local_index ${candidate.index}`
     }`;
   const next: Register = {
     cluster: register.cluster,
@@ -110,7 +121,11 @@ export function groupCandidate(
     const healthy = reports.filter((r) => r.healthy).length;
     if (healthy * 2 <= live) continue;
     const indexes = reports.filter((r) => r.healthy && r.index !== null).map((r) => r.index!);
-    fit.push({ name, healthy: true, wsrepLocalIndex: indexes.length ? Math.min(...indexes) : null });
+    fit.push({
+      name,
+      healthy: true,
+      wsrepLocalIndex: indexes.length ? Math.min(...indexes) : null,
+    });
   }
   const best = fit.sort(compareCandidates)[0];
   return best ? { name: best.name, index: best.wsrepLocalIndex } : null;

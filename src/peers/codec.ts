@@ -88,7 +88,11 @@ export async function encodeMessage(
     view: message.view,
   }));
   if (HEADER_BYTES + payload.length + MAC_BYTES > MAX_DATAGRAM_BYTES) {
-    throw new RangeError(`peer message is ${payload.length} bytes: the limit is ${MAX_DATAGRAM_BYTES - HEADER_BYTES - MAC_BYTES}`);
+    throw new RangeError(
+      `peer message is ${payload.length} bytes: the limit is ${
+        MAX_DATAGRAM_BYTES - HEADER_BYTES - MAC_BYTES
+      }`,
+    );
   }
   const out = new Uint8Array(HEADER_BYTES + payload.length + MAC_BYTES);
   const dv = new DataView(out.buffer);
@@ -111,10 +115,17 @@ export async function encodeMessage(
  * Verifies and parses a datagram. Throws a DecodeError naming the drop reason for anything that
  * is not a well-formed, correctly signed message of a known key; never anything else.
  */
-export async function decodeMessage(data: Uint8Array, keys: KeyRing): Promise<{ message: PeerMessage; envelope: Envelope }> {
+export async function decodeMessage(
+  data: Uint8Array,
+  keys: KeyRing,
+): Promise<{ message: PeerMessage; envelope: Envelope }> {
   if (data.length > MAX_DATAGRAM_BYTES) throw new DecodeError("oversized", `${data.length} bytes`);
-  if (data.length < HEADER_BYTES + MAC_BYTES) throw new DecodeError("truncated", `${data.length} bytes`);
-  if (MAGIC.some((b, i) => data[i] !== b)) throw new DecodeError("bad_magic", "not a galerad peer datagram");
+  if (data.length < HEADER_BYTES + MAC_BYTES) {
+    throw new DecodeError("truncated", `${data.length} bytes`);
+  }
+  if (MAGIC.some((b, i) => data[i] !== b)) {
+    throw new DecodeError("bad_magic", "not a galerad peer datagram");
+  }
   if (data[4] !== VERSION) throw new DecodeError("bad_version", `version ${data[4]}`);
   const type = data[5];
   if (type !== MessageType.State && type !== MessageType.Reply && type !== MessageType.Hello) {
@@ -123,13 +134,17 @@ export async function decodeMessage(data: Uint8Array, keys: KeyRing): Promise<{ 
   const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const length = dv.getUint16(6);
   if (data.length !== HEADER_BYTES + length + MAC_BYTES) {
-    throw new DecodeError("truncated", `length field ${length} does not match ${data.length} bytes`);
+    throw new DecodeError(
+      "truncated",
+      `length field ${length} does not match ${data.length} bytes`,
+    );
   }
   const keyId = dv.getUint32(8);
   const key = keys.byId.get(keyId);
   if (!key) throw new DecodeError("unknown_key", `key id ${keyId.toString(16)}`);
-  const signed = data.subarray(0, HEADER_BYTES + length);
-  const mac = data.subarray(HEADER_BYTES + length);
+  // Copies: WebCrypto takes ArrayBuffer-backed views only.
+  const signed = data.slice(0, HEADER_BYTES + length);
+  const mac = data.slice(HEADER_BYTES + length);
   if (!(await crypto.subtle.verify("HMAC", key.key, mac, signed))) {
     throw new DecodeError("bad_signature", "HMAC does not match");
   }
@@ -156,7 +171,9 @@ function parseBody(body: unknown): Omit<PeerMessage, "type"> {
   const r = b.reg as Record<string, unknown> | null;
   if (typeof r !== "object" || r === null) return bad("reg");
   if (typeof r.cluster !== "string") bad("reg.cluster");
-  if (typeof r.epoch !== "number" || !Number.isSafeInteger(r.epoch) || r.epoch < 0) bad("reg.epoch");
+  if (typeof r.epoch !== "number" || !Number.isSafeInteger(r.epoch) || r.epoch < 0) {
+    bad("reg.epoch");
+  }
   if (typeof r.proposer !== "string") bad("reg.proposer");
   if (r.active !== null && typeof r.active !== "string") bad("reg.active");
   if (typeof r.reason !== "string") bad("reg.reason");
@@ -168,7 +185,9 @@ function parseBody(body: unknown): Omit<PeerMessage, "type"> {
     const e = entry as Record<string, unknown> | null;
     if (typeof e !== "object" || e === null || typeof e.healthy !== "boolean") bad(`view.${name}`);
     const index = e!.index;
-    if (index !== null && (typeof index !== "number" || !Number.isInteger(index))) bad(`view.${name}.index`);
+    if (index !== null && (typeof index !== "number" || !Number.isInteger(index))) {
+      bad(`view.${name}.index`);
+    }
     view[name] = { healthy: e!.healthy as boolean, index: index as number | null };
   }
   return {

@@ -23,11 +23,19 @@ export async function createKeyRing(secrets: readonly string[]): Promise<KeyRing
   for (const secret of secrets) {
     const bytes = new TextEncoder().encode(secret);
     if (bytes.length < MIN_SECRET_BYTES) {
-      throw new RangeError(`a peer secret must be at least ${MIN_SECRET_BYTES} bytes: current length is ${bytes.length}`);
+      throw new RangeError(
+        `a peer secret must be at least ${MIN_SECRET_BYTES} bytes: current length is ${bytes.length}`,
+      );
     }
     const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
     const id = new DataView(digest.buffer).getUint32(0);
-    const key = await crypto.subtle.importKey("raw", bytes, { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]);
+    const key = await crypto.subtle.importKey(
+      "raw",
+      bytes,
+      { name: "HMAC", hash: "SHA-256" },
+      false,
+      ["sign", "verify"],
+    );
     keys.push({ id, key });
   }
   return { signing: keys[0], byId: new Map(keys.map((k) => [k.id, k])) };

@@ -29,7 +29,9 @@ export function checkReplay(
   }
   if (packet.seq > state.top) {
     const shift = packet.seq - state.top;
-    const seen = shift >= WINDOW ? 1n : ((state.seen << BigInt(shift)) | 1n) & ((1n << BigInt(WINDOW)) - 1n);
+    const seen = shift >= WINDOW
+      ? 1n
+      : ((state.seen << BigInt(shift)) | 1n) & ((1n << BigInt(WINDOW)) - 1n);
     return { state: { ...state, top: packet.seq, seen } };
   }
   const behind = state.top - packet.seq;

@@ -9,7 +9,11 @@ import {
   type ProbeResult,
 } from "../core/health_state.ts";
 import { ER_SERVER_SHUTDOWN, ER_UNKNOWN_ERROR, mysqlErrorPacket } from "../core/mysql_packet.ts";
-import { type Candidate, chooseActive } from "../core/select_active.ts";
+import { decideGroup, type HealthView } from "../core/group_decision.ts";
+import { compareRegisters, emptyRegister, type Register } from "../core/register.ts";
+import type { PeerMessage } from "../peers/codec.ts";
+import { type GossipOptions, PeerGroup } from "../peers/gossip.ts";
+import { readStateFile, writeStateFile } from "../peers/state_file.ts";
 import type { TcpConn, TcpListener } from "../runtime/types.ts";
 import { EventLog } from "./events.ts";
 import { HealthMonitor, type Prober } from "./health_monitor.ts";
@@ -28,6 +32,16 @@ export interface ProxyOptions {
   connectTimeoutMs: number;
   keepAliveMs: number;
   shutdownTimeoutMs: number;
+  /** This proxy's stable name: the proposer in the register, the sender in gossip. */
+  name?: string;
+  /** Name of the Galera cluster: registers of other clusters are ignored. */
+  cluster?: string;
+  /** Where the register is persisted, so a restart never forgets the active node. */
+  stateFile?: string;
+  /** Gossip with other proxies; absent for a proxy that decides alone. */
+  peers?: Omit<GossipOptions, "self" | "cluster">;
+  /** With peers: how long a starting proxy waits to learn the register before deciding itself. */
+  startupWaitMs?: number;
 }
 
 /** A backend with what the proxy knows about it now. */
@@ -71,10 +85,18 @@ export class Proxy {
     bytesDown: 0,
   };
   traffic: TrafficSwitch = { enabled: true, message: "", lastUpdated: Date.now() };
+  /** The replicated decision: which node the whole group routes to. */
+  register: Register;
+  /** The node this proxy routes new sessions to now; null to refuse them. */
   active: string | null = null;
+  /** Why this proxy routes where it does (or refuses). */
   activeReason = "not decided yet";
   activeSince: number | null = null;
   draining = false;
+  readonly name: string;
+  readonly peerGroup: PeerGroup | null = null;
+  /** Where the register came from at start: "state file", "peer NAME", or "decided". */
+  learnedFrom: string | null = null;
   #listener: TcpListener | null = null;
   #monitor: HealthMonitor;
   #nextSessionId = 1;
@@ -82,8 +104,35 @@ export class Proxy {
   #markReady!: () => void;
   #isReady = false;
   #sessionsDone = new Set<() => void>();
+  #learning = false;
+  #startupTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(readonly options: ProxyOptions, prober?: Prober) {
+    this.name = options.name ?? "galerad";
+    const cluster = options.cluster ?? "galera";
+    this.register = emptyRegister(cluster);
+    if (options.stateFile) {
+      const saved = readStateFile(options.stateFile, cluster);
+      if (saved) {
+        this.register = saved;
+        log.info("remembered register from {file}: epoch {epoch}, active {active}", {
+          file: options.stateFile,
+          epoch: saved.epoch,
+          active: saved.active,
+        });
+      }
+    }
+    if (options.peers && options.peers.peers.length > 0) {
+      this.peerGroup = new PeerGroup({ ...options.peers, self: this.name, cluster }, {
+        snapshot: () => ({
+          register: this.register,
+          view: this.localView(),
+          ready: !this.#learning && this.#isReady,
+        }),
+        onMessage: (message) => this.#onPeerMessage(message),
+        onLiveness: () => this.#decide(),
+      });
+    }
     for (const spec of options.backends) {
       this.backends.set(spec.name, {
         spec,
@@ -127,6 +176,14 @@ export class Proxy {
       host: this.options.listen.host,
       port: this.port,
     });
+    if (this.peerGroup) {
+      this.#learning = true;
+      await this.peerGroup.start();
+      this.#startupTimer = setTimeout(
+        () => this.#endLearning("startup wait over"),
+        this.options.startupWaitMs ?? 2000,
+      );
+    }
     if (this.backends.size === 0) this.#setReady();
     for (const backend of this.backends.values()) {
       this.#monitor.watch(backend.spec.name, backend.spec.health);
@@ -160,6 +217,8 @@ export class Proxy {
     }
     for (const backend of this.backends.values()) this.#sever(backend, "shutdown");
     this.#monitor.stop();
+    clearTimeout(this.#startupTimer);
+    this.peerGroup?.stop();
   }
 
   /** Enables or disables all traffic; disabling severs every session and refuses new ones. */
@@ -171,24 +230,130 @@ export class Proxy {
     if (!enabled) {
       for (const backend of this.backends.values()) this.#sever(backend, "traffic disabled");
     }
-    this.#reselect();
+    this.#decide();
   }
 
-  /** The selection inputs: health as the monitor sees it now. */
-  candidates(): Candidate[] {
-    return [...this.backends.values()].map((b) => ({
-      name: b.spec.name,
-      healthy: b.health.status === "healthy",
-      wsrepLocalIndex: b.health.wsrepLocalIndex,
-      maintenance: b.maintenance,
-    }));
+  /** This proxy's health view: every backend with a known state (unknown ones are left out). */
+  localView(): HealthView {
+    const view: HealthView = {};
+    for (const b of this.backends.values()) {
+      if (b.health.status === "unknown") continue;
+      view[b.spec.name] = {
+        healthy: b.health.status === "healthy",
+        index: b.health.wsrepLocalIndex,
+      };
+    }
+    return view;
+  }
+
+  /** True while a starting proxy is still waiting to learn the register from its peers. */
+  get learning(): boolean {
+    return this.#learning;
   }
 
   #setReady(): void {
     if (this.#isReady) return;
     this.#isReady = true;
-    this.#reselect();
-    this.#markReady();
+    this.#decide();
+    if (!this.#learning) this.#markReady();
+  }
+
+  #endLearning(why: string): void {
+    if (!this.#learning) return;
+    this.#learning = false;
+    clearTimeout(this.#startupTimer);
+    if (this.learnedFrom === null) {
+      this.learnedFrom = this.register.epoch > 0 ? "state file" : "decided";
+    }
+    log.info("register learned ({why}): epoch {epoch}, active {active}, from {source}", {
+      why,
+      epoch: this.register.epoch,
+      active: this.register.active,
+      source: this.learnedFrom,
+    });
+    this.#decide();
+    if (this.#isReady) this.#markReady();
+  }
+
+  #onPeerMessage(message: PeerMessage): void {
+    if (this.#learning && (message.ready || message.register.epoch > 0)) {
+      if (compareRegisters(message.register, this.register) >= 0) {
+        this.learnedFrom = `peer ${message.from}`;
+      }
+      this.#adopt(message.register, `learned from ${message.from}`);
+      this.#endLearning(`heard from ${message.from}`);
+      return;
+    }
+    if (!this.#adopt(message.register, `learned from ${message.from}`)) this.#decide();
+  }
+
+  /**
+   * Takes a register if it is newer than ours: persists it, passes it on to every peer, then
+   * re-decides where to route (which severs sessions on the node that lost the role). Returns
+   * whether it was newer.
+   */
+  #adopt(register: Register, source: string): boolean {
+    if (
+      register.cluster !== this.register.cluster || compareRegisters(register, this.register) <= 0
+    ) return false;
+    const previous = this.register;
+    this.register = register;
+    const message = `register epoch ${register.epoch}: active ${register.active ?? "none"} (was ${
+      previous.active ?? "none"
+    }), by ${register.proposer}, ${source}: ${register.reason}`;
+    log.warn("{message}", {
+      message,
+      epoch: register.epoch,
+      proposer: register.proposer,
+      active: register.active,
+      previous: previous.active,
+      reason: register.reason,
+      source,
+    });
+    this.events.push({
+      time: Date.now(),
+      kind: "register",
+      message,
+      data: { epoch: register.epoch, active: register.active },
+    });
+    if (this.options.stateFile) {
+      try {
+        writeStateFile(this.options.stateFile, register);
+      } catch (error) {
+        log.error("cannot persist the register to {file}: {error}", {
+          file: this.options.stateFile,
+          error: String(error),
+        });
+      }
+    }
+    this.peerGroup?.push();
+    this.#decide();
+    return true;
+  }
+
+  /**
+   * Runs the group rule over this proxy's view and the live peers' views: proposes a new register
+   * when the group must move, and routes where the register says (or nowhere, when this proxy
+   * alone sees the active node down).
+   */
+  #decide(): void {
+    if (!this.#isReady || this.#learning) return;
+    const views: Record<string, HealthView> = {
+      ...this.peerGroup?.liveViews(),
+      [this.name]: this.localView(),
+    };
+    const drained = new Set(
+      [...this.backends.values()].filter((b) => b.maintenance).map((b) => b.spec.name),
+    );
+    const decision = decideGroup({
+      self: this.name,
+      register: this.register,
+      views,
+      drained,
+      now: Date.now(),
+    });
+    if (decision.propose && this.#adopt(decision.propose, "decided here")) return;
+    this.setActive(decision.route, decision.reason);
   }
 
   #onProbe(name: string, result: ProbeResult): void {
@@ -216,13 +381,10 @@ export class Proxy {
       if ([...this.backends.values()].every((b) => b.health.status !== "unknown")) this.#setReady();
       return;
     }
-    if (changed) this.#reselect();
-  }
-
-  #reselect(): void {
-    if (!this.#isReady) return;
-    const decision = chooseActive(this.candidates(), this.active);
-    if (decision.changed) this.setActive(decision.active, decision.reason);
+    if (changed) {
+      this.peerGroup?.push();
+      this.#decide();
+    }
   }
 
   /**
@@ -231,7 +393,10 @@ export class Proxy {
    */
   setActive(next: string | null, reason: string): void {
     const previous = this.active;
-    if (previous === next) return;
+    if (previous === next) {
+      this.activeReason = reason;
+      return;
+    }
     this.active = next;
     this.activeReason = reason;
     this.activeSince = next === null ? null : Date.now();
@@ -280,6 +445,13 @@ export class Proxy {
       };
     }
     if (this.active === null) {
+      if (this.#learning) {
+        return {
+          reason: "learning",
+          message: "proxy is starting and learning the active node from its peers",
+        };
+      }
+      if (this.register.active !== null) return { reason: "minority", message: this.activeReason };
       return {
         reason: "no_active_node",
         message: "no healthy Galera node is active; try again later",

@@ -1,82 +1,66 @@
 import { describe, expect, test } from "bun:test";
-import { type Candidate, chooseActive, failoverCandidate } from "../../src/core/select_active.ts";
+import { decideGroup, type HealthView } from "../../src/core/group_decision.ts";
+import { emptyRegister, type Register } from "../../src/core/register.ts";
+import { compareCandidates } from "../../src/core/select_active.ts";
 
-const node = (
-  name: string,
-  healthy: boolean,
-  index: number | null,
-  maintenance = false,
-): Candidate => ({
-  name,
-  healthy,
-  wsrepLocalIndex: index,
-  maintenance,
+// A proxy without peers decides alone: the group rule over one view. These are the standalone
+// selection rules (sticky, lowest index, no failback) seen through that.
+const view = (spec: Record<string, [boolean, number | null]>): HealthView =>
+  Object.fromEntries(Object.entries(spec).map(([k, [healthy, index]]) => [k, { healthy, index }]));
+function decide(register: Register, v: HealthView) {
+  return decideGroup({ self: "p", register, views: { p: v }, now: 0 });
+}
+const reg = (active: string | null, epoch = 1): Register => ({
+  ...emptyRegister("c"),
+  epoch,
+  proposer: "p",
+  active,
 });
 
-describe("chooseActive()", () => {
+describe("standalone selection", () => {
   test("picks the healthy node with the lowest wsrep_local_index at start", () => {
-    const d = chooseActive(
-      [node("db0", true, 2), node("db1", true, 0), node("db2", true, 1)],
-      null,
-    );
-    expect(d).toMatchObject({ active: "db1", changed: true });
+    const d = decide(emptyRegister("c"), view({ db0: [true, 2], db1: [true, 0], db2: [true, 1] }));
+    expect(d.route).toBe("db1");
     expect(d.reason).toContain("lowest wsrep_local_index 0");
   });
 
   test("keeps the active node while it is healthy, even when another has a lower index", () => {
-    const d = chooseActive([node("db0", true, 0), node("db1", true, 1)], "db1");
-    expect(d).toEqual({ active: "db1", changed: false, reason: "db1 is healthy" });
-  });
-
-  test("a recovered node does not take traffic back", () => {
-    let active = chooseActive([node("a", true, 0), node("b", true, 1)], null).active;
-    active = chooseActive([node("a", false, 0), node("b", true, 1)], active).active;
-    expect(active).toBe("b");
-    const d = chooseActive([node("a", true, 0), node("b", true, 1)], active);
-    expect(d).toMatchObject({ active: "b", changed: false });
-  });
-
-  test("fails over to the lowest index among healthy nodes when the active one is unhealthy", () => {
-    const d = chooseActive(
-      [node("db0", false, 0), node("db1", true, 2), node("db2", true, 1)],
-      "db0",
-    );
-    expect(d.active).toBe("db2");
-    expect(d.changed).toBe(true);
-    expect(d.reason).toStartWith("db0 is unhealthy");
-  });
-
-  test("breaks equal indexes by name", () => {
-    expect(chooseActive([node("zeta", true, 1), node("alpha", true, 1)], null).active).toBe(
-      "alpha",
-    );
-  });
-
-  test("nodes without a reported index come after those with one, then by name", () => {
-    expect(chooseActive([node("a", true, null), node("b", true, 5)], null).active).toBe("b");
-    expect(chooseActive([node("c", true, null), node("b", true, null)], null).active).toBe("b");
-  });
-
-  test("no healthy node leaves no active node and says so", () => {
-    const d = chooseActive([node("db0", false, 0), node("db1", false, 1)], "db0");
-    expect(d).toMatchObject({ active: null, changed: true });
-    expect(d.reason).toContain("no healthy node left");
-    expect(chooseActive([node("db0", false, 0)], null)).toMatchObject({
-      active: null,
-      changed: false,
+    expect(decide(reg("db1"), view({ db0: [true, 0], db1: [true, 1] }))).toMatchObject({
+      propose: null,
+      route: "db1",
     });
   });
 
-  test("a node in maintenance is left and never chosen", () => {
-    const d = chooseActive([node("db0", true, 0, true), node("db1", true, 1)], "db0");
-    expect(d).toMatchObject({ active: "db1", changed: true });
-    expect(d.reason).toStartWith("db0 is in maintenance");
-    expect(failoverCandidate([node("db0", true, 0, true)])).toBeUndefined();
+  test("fails over to the lowest index among healthy nodes; the recovered one does not take it back", () => {
+    const d = decide(reg("db0"), view({ db0: [false, 0], db1: [true, 2], db2: [true, 1] }));
+    expect(d.route).toBe("db2");
+    expect(decide(d.propose!, view({ db0: [true, 0], db1: [true, 2], db2: [true, 1] })).route).toBe(
+      "db2",
+    );
   });
 
-  test("an active node removed from the set is replaced", () => {
-    const d = chooseActive([node("db1", true, 1)], "db0");
-    expect(d).toMatchObject({ active: "db1", changed: true });
-    expect(d.reason).toStartWith("db0 was removed");
+  test("breaks equal indexes by name; nodes without an index come last", () => {
+    expect(decide(emptyRegister("c"), view({ zeta: [true, 1], alpha: [true, 1] })).route).toBe(
+      "alpha",
+    );
+    expect(decide(emptyRegister("c"), view({ a: [true, null], b: [true, 5] })).route).toBe("b");
+  });
+
+  test("no healthy node leaves no active node and says so", () => {
+    const d = decide(reg("db0"), view({ db0: [false, 0], db1: [false, 1] }));
+    expect(d.route).toBeNull();
+    expect(d.reason).toContain("no node is healthy");
+  });
+});
+
+describe("compareCandidates()", () => {
+  test("orders by index, unknown last, then name", () => {
+    const list = [
+      { name: "c", wsrepLocalIndex: null },
+      { name: "b", wsrepLocalIndex: 1 },
+      { name: "a", wsrepLocalIndex: 1 },
+      { name: "d", wsrepLocalIndex: 0 },
+    ];
+    expect(list.sort(compareCandidates).map((c) => c.name)).toEqual(["d", "a", "b", "c"]);
   });
 });

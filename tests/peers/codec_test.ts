@@ -1,5 +1,13 @@
 import { describe, expect, test } from "bun:test";
-import { DecodeError, decodeMessage, encodeMessage, HEADER_BYTES, MAX_DATAGRAM_BYTES, MessageType, type PeerMessage } from "../../src/peers/codec.ts";
+import {
+  DecodeError,
+  decodeMessage,
+  encodeMessage,
+  HEADER_BYTES,
+  MAX_DATAGRAM_BYTES,
+  MessageType,
+  type PeerMessage,
+} from "../../src/peers/codec.ts";
 import { createKeyRing } from "../../src/peers/keyring.ts";
 import { checkReplay, type ReplayState, WINDOW } from "../../src/peers/replay.ts";
 
@@ -8,8 +16,19 @@ const message: PeerMessage = {
   from: "proxy-a",
   boot: 1_700_000_000_000,
   ready: true,
-  register: { cluster: "galera", epoch: 7, proposer: "proxy-b", active: "db1", reason: "db0 is down for 2 of 3 live proxies", time: 123 },
-  view: { db0: { healthy: false, index: 0 }, db1: { healthy: true, index: 1 }, db2: { healthy: true, index: null } },
+  register: {
+    cluster: "galera",
+    epoch: 7,
+    proposer: "proxy-b",
+    active: "db1",
+    reason: "db0 is down for 2 of 3 live proxies",
+    time: 123,
+  },
+  view: {
+    db0: { healthy: false, index: 0 },
+    db1: { healthy: true, index: 1 },
+    db2: { healthy: true, index: null },
+  },
 };
 const bootId = new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]);
 const ring = await createKeyRing(["correct horse battery staple"]);
@@ -29,7 +48,11 @@ describe("peer codec", () => {
     const data = await encodeMessage(message, { bootId, seq: 2 ** 40 + 5 }, ring);
     const { message: back, envelope } = await decodeMessage(data, ring);
     expect(back).toEqual(message);
-    expect(envelope).toEqual({ keyId: ring.signing.id, bootId: "0102030405060708", seq: 2 ** 40 + 5 });
+    expect(envelope).toEqual({
+      keyId: ring.signing.id,
+      bootId: "0102030405060708",
+      seq: 2 ** 40 + 5,
+    });
   });
 
   test("every byte flipped is refused, never accepted or thrown past", async () => {
@@ -55,7 +78,11 @@ describe("peer codec", () => {
     const type = data.slice();
     type[5] = 77;
     expect(await reason(type)).toBe("bad_type");
-    expect(await reason(new TextEncoder().encode("GET / HTTP/1.1\r\nHost: x\r\n\r\n" + "x".repeat(100) + ""))).toBe("bad_magic");
+    expect(
+      await reason(
+        new TextEncoder().encode("GET / HTTP/1.1\r\nHost: x\r\n\r\n" + "x".repeat(100) + ""),
+      ),
+    ).toBe("bad_magic");
     expect(await reason(crypto.getRandomValues(new Uint8Array(200)))).toBe("bad_magic");
   });
 
@@ -78,13 +105,22 @@ describe("peer codec", () => {
 
   test("key rotation: the ring verifies every key and signs with the first", async () => {
     const old = await createKeyRing(["the old shared secret value"]);
-    const rotating = await createKeyRing(["the new shared secret value", "the old shared secret value"]);
-    expect(await reason(await encodeMessage(message, { bootId, seq: 1 }, old), rotating)).toBe("accepted");
-    expect(await reason(await encodeMessage(message, { bootId, seq: 1 }, rotating), old)).toBe("unknown_key");
+    const rotating = await createKeyRing([
+      "the new shared secret value",
+      "the old shared secret value",
+    ]);
+    expect(await reason(await encodeMessage(message, { bootId, seq: 1 }, old), rotating)).toBe(
+      "accepted",
+    );
+    expect(await reason(await encodeMessage(message, { bootId, seq: 1 }, rotating), old)).toBe(
+      "unknown_key",
+    );
   });
 
   test("refuses short secrets", async () => {
-    await expect(createKeyRing(["short"])).rejects.toThrow("at least 16 bytes: current length is 5");
+    await expect(createKeyRing(["short"])).rejects.toThrow(
+      "at least 16 bytes: current length is 5",
+    );
   });
 });
 
@@ -105,12 +141,23 @@ describe("checkReplay()", () => {
     expect(run([p(1), p(2), p(2), p(3), p(1)])).toEqual(["ok", "ok", "replayed", "ok", "replayed"]);
   });
   test("tolerates reordering inside the window, once", () => {
-    expect(run([p(1), p(5), p(3), p(4), p(3), p(2)])).toEqual(["ok", "ok", "ok", "ok", "replayed", "ok"]);
+    expect(run([p(1), p(5), p(3), p(4), p(3), p(2)])).toEqual([
+      "ok",
+      "ok",
+      "ok",
+      "ok",
+      "replayed",
+      "ok",
+    ]);
   });
   test("drops what is older than the window", () => {
     expect(run([p(1), p(WINDOW + 10), p(5)])).toEqual(["ok", "ok", "replayed"]);
   });
   test("a newer boot starts afresh; an older boot is stale", () => {
-    expect(run([p(50, 10, "a"), p(1, 11, "b"), p(51, 10, "a")])).toEqual(["ok", "ok", "stale_boot"]);
+    expect(run([p(50, 10, "a"), p(1, 11, "b"), p(51, 10, "a")])).toEqual([
+      "ok",
+      "ok",
+      "stale_boot",
+    ]);
   });
 });
