@@ -1,6 +1,8 @@
 import { Command } from "@commander-js/extra-typings";
 import { getLogger } from "@logtape/logtape";
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
 import * as v from "valibot";
 import { serveHttp } from "#runtime";
 import {
@@ -8,9 +10,13 @@ import {
   duration,
   hostPort,
   integer,
+  name,
   nonEmpty,
+  peerList,
   splitList,
 } from "../core/config_fields.ts";
+import { DEFAULT_PEER_PORT } from "../core/peer_spec.ts";
+import { createKeyRing } from "../peers/keyring.ts";
 import { createApi, createHealthApp } from "../proxy/api.ts";
 import { Proxy } from "../proxy/proxy.ts";
 import {
@@ -42,6 +48,16 @@ const schema = v.object({
   connectTimeout: duration(10),
   keepalive: duration(0),
   shutdownTimeout: duration(0),
+  name: name,
+  cluster: name,
+  peers: peerList,
+  peerListen: v.optional(hostPort()),
+  peerSecret: v.optional(v.string()),
+  peerSecretFile: v.optional(v.string()),
+  stateFile: v.optional(v.string()),
+  gossipInterval: duration(10),
+  peerTimeout: duration(10),
+  startupWait: duration(0),
   ...commonFields,
 });
 
@@ -133,6 +149,77 @@ export function proxyCommand(): Command<[], Record<string, unknown>> {
         "SHUTDOWN_TIMEOUT",
       ).default("10s"),
     );
+  command
+    .addOption(
+      opt("--name <name>", "this proxy's stable name among its peers", "NAME").default(
+        hostname().split(".")[0] || "galerad",
+      ),
+    )
+    .addOption(
+      opt(
+        "--cluster <name>",
+        "Galera cluster name; peers of another cluster are ignored",
+        "CLUSTER",
+      ).default("galera"),
+    )
+    .addOption(
+      opt(
+        "--peers <list>",
+        `proxies to agree with, NAME=HOST[:PORT] separated by commas (port ${DEFAULT_PEER_PORT}; may include this proxy)`,
+        "PEERS",
+      )
+        .argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value])
+        .default([] as string[]),
+    )
+    .addOption(
+      opt(
+        "--peer-listen <host:port>",
+        `UDP address for gossip (default: this proxy's entry in --peers, else :${DEFAULT_PEER_PORT})`,
+        "PEER_LISTEN",
+      ),
+    )
+    .addOption(
+      opt(
+        "--peer-secret <secrets>",
+        "shared gossip secret(s), comma-separated, the first signs (prefer --peer-secret-file)",
+        "PEER_SECRET",
+      ),
+    )
+    .addOption(
+      opt(
+        "--peer-secret-file <file>",
+        "file with one shared secret per line; the first signs, all verify",
+        "PEER_SECRET_FILE",
+      ),
+    )
+    .addOption(
+      opt(
+        "--state-file <file>",
+        "where the register is kept across restarts (default with --peers: /var/lib/galerad/NAME.state.json)",
+        "STATE_FILE",
+      ),
+    )
+    .addOption(
+      opt(
+        "--gossip-interval <duration>",
+        "how often every peer gets this proxy's state",
+        "GOSSIP_INTERVAL",
+      ).default("200ms"),
+    )
+    .addOption(
+      opt(
+        "--peer-timeout <duration>",
+        "a peer not heard from for this long no longer counts toward a majority",
+        "PEER_TIMEOUT",
+      ).default("1s"),
+    )
+    .addOption(
+      opt(
+        "--startup-wait <duration>",
+        "how long a starting proxy waits to learn the register from peers",
+        "STARTUP_WAIT",
+      ).default("2s"),
+    );
   withCommonOptions(command);
   command.action(async () => {
     const options = resolveOptions(command, schema, { aliases: { backends: "backend" } });
@@ -140,6 +227,7 @@ export function proxyCommand(): Command<[], Record<string, unknown>> {
       throw new UsageError("missing --backend: give at least one NAME=HOST:PORT[,health=URL]");
     }
     applyLogging(options);
+    const peers = await peerSettings(options);
     let password = options.apiPassword;
     if (options.apiPasswordFile) {
       password = readSecretFile("--api-password-file", options.apiPasswordFile);
@@ -151,12 +239,65 @@ export function proxyCommand(): Command<[], Record<string, unknown>> {
         password,
       });
     }
-    await runProxy(options, password);
+    await runProxy(options, password, peers);
   });
   return command;
 }
 
-async function runProxy(options: v.InferOutput<typeof schema>, password: string): Promise<void> {
+type ProxyConfig = v.InferOutput<typeof schema>;
+
+/** Resolves the gossip settings: peers without this proxy, listen address, key ring, state file. */
+async function peerSettings(options: ProxyConfig) {
+  const others = options.peers.filter((p) => p.name !== options.name);
+  if (others.length === 0) return { peers: undefined, stateFile: options.stateFile };
+  let secrets: string[] = [];
+  if (options.peerSecretFile) {
+    try {
+      secrets = readFileSync(options.peerSecretFile, "utf8").split(/\r?\n/).map((l) => l.trim())
+        .filter((l) => l !== "");
+    } catch (error) {
+      throw new UsageError(
+        `invalid --peer-secret-file "${options.peerSecretFile}": cannot read it (${
+          (error as { code?: string }).code ?? error
+        })`,
+      );
+    }
+  } else if (options.peerSecret) {
+    secrets = options.peerSecret.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  }
+  if (secrets.length === 0) {
+    throw new UsageError(
+      "missing --peer-secret-file (or GALERAD_PEER_SECRET): peers need a shared secret to sign gossip",
+    );
+  }
+  let keys;
+  try {
+    keys = await createKeyRing(secrets);
+  } catch (error) {
+    throw new UsageError(`invalid peer secret: ${(error as Error).message}`);
+  }
+  const own = options.peers.find((p) => p.name === options.name);
+  const listen = options.peerListen ??
+    (own ? { host: own.host, port: own.port } : { host: "0.0.0.0", port: DEFAULT_PEER_PORT });
+  return {
+    stateFile: options.stateFile ?? `/var/lib/galerad/${options.name}.state.json`,
+    peers: {
+      listen,
+      peers: others,
+      keys,
+      intervalMs: options.gossipInterval,
+      peerTimeoutMs: options.peerTimeout,
+      retransmits: 2,
+      retransmitGapMs: 30,
+    },
+  };
+}
+
+async function runProxy(
+  options: ProxyConfig,
+  password: string,
+  peers: Awaited<ReturnType<typeof peerSettings>>,
+): Promise<void> {
   const proxy = new Proxy({
     listen: options.listen,
     backends: options.backend,
@@ -167,11 +308,21 @@ async function runProxy(options: v.InferOutput<typeof schema>, password: string)
     connectTimeoutMs: options.connectTimeout,
     keepAliveMs: options.keepalive,
     shutdownTimeoutMs: options.shutdownTimeout,
+    name: options.name,
+    cluster: options.cluster,
+    stateFile: peers.stateFile,
+    peers: peers.peers,
+    startupWaitMs: options.startupWait,
   });
   try {
     await proxy.start();
   } catch (error) {
-    throw new RuntimeFailure(bindError("clients", options.listen, error));
+    const what = peers.peers && String(error).includes(String(peers.peers.listen.port))
+      ? "peers"
+      : "clients";
+    throw new RuntimeFailure(
+      bindError(what, what === "peers" ? peers.peers!.listen : options.listen, error),
+    );
   }
   const api = await serveHttp(
     options.apiListen,

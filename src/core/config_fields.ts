@@ -2,6 +2,7 @@ import * as v from "valibot";
 import { type HostPort, parseHostPort } from "./address.ts";
 import { type BackendSpec, parseBackendSpec } from "./backend_spec.ts";
 import { parseDuration } from "./duration.ts";
+import { parsePeerSpec, type PeerAddress } from "./peer_spec.ts";
 
 /**
  * Valibot field schemas shared by every subcommand's configuration. Each accepts what a flag,
@@ -71,6 +72,39 @@ export const backendList = v.pipe(
     }
     return specs;
   }),
+);
+
+/** A list of peers, `NAME=HOST[:PORT]` separated by commas, spaces or `;` (or a list). */
+export const peerList = v.pipe(
+  v.union([v.string(), v.array(v.string())], "expected NAME=HOST[:PORT],…"),
+  v.rawTransform(({ dataset, addIssue, NEVER }) => {
+    const items = (typeof dataset.value === "string" ? [dataset.value] : dataset.value)
+      .flatMap((item) => item.split(/[,;\s]+/)).filter((item) => item !== "");
+    const peers: PeerAddress[] = [];
+    for (const item of items) {
+      try {
+        const peer = parsePeerSpec(item);
+        if (peers.some((p) => p.name === peer.name)) {
+          addIssue({ message: `peer name "${peer.name}" is used twice; names must be unique` });
+          return NEVER;
+        }
+        peers.push(peer);
+      } catch (error) {
+        addIssue({ message: (error as Error).message });
+        return NEVER;
+      }
+    }
+    return peers;
+  }),
+);
+
+/** A name for this proxy or cluster: letters, digits, '.', '_' and '-'. */
+export const name = v.pipe(
+  v.string("expected a name"),
+  v.regex(
+    /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/,
+    "expected letters, digits, '.', '_' or '-' (at most 63)",
+  ),
 );
 
 /** A boolean from a flag, "true"/"false"/"1"/"0"/"yes"/"no" text or JSON. */

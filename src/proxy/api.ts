@@ -46,7 +46,33 @@ export function clusterView(proxy: Proxy) {
     ready: proxy.ready,
     currentSessionCount: proxy.sessionCount,
     counters: proxy.counters,
+    name: proxy.name,
+    register: {
+      ...proxy.register,
+      time: proxy.register.time ? new Date(proxy.register.time).toISOString() : null,
+    },
+    learnedFrom: proxy.learnedFrom,
   };
+}
+
+/** Every configured peer as `GET /v0/peers` shows it, with whether it agrees with us. */
+export function peersView(proxy: Proxy) {
+  const group = proxy.peerGroup;
+  if (!group) return { self: proxy.name, peers: [], gossip: null };
+  const peers = [...group.peers.values()].map((p) => ({
+    name: p.spec.name,
+    address: `${p.spec.host}:${p.spec.port}`,
+    live: p.live,
+    lastSeen: p.lastSeen === null ? null : new Date(p.lastSeen).toISOString(),
+    epoch: p.register?.epoch ?? null,
+    proposer: p.register?.proposer ?? null,
+    active: p.register?.active ?? null,
+    agrees: p.register !== null && p.register.epoch === proxy.register.epoch &&
+      p.register.proposer === proxy.register.proposer,
+    ready: p.ready,
+    view: p.view,
+  }));
+  return { self: proxy.name, listen: group.port, peers, gossip: group.counters };
 }
 
 /**
@@ -62,6 +88,7 @@ export function createApi(proxy: Proxy, auth: ApiAuth): Hono {
   );
   app.get("/v0/cluster", (c) => c.json(clusterView(proxy)));
   app.get("/v0/events", (c) => c.json(proxy.events.list()));
+  app.get("/v0/peers", (c) => c.json(peersView(proxy)));
   app.patch("/v0/cluster", async (c) => {
     const input = await readTrafficInput(c.req.raw);
     if ("error" in input) return c.json({ error: input.error }, 400);
