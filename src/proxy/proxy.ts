@@ -154,9 +154,9 @@ export class Proxy {
     return this.#listener?.port ?? this.options.listen.port;
   }
 
-  /** True once every backend has answered (or failed) its first probe. */
+  /** True once every backend has answered (or failed) its first probe and the register is learned. */
   get ready(): boolean {
-    return this.#isReady;
+    return this.#isReady && !this.#learning;
   }
 
   get sessionCount(): number {

@@ -171,3 +171,14 @@ export function connectClient(port: number): Promise<Client> {
     socket.once("error", reject);
   });
 }
+
+/** A TCP port free right now on 127.0.0.1 (bound, then released). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.listen(0, "127.0.0.1", () => {
+      const port = (server.address() as net.AddressInfo).port;
+      server.close(() => resolve(port));
+    });
+  });
+}

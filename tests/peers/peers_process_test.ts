@@ -1,0 +1,273 @@
+/**
+ * Three `galerad proxy` processes gossiping on loopback in front of test backends. Each proxy
+ * has its own agents, so a test can make one proxy's view differ from the others'.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import dgram from "node:dgram";
+import {
+  connectClient,
+  startAgent,
+  startBackend,
+  type TestAgent,
+  type TestBackend,
+  waitFor,
+} from "../helpers/fixtures.ts";
+import { Tier } from "../helpers/tier.ts";
+import { startRelay, type UdpRelay } from "../helpers/udp_relay.ts";
+
+const PROXIES = ["p1", "p2", "p3"];
+const BACKENDS = ["db0", "db1", "db2"];
+let backends: TestBackend[] = [];
+/** agents[proxy][backend] */
+const agents: Record<string, Record<string, TestAgent>> = {};
+let tier: Tier | null = null;
+
+function setHealth(backend: string, healthy: boolean, only?: string[]) {
+  for (const p of only ?? PROXIES) agents[p][backend].set({ healthy });
+}
+
+beforeAll(async () => {
+  backends = await Promise.all(BACKENDS.map((b) => startBackend(b)));
+  for (const p of PROXIES) {
+    agents[p] = {};
+    for (const [i, b] of BACKENDS.entries()) {
+      agents[p][b] = await startAgent({ healthy: true, index: i });
+    }
+  }
+});
+
+afterEach(async () => {
+  await tier?.stopAll();
+  tier = null;
+  for (const p of PROXIES) {
+    for (const b of BACKENDS) agents[p][b].set({ healthy: true, hang: false });
+  }
+});
+
+afterAll(async () => {
+  for (const b of backends) await b.close();
+  for (const p of PROXIES) for (const b of BACKENDS) await agents[p][b].close();
+});
+
+const backendsFor = (p: string) =>
+  BACKENDS.map((b, i) => `${b}=127.0.0.1:${backends[i].port},health=${agents[p][b].url}`);
+
+async function hello(port: number): Promise<string> {
+  const c = await connectClient(port);
+  await waitFor("a greeting or an error", () => c.received.length > 0 || c.isClosed(), 5000);
+  await new Promise((r) => setTimeout(r, 20));
+  c.socket.destroy();
+  return c.received;
+}
+
+describe("proxy peers (3 processes)", () => {
+  test(
+    "all three agree on the lowest index at start, and a simultaneous failover converges on one node",
+    async () => {
+      tier = await Tier.create({ names: PROXIES, backendsFor });
+      await tier.startAll();
+      const first = await tier.converged("db0");
+      expect(first.epoch).toBeGreaterThanOrEqual(1);
+      const held = await connectClient(tier.member("p2").clientPort);
+      await held.waitFor("hello db0");
+
+      setHealth("db0", false);
+      const after = await tier.converged("db1");
+      expect(after.epoch).toBeGreaterThan(first.epoch);
+      await held.closed; // the old node's sessions are severed on every proxy
+      for (const p of PROXIES) {
+        expect(await hello(tier.member(p).clientPort)).toContain("hello db1");
+      }
+
+      // db0 recovers: nobody takes it back.
+      setHealth("db0", true);
+      await new Promise((r) => setTimeout(r, 500));
+      expect((await tier.converged("db1")).epoch).toBe(after.epoch);
+    },
+    60_000,
+  );
+
+  test(
+    "a proxy alone in seeing the active node down does not move the others, and refuses",
+    async () => {
+      tier = await Tier.create({ names: PROXIES, backendsFor });
+      await tier.startAll();
+      const before = await tier.converged("db0");
+      setHealth("db0", false, ["p1"]);
+      await waitFor(
+        "p1 to stop routing",
+        async () => (await tier!.cluster("p1")).activeBackend === null,
+      );
+      const refused = await hello(tier.member("p1").clientPort);
+      expect(refused).toContain("sees db0 down but the group does not (1 of 3 live proxies)");
+      expect(await hello(tier.member("p2").clientPort)).toContain("hello db0");
+      expect(await hello(tier.member("p3").clientPort)).toContain("hello db0");
+      expect(await tier.converged("db0")).toEqual(before);
+      // Its view recovers: it routes again, to the same node.
+      setHealth("db0", true, ["p1"]);
+      await waitFor(
+        "p1 to route again",
+        async () => (await tier!.cluster("p1")).activeBackend === "db0",
+      );
+
+      // A second proxy sees it down too: now a majority, and the group moves.
+      setHealth("db0", false, ["p1", "p2"]);
+      await tier.converged("db1");
+    },
+    60_000,
+  );
+
+  test("a restarted proxy adopts the group's node, never node 0", async () => {
+    tier = await Tier.create({ names: PROXIES, backendsFor });
+    await tier.startAll();
+    await tier.converged("db0");
+    setHealth("db0", false);
+    await tier.converged("db1");
+    setHealth("db0", true); // db0 healthy again, with the lowest index
+    await tier.stop("p3", "SIGKILL");
+    tier.start("p3");
+    await waitFor(
+      "p3 ready",
+      async () => (await tier!.cluster("p3").catch(() => null))?.ready,
+      15_000,
+    );
+    const c = await tier.cluster("p3");
+    expect(c.learnedFrom).toMatch(/^peer p[12]$/);
+    expect(c.register.active).toBe("db1");
+    expect(await hello(tier.member("p3").clientPort)).toContain("hello db1");
+
+    // Restarted while alone (peers down): it falls back to its state file, still not node 0.
+    await tier.stop("p1", "SIGKILL");
+    await tier.stop("p2", "SIGKILL");
+    await tier.stop("p3", "SIGKILL");
+    tier.start("p3");
+    await waitFor(
+      "p3 ready alone",
+      async () => (await tier!.cluster("p3").catch(() => null))?.ready,
+      15_000,
+    );
+    const alone = await tier.cluster("p3");
+    expect(alone.learnedFrom).toBe("state file");
+    expect(alone.activeBackend).toBe("db1");
+  }, 60_000);
+
+  test("a sole survivor whose peers are gone still fails over", async () => {
+    tier = await Tier.create({ names: PROXIES, backendsFor });
+    await tier.startAll();
+    await tier.converged("db0");
+    await tier.stop("p1", "SIGKILL");
+    await tier.stop("p2", "SIGKILL");
+    await waitFor(
+      "p3 to see its peers down",
+      async () =>
+        (await tier!.api("p3", "/v0/peers")).peers.every((p: { live: boolean }) => !p.live),
+    );
+    setHealth("db0", false, ["p3"]);
+    await waitFor(
+      "p3 to fail over alone",
+      async () => (await tier!.cluster("p3")).register.active === "db1",
+    );
+  }, 60_000);
+
+  test("a lossy link (drops, duplicates, reordering) still converges", async () => {
+    const relays: UdpRelay[] = [];
+    tier = await Tier.create({ names: PROXIES, backendsFor });
+    // Every datagram to a proxy goes through that proxy's relay.
+    const relayPort = new Map<string, number>();
+    for (const m of tier.members.values()) {
+      const relay = await startRelay(m.peerPort, { drop: 0.3, duplicate: 0.2, maxDelayMs: 40 });
+      relays.push(relay);
+      relayPort.set(m.name, relay.port);
+    }
+    const lossy = tier;
+    (lossy.options as { peerAddress?: unknown }).peerAddress = (
+      _: unknown,
+      other: { name: string },
+    ) => `127.0.0.1:${relayPort.get(other.name)}`;
+    try {
+      await lossy.startAll();
+      await lossy.converged("db0");
+      setHealth("db0", false);
+      await lossy.converged("db1", 15_000);
+      setHealth("db1", false);
+      await lossy.converged("db2", 15_000);
+      expect(relays.reduce((n, r) => n + r.dropped, 0)).toBeGreaterThan(0);
+    } finally {
+      for (const r of relays) r.close();
+    }
+  }, 60_000);
+
+  test("a partial mesh (p1 - p2 - p3) converges through the middle proxy", async () => {
+    tier = await Tier.create({
+      names: PROXIES,
+      backendsFor,
+      knows: (self, other) =>
+        !((self === "p1" && other === "p3") || (self === "p3" && other === "p1")),
+    });
+    await tier.startAll();
+    await tier.converged("db0");
+    setHealth("db0", false);
+    await tier.converged("db1");
+  }, 60_000);
+
+  test("garbage, forged and replayed datagrams from a stranger change nothing", async () => {
+    tier = await Tier.create({ names: PROXIES, backendsFor });
+    // Datagrams to p1 pass through a recording relay, so real ones can be replayed later.
+    const recorder = await startRelay(tier.member("p1").peerPort, {
+      drop: 0,
+      duplicate: 0,
+      maxDelayMs: 0,
+    });
+    (tier.options as { peerAddress?: unknown }).peerAddress = (
+      _: unknown,
+      other: { name: string; peerPort: number },
+    ) => `127.0.0.1:${other.name === "p1" ? recorder.port : other.peerPort}`;
+    await tier.startAll();
+    const before = await tier.converged("db0");
+    const target = tier.member("p1").peerPort;
+    const sock = dgram.createSocket("udp4");
+    const send = (data: Uint8Array) =>
+      new Promise<void>((r) => sock.send(data, target, "127.0.0.1", () => r()));
+    for (let i = 0; i < 200; i++) {
+      await send(crypto.getRandomValues(new Uint8Array(1 + Math.floor(Math.random() * 1500))));
+    }
+    await send(new TextEncoder().encode("GLRP" + "x".repeat(100)));
+    await send(new Uint8Array(70_000 > 65_507 ? 65_507 : 70_000));
+    const { encodeMessage, MessageType } = await import("../../src/peers/codec.ts");
+    const { createKeyRing } = await import("../../src/peers/keyring.ts");
+    const wrongKey = await createKeyRing(["not the shared secret at all"]);
+    const forged = await encodeMessage(
+      {
+        type: MessageType.State,
+        from: "p2",
+        boot: Date.now() + 1000,
+        ready: true,
+        register: {
+          cluster: "galera",
+          epoch: 999,
+          proposer: "zz",
+          active: "db2",
+          reason: "forged",
+          time: 0,
+        },
+        view: { db0: { healthy: false, index: 0 } },
+      },
+      { bootId: new Uint8Array(8), seq: 1 },
+      wrongKey,
+    );
+    await send(forged);
+    // Datagrams p1 has already received (the relay passes them on at once) are replays now.
+    await waitFor("traffic recorded after p1 was up", () => recorder.recorded.length >= 60);
+    const captured = recorder.recorded.slice(-40, -10);
+    for (const datagram of captured) await send(datagram);
+    recorder.close();
+    sock.close();
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await tier.converged("db0")).toEqual(before);
+    const dropped = (await tier.api("p1", "/v0/peers")).gossip.dropped;
+    expect(dropped.bad_magic + dropped.truncated).toBeGreaterThanOrEqual(200);
+    expect(dropped.unknown_key).toBe(1);
+    expect(dropped.replayed).toBe(captured.length);
+    expect(await hello(tier.member("p1").clientPort)).toContain("hello db0");
+  }, 60_000);
+});
