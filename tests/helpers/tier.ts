@@ -29,6 +29,8 @@ export interface TierOptions {
   knows?(self: string, other: string): boolean;
   extra?: string[];
   command?: string[];
+  /** False: every proxy decides alone (no --peers, no state file), as a control. */
+  peers?: boolean;
 }
 
 export class Tier {
@@ -79,12 +81,11 @@ export class Tier {
       "127.0.0.1:0",
       "--api-password",
       "pw",
-      "--peers",
-      peers.join(","),
-      "--peer-listen",
-      `127.0.0.1:${self.peerPort}`,
-      "--state-file",
-      self.stateFile,
+      ...(this.options.peers === false ? [] : [
+        ...["--peers", peers.join(",")],
+        ...["--peer-listen", `127.0.0.1:${self.peerPort}`],
+        ...["--state-file", self.stateFile],
+      ]),
       "--interval",
       "50ms",
       "--gossip-interval",
