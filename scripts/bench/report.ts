@@ -1,0 +1,63 @@
+/**
+ * Benchmark reporting: statistics, and one section of docs/BENCHMARKS.md replaced in place (each
+ * benchmark owns the text between its BEGIN/END markers, so running one leaves the others).
+ */
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+
+export const ROOT = path.resolve(import.meta.dir, "../..");
+const FILE = path.join(ROOT, "docs/BENCHMARKS.md");
+
+export function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
+export function summary(values: number[]) {
+  return {
+    median: median(values),
+    min: Math.min(...values),
+    max: Math.max(...values),
+    n: values.length,
+  };
+}
+
+export const fmt = (n: number, digits = 0) => n.toFixed(digits);
+
+/** The machine and versions, for the head of every section. */
+export function machine(): string {
+  const version = (cmd: string, args: string[]) => {
+    try {
+      return execFileSync(cmd, args, { encoding: "utf8" }).split("\n")[0].trim();
+    } catch {
+      return "not installed";
+    }
+  };
+  return [
+    `${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, ${
+      Math.round(os.totalmem() / 2 ** 30)
+    } GiB, ${os.type()} ${os.release()}`,
+    `Bun ${version(path.join(ROOT, "node_modules/.bin/bun"), ["--version"])}`,
+    `${version("mariadbd", ["--version"])}`,
+    `${version("haproxy", ["-v"])}`,
+  ].join("; ");
+}
+
+/** Replaces (or appends) the section `name` of docs/BENCHMARKS.md. */
+export function writeSection(name: string, markdown: string): void {
+  const begin = `<!-- BEGIN ${name} -->`;
+  const end = `<!-- END ${name} -->`;
+  let text = existsSync(FILE)
+    ? readFileSync(FILE, "utf8")
+    : "# Benchmarks\n\nEach section is written by the script it names; rerun it to refresh the figures.\n";
+  const block = `${begin}\n${markdown.trim()}\n${end}`;
+  const i = text.indexOf(begin);
+  const j = text.indexOf(end);
+  text = i >= 0 && j > i
+    ? text.slice(0, i) + block + text.slice(j + end.length)
+    : `${text.trimEnd()}\n\n${block}\n`;
+  writeFileSync(FILE, text);
+}
