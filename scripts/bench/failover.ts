@@ -1,0 +1,248 @@
+/**
+ * Failover time on the local Galera lab: galerad (the compiled binary) beside HAProxy 2.6 as
+ * seed 004 configures it (inter 10000 fall 2) and tuned (inter 1s fall 2).
+ *
+ *   node_modules/.bin/bun scripts/bench/failover.ts [--runs 5] [--soak 300]
+ *
+ * For each target and run: find the node the target routes to, kill -9 it, and time the first
+ * successful write through the target and, in the same run, the first successful write made
+ * directly on a surviving node. Galera itself needs seconds to evict a killed node (its suspect
+ * timeout); the difference is the proxy's own share. Writes are attempted every 50 ms on fresh
+ * connections, so a write blocked by Galera and a write refused by a proxy are both retried.
+ *
+ * --soak S: S seconds of sysbench oltp_read_write through galerad; the register epoch and every
+ * backend's lastChange must stay put (no false failover).
+ */
+import { execFileSync, spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import path from "node:path";
+import mysql from "mysql2/promise";
+import { freePort, waitFor } from "../../tests/helpers/fixtures.ts";
+import { lab } from "../../tests/helpers/lab.ts";
+import { type Daemon, props, startDaemon } from "../../tests/helpers/spawn.ts";
+import { fmt, machine, ROOT, summary, writeSection } from "./report.ts";
+
+const arg = (name: string, fallback: number) => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? Number(process.argv[i + 1]) : fallback;
+};
+const RUNS = arg("--runs", 5);
+const SOAK = arg("--soak", 0);
+const BIN = path.join(ROOT, "galerad");
+const L = lab({ dir: "/tmp/galerad-bench-lab", port: 43306, galeraPort: 44567 });
+const AGENT = 49200;
+const agents: Daemon[] = [];
+
+function sh(cmd: string, args: string[]) {
+  return execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+}
+
+async function connect(port: number) {
+  return await mysql.createConnection({ host: "127.0.0.1", port, user: "lab", password: "lab", connectTimeout: 1000 });
+}
+
+/**
+ * Starts a write attempt every 50 ms (each on its own connection, allowed 20 s) and resolves
+ * with the time the first one succeeds.
+ */
+function firstWrite(port: number, tag: string): { done: Promise<number>; stop: () => void } {
+  let stopped = false;
+  let resolve!: (t: number) => void;
+  const done = new Promise<number>((r) => (resolve = r));
+  let n = 0;
+  const attempt = async () => {
+    const id = `${tag}-${n++}`;
+    try {
+      const c = await connect(port);
+      try {
+        await c.query({ sql: "INSERT INTO lab.failover (tag) VALUES (?)", timeout: 20_000 }, [id]);
+        const t = performance.now();
+        stopped = true;
+        resolve(t);
+      } finally {
+        c.destroy();
+      }
+    } catch {
+      // refused, severed or blocked: the next attempt follows
+    }
+  };
+  const timer = setInterval(() => {
+    if (stopped) return clearInterval(timer);
+    void attempt();
+  }, 50);
+  return { done, stop: () => (stopped = true, clearInterval(timer)) };
+}
+
+async function routedPort(port: number): Promise<number> {
+  return await waitFor("a node through the proxy", async () => {
+    const c = await connect(port);
+    try {
+      const [rows] = await c.query("SELECT @@port AS p");
+      return (rows as { p: number }[])[0].p;
+    } finally {
+      c.destroy();
+    }
+  }, 60_000);
+}
+
+function haproxyConfig(port: number, inter: string, statsPort: number) {
+  const servers = [0, 1, 2].map((i) =>
+    `  server node${i} 127.0.0.1:${L.port(i)} check port ${AGENT + i} inter ${inter} rise 1 fall 2${i > 0 ? " backup" : ""} on-marked-down shutdown-sessions`
+  );
+  return `global
+  maxconn 4000
+defaults
+  mode tcp
+  timeout connect 2s
+  timeout client 1h
+  timeout server 1h
+listen stats
+  bind 127.0.0.1:${statsPort}
+  mode http
+  stats enable
+  stats uri /
+frontend galera_in
+  bind 127.0.0.1:${port}
+  default_backend galera_nodes
+backend galera_nodes
+  option srvtcpka
+  option httpchk GET /
+  balance roundrobin
+${servers.join("\n")}
+`;
+}
+
+function startHaproxy(name: string, port: number, inter: string) {
+  const file = `/tmp/galerad-bench-${name}.cfg`;
+  writeFileSync(file, haproxyConfig(port, inter, 0 + port + 1000));
+  const child = spawn("haproxy", ["-db", "-f", file], { stdio: "ignore" });
+  return { stop: () => child.kill("SIGKILL") };
+}
+
+interface Target {
+  name: string;
+  port: number;
+}
+
+async function oneRun(target: Target) {
+  const victimPort = await routedPort(target.port);
+  const victim = victimPort - L.port(0);
+  const survivor = [0, 1, 2].find((i) => i !== victim)!;
+  await L.run("kill", String(victim));
+  const killed = performance.now();
+  const proxied = firstWrite(target.port, `${target.name}-proxy`);
+  const direct = firstWrite(L.port(survivor), `${target.name}-direct`);
+  const [tProxy, tDirect] = await Promise.all([
+    Promise.race([proxied.done, new Promise<number>((r) => setTimeout(() => r(Number.NaN), 90_000))]),
+    direct.done,
+  ]);
+  proxied.stop();
+  direct.stop();
+  await L.run("start", String(victim));
+  await new Promise((r) => setTimeout(r, 3000)); // let every health checker see the node back
+  return { proxy: tProxy - killed, direct: tDirect - killed };
+}
+
+async function soak(apiPort: number, proxyPort: number, seconds: number) {
+  const auth = { Authorization: `Basic ${btoa("admin:bench")}` };
+  const before = await (await fetch(`http://127.0.0.1:${apiPort}/v0/cluster`, { headers: auth })).json();
+  const backendsBefore = await (await fetch(`http://127.0.0.1:${apiPort}/v0/backends`, { headers: auth })).json();
+  const common = ["--db-driver=mysql", "--mysql-host=127.0.0.1", `--mysql-port=${proxyPort}`, "--mysql-user=lab", "--mysql-password=lab", "--mysql-db=lab", "--tables=4", "--table-size=10000", "--auto_inc=off"];
+  sh("sysbench", ["oltp_read_write", ...common, "cleanup"]);
+  sh("sysbench", ["oltp_read_write", ...common, "prepare"]);
+  const out = sh("sysbench", ["oltp_read_write", ...common, "--threads=8", `--time=${seconds}`, "--report-interval=0", "--mysql-ignore-errors=1213,1205", "run"]);
+  const after = await (await fetch(`http://127.0.0.1:${apiPort}/v0/cluster`, { headers: auth })).json();
+  const backendsAfter = await (await fetch(`http://127.0.0.1:${apiPort}/v0/backends`, { headers: auth })).json();
+  const changed = backendsAfter.filter((b: { name: string; lastChange: string }) =>
+    backendsBefore.find((x: { name: string }) => x.name === b.name)?.lastChange !== b.lastChange
+  ).map((b: { name: string }) => b.name);
+  const tps = Number(/transactions:\s+\d+\s+\(([\d.]+) per sec/.exec(out)?.[1] ?? "NaN");
+  const errors = Number(/ignored errors:\s+(\d+)/.exec(out)?.[1] ?? "NaN");
+  return { epochBefore: before.register.epoch, epochAfter: after.register.epoch, healthChanges: changed, tps, errors };
+}
+
+async function main() {
+  execFileSync("bash", [path.join(ROOT, "scripts/setup.sh")], { stdio: "inherit" });
+  execFileSync("bash", [path.join(ROOT, "compile.sh")], { stdio: "inherit" });
+  await L.run("destroy");
+  await L.run("up", "3");
+  await L.sql(0, "CREATE TABLE lab.failover (id BIGINT AUTO_INCREMENT PRIMARY KEY, tag VARCHAR(64), at TIMESTAMP(3) DEFAULT CURRENT_TIMESTAMP(3))");
+  for (let i = 0; i < 3; i++) {
+    agents.push(startDaemon(["healthcheck", "--listen", `127.0.0.1:${AGENT + i}`, "--mysql-socket", L.socket(i)], { command: [BIN] }));
+  }
+  const galeradPort = await freePort();
+  const apiPort = await freePort();
+  const galerad = startDaemon([
+    "proxy", "--listen", `127.0.0.1:${galeradPort}`, "--api-listen", `127.0.0.1:${apiPort}`, "--health-listen", "127.0.0.1:0",
+    "--api-password", "bench",
+    ...[0, 1, 2].flatMap((i) => ["--backend", `node${i}=127.0.0.1:${L.port(i)},health=http://127.0.0.1:${AGENT + i}`]),
+  ], { command: [BIN] });
+  await galerad.waitForLog("active node", (l) => typeof props(l).active === "string", 30_000);
+  const seedPort = await freePort();
+  const tunedPort = await freePort();
+  const seed = startHaproxy("seed", seedPort, "10000");
+  const tuned = startHaproxy("tuned", tunedPort, "1s");
+  const targets: Target[] = [
+    { name: "galerad", port: galeradPort },
+    { name: "haproxy-tuned", port: tunedPort },
+    { name: "haproxy-seed", port: seedPort },
+  ];
+  const results: Record<string, { proxy: number[]; direct: number[]; share: number[] }> = {};
+  try {
+    await new Promise((r) => setTimeout(r, 2000));
+    for (let run = 0; run < RUNS; run++) {
+      for (const t of targets) {
+        const r = await oneRun(t);
+        const entry = (results[t.name] ??= { proxy: [], direct: [], share: [] });
+        entry.proxy.push(r.proxy);
+        entry.direct.push(r.direct);
+        entry.share.push(r.proxy - r.direct);
+        console.log(`run ${run + 1} ${t.name}: through proxy ${fmt(r.proxy)} ms, direct ${fmt(r.direct)} ms, proxy share ${fmt(r.proxy - r.direct)} ms`);
+      }
+    }
+    const soakResult = SOAK > 0 ? await soak(apiPort, galeradPort, SOAK) : null;
+    if (soakResult) console.log(`soak ${SOAK}s:`, JSON.stringify(soakResult));
+    const g = summary(results.galerad.share);
+    const rows = targets.map((t) => {
+      const r = results[t.name];
+      const p = summary(r.proxy), d = summary(r.direct), s = summary(r.share);
+      return `| ${t.name} | ${fmt(p.median)} (${fmt(p.min)}–${fmt(p.max)}) | ${fmt(d.median)} (${fmt(d.min)}–${fmt(d.max)}) | ${fmt(s.median)} (${fmt(s.min)}–${fmt(s.max)}) | ${
+        t.name === "galerad" ? "1.00×" : `${fmt(s.median / Math.max(g.median, 1), 1)}×`
+      } |`;
+    });
+    writeSection("failover", `
+## Failover: kill -9 of the active node on the Galera lab
+
+\`node_modules/.bin/bun scripts/bench/failover.ts --runs ${RUNS}${SOAK ? ` --soak ${SOAK}` : ""}\` — ${new Date().toISOString().slice(0, 10)}; ${machine()}.
+
+Three nodes (Galera defaults: evs.suspect_timeout 5 s), one \`galerad healthcheck\` per node, and
+in front of them, side by side: galerad (compiled binary, defaults: probe every 500 ms, fall 2),
+HAProxy 2.6 as seed 004 configures it (\`check inter 10000 rise 1 fall 2\`, one server and two
+backups, \`on-marked-down shutdown-sessions\`, the agent's \`GET /\` as \`httpchk\`) and the same
+HAProxy tuned to \`inter 1s\`. Each run kills the node the target routes to and times, from the
+kill, the first successful INSERT through the target and, in the same run, directly on a
+surviving node (write attempts every 50 ms on fresh connections). Milliseconds, median (min–max)
+over ${RUNS} runs per target. The proxy's own share is the first minus the second; the last column
+is that share as a multiple of galerad's (the same run's baseline). Target: galerad's share ≤ 500 ms
+median.
+
+| target | first write through it | first write direct | proxy's own share | share vs galerad |
+| --- | --- | --- | --- | --- |
+${rows.join("\n")}
+${soakResult ? `
+No false failover under load: ${SOAK} s of \`sysbench oltp_read_write\` (8 threads, 4×10,000 rows)
+through galerad at ${fmt(soakResult.tps, 1)} tps: register epoch ${soakResult.epochBefore} before and ${soakResult.epochAfter} after, backends whose health changed: ${
+      soakResult.healthChanges.length ? soakResult.healthChanges.join(", ") : "none"
+    }; sysbench's ignored errors (1213/1205): ${soakResult.errors}.
+` : ""}`);
+  } finally {
+    seed.stop();
+    tuned.stop();
+    await galerad.stop();
+    for (const a of agents) await a.stop();
+    await L.run("destroy");
+  }
+}
+
+await main();
+process.exit(0);
