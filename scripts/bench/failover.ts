@@ -38,7 +38,13 @@ function sh(cmd: string, args: string[]) {
 }
 
 async function connect(port: number) {
-  return await mysql.createConnection({ host: "127.0.0.1", port, user: "lab", password: "lab", connectTimeout: 1000 });
+  return await mysql.createConnection({
+    host: "127.0.0.1",
+    port,
+    user: "lab",
+    password: "lab",
+    connectTimeout: 1000,
+  });
 }
 
 /**
@@ -73,6 +79,37 @@ function firstWrite(port: number, tag: string): { done: Promise<number>; stop: (
   return { done, stop: () => (stopped = true, clearInterval(timer)) };
 }
 
+/** Resolves with the time a fresh connection through `port` first lands on a node other than `victimPort`. */
+function firstReroute(
+  port: number,
+  victimPort: number,
+): { done: Promise<number>; stop: () => void } {
+  let stopped = false;
+  let resolve!: (t: number) => void;
+  const done = new Promise<number>((r) => (resolve = r));
+  const attempt = async () => {
+    try {
+      const c = await connect(port);
+      try {
+        const [rows] = await c.query({ sql: "SELECT @@port AS p", timeout: 20_000 });
+        if ((rows as { p: number }[])[0].p !== victimPort && !stopped) {
+          stopped = true;
+          resolve(performance.now());
+        }
+      } finally {
+        c.destroy();
+      }
+    } catch {
+      // refused or severed: the next attempt follows
+    }
+  };
+  const timer = setInterval(() => {
+    if (stopped) return clearInterval(timer);
+    void attempt();
+  }, 50);
+  return { done, stop: () => (stopped = true, clearInterval(timer)) };
+}
+
 async function routedPort(port: number): Promise<number> {
   return await waitFor("a node through the proxy", async () => {
     const c = await connect(port);
@@ -87,7 +124,9 @@ async function routedPort(port: number): Promise<number> {
 
 function haproxyConfig(port: number, inter: string, statsPort: number) {
   const servers = [0, 1, 2].map((i) =>
-    `  server node${i} 127.0.0.1:${L.port(i)} check port ${AGENT + i} inter ${inter} rise 1 fall 2${i > 0 ? " backup" : ""} on-marked-down shutdown-sessions`
+    `  server node${i} 127.0.0.1:${L.port(i)} check port ${AGENT + i} inter ${inter} rise 1 fall 2${
+      i > 0 ? " backup" : ""
+    } on-marked-down shutdown-sessions`
   );
   return `global
   maxconn 4000
@@ -132,33 +171,66 @@ async function oneRun(target: Target) {
   const killed = performance.now();
   const proxied = firstWrite(target.port, `${target.name}-proxy`);
   const direct = firstWrite(L.port(survivor), `${target.name}-direct`);
-  const [tProxy, tDirect] = await Promise.all([
-    Promise.race([proxied.done, new Promise<number>((r) => setTimeout(() => r(Number.NaN), 90_000))]),
+  const rerouted = firstReroute(target.port, victimPort);
+  const cap = <T>(p: Promise<T>) =>
+    Promise.race([p, new Promise<number>((r) => setTimeout(() => r(Number.NaN), 90_000))]);
+  const [tProxy, tDirect, tRoute] = await Promise.all([
+    cap(proxied.done),
     direct.done,
+    cap(rerouted.done),
   ]);
   proxied.stop();
   direct.stop();
+  rerouted.stop();
   await L.run("start", String(victim));
   await new Promise((r) => setTimeout(r, 3000)); // let every health checker see the node back
-  return { proxy: tProxy - killed, direct: tDirect - killed };
+  return { proxy: tProxy - killed, direct: tDirect - killed, route: (tRoute as number) - killed };
 }
 
 async function soak(apiPort: number, proxyPort: number, seconds: number) {
   const auth = { Authorization: `Basic ${btoa("admin:bench")}` };
-  const before = await (await fetch(`http://127.0.0.1:${apiPort}/v0/cluster`, { headers: auth })).json();
-  const backendsBefore = await (await fetch(`http://127.0.0.1:${apiPort}/v0/backends`, { headers: auth })).json();
-  const common = ["--db-driver=mysql", "--mysql-host=127.0.0.1", `--mysql-port=${proxyPort}`, "--mysql-user=lab", "--mysql-password=lab", "--mysql-db=lab", "--tables=4", "--table-size=10000", "--auto_inc=off"];
+  const before = await (await fetch(`http://127.0.0.1:${apiPort}/v0/cluster`, { headers: auth }))
+    .json();
+  const backendsBefore =
+    await (await fetch(`http://127.0.0.1:${apiPort}/v0/backends`, { headers: auth })).json();
+  const common = [
+    "--db-driver=mysql",
+    "--mysql-host=127.0.0.1",
+    `--mysql-port=${proxyPort}`,
+    "--mysql-user=lab",
+    "--mysql-password=lab",
+    "--mysql-db=lab",
+    "--tables=4",
+    "--table-size=10000",
+    "--auto_inc=off",
+  ];
   sh("sysbench", ["oltp_read_write", ...common, "cleanup"]);
   sh("sysbench", ["oltp_read_write", ...common, "prepare"]);
-  const out = sh("sysbench", ["oltp_read_write", ...common, "--threads=8", `--time=${seconds}`, "--report-interval=0", "--mysql-ignore-errors=1213,1205", "run"]);
-  const after = await (await fetch(`http://127.0.0.1:${apiPort}/v0/cluster`, { headers: auth })).json();
-  const backendsAfter = await (await fetch(`http://127.0.0.1:${apiPort}/v0/backends`, { headers: auth })).json();
+  const out = sh("sysbench", [
+    "oltp_read_write",
+    ...common,
+    "--threads=8",
+    `--time=${seconds}`,
+    "--report-interval=0",
+    "--mysql-ignore-errors=1213,1205",
+    "run",
+  ]);
+  const after = await (await fetch(`http://127.0.0.1:${apiPort}/v0/cluster`, { headers: auth }))
+    .json();
+  const backendsAfter =
+    await (await fetch(`http://127.0.0.1:${apiPort}/v0/backends`, { headers: auth })).json();
   const changed = backendsAfter.filter((b: { name: string; lastChange: string }) =>
     backendsBefore.find((x: { name: string }) => x.name === b.name)?.lastChange !== b.lastChange
   ).map((b: { name: string }) => b.name);
   const tps = Number(/transactions:\s+\d+\s+\(([\d.]+) per sec/.exec(out)?.[1] ?? "NaN");
   const errors = Number(/ignored errors:\s+(\d+)/.exec(out)?.[1] ?? "NaN");
-  return { epochBefore: before.register.epoch, epochAfter: after.register.epoch, healthChanges: changed, tps, errors };
+  return {
+    epochBefore: before.register.epoch,
+    epochAfter: after.register.epoch,
+    healthChanges: changed,
+    tps,
+    errors,
+  };
 }
 
 async function main() {
@@ -166,16 +238,36 @@ async function main() {
   execFileSync("bash", [path.join(ROOT, "compile.sh")], { stdio: "inherit" });
   await L.run("destroy");
   await L.run("up", "3");
-  await L.sql(0, "CREATE TABLE lab.failover (id BIGINT AUTO_INCREMENT PRIMARY KEY, tag VARCHAR(64), at TIMESTAMP(3) DEFAULT CURRENT_TIMESTAMP(3))");
+  await L.sql(
+    0,
+    "CREATE TABLE lab.failover (id BIGINT AUTO_INCREMENT PRIMARY KEY, tag VARCHAR(64), at TIMESTAMP(3) DEFAULT CURRENT_TIMESTAMP(3))",
+  );
   for (let i = 0; i < 3; i++) {
-    agents.push(startDaemon(["healthcheck", "--listen", `127.0.0.1:${AGENT + i}`, "--mysql-socket", L.socket(i)], { command: [BIN] }));
+    agents.push(
+      startDaemon([
+        "healthcheck",
+        "--listen",
+        `127.0.0.1:${AGENT + i}`,
+        "--mysql-socket",
+        L.socket(i),
+      ], { command: [BIN] }),
+    );
   }
   const galeradPort = await freePort();
   const apiPort = await freePort();
   const galerad = startDaemon([
-    "proxy", "--listen", `127.0.0.1:${galeradPort}`, "--api-listen", `127.0.0.1:${apiPort}`, "--health-listen", "127.0.0.1:0",
-    "--api-password", "bench",
-    ...[0, 1, 2].flatMap((i) => ["--backend", `node${i}=127.0.0.1:${L.port(i)},health=http://127.0.0.1:${AGENT + i}`]),
+    "proxy",
+    "--listen",
+    `127.0.0.1:${galeradPort}`,
+    "--api-listen",
+    `127.0.0.1:${apiPort}`,
+    "--health-listen",
+    "127.0.0.1:0",
+    "--api-password",
+    "bench",
+    ...[0, 1, 2].flatMap((
+      i,
+    ) => ["--backend", `node${i}=127.0.0.1:${L.port(i)},health=http://127.0.0.1:${AGENT + i}`]),
   ], { command: [BIN] });
   await galerad.waitForLog("active node", (l) => typeof props(l).active === "string", 30_000);
   const seedPort = await freePort();
@@ -187,17 +279,25 @@ async function main() {
     { name: "haproxy-tuned", port: tunedPort },
     { name: "haproxy-seed", port: seedPort },
   ];
-  const results: Record<string, { proxy: number[]; direct: number[]; share: number[] }> = {};
+  const results: Record<
+    string,
+    { proxy: number[]; direct: number[]; share: number[]; route: number[] }
+  > = {};
   try {
     await new Promise((r) => setTimeout(r, 2000));
     for (let run = 0; run < RUNS; run++) {
       for (const t of targets) {
         const r = await oneRun(t);
-        const entry = (results[t.name] ??= { proxy: [], direct: [], share: [] });
+        const entry = (results[t.name] ??= { proxy: [], direct: [], share: [], route: [] });
+        entry.route.push(r.route);
         entry.proxy.push(r.proxy);
         entry.direct.push(r.direct);
         entry.share.push(r.proxy - r.direct);
-        console.log(`run ${run + 1} ${t.name}: through proxy ${fmt(r.proxy)} ms, direct ${fmt(r.direct)} ms, proxy share ${fmt(r.proxy - r.direct)} ms`);
+        console.log(
+          `run ${run + 1} ${t.name}: rerouted ${fmt(r.route)} ms, write through proxy ${
+            fmt(r.proxy)
+          } ms, direct ${fmt(r.direct)} ms, proxy share ${fmt(r.proxy - r.direct)} ms`,
+        );
       }
     }
     const soakResult = SOAK > 0 ? await soak(apiPort, galeradPort, SOAK) : null;
@@ -205,15 +305,23 @@ async function main() {
     const g = summary(results.galerad.share);
     const rows = targets.map((t) => {
       const r = results[t.name];
-      const p = summary(r.proxy), d = summary(r.direct), s = summary(r.share);
-      return `| ${t.name} | ${fmt(p.median)} (${fmt(p.min)}–${fmt(p.max)}) | ${fmt(d.median)} (${fmt(d.min)}–${fmt(d.max)}) | ${fmt(s.median)} (${fmt(s.min)}–${fmt(s.max)}) | ${
+      const p = summary(r.proxy), d = summary(r.direct), s = summary(r.share), q = summary(r.route);
+      return `| ${t.name} | ${fmt(q.median)} (${fmt(q.min)}–${fmt(q.max)}) | ${fmt(p.median)} (${
+        fmt(p.min)
+      }–${fmt(p.max)}) | ${fmt(d.median)} (${fmt(d.min)}–${fmt(d.max)}) | ${fmt(s.median)} (${
+        fmt(s.min)
+      }–${fmt(s.max)}) | ${
         t.name === "galerad" ? "1.00×" : `${fmt(s.median / Math.max(g.median, 1), 1)}×`
       } |`;
     });
-    writeSection("failover", `
+    writeSection(
+      "failover",
+      `
 ## Failover: kill -9 of the active node on the Galera lab
 
-\`node_modules/.bin/bun scripts/bench/failover.ts --runs ${RUNS}${SOAK ? ` --soak ${SOAK}` : ""}\` — ${new Date().toISOString().slice(0, 10)}; ${machine()}.
+\`node_modules/.bin/bun scripts/bench/failover.ts --runs ${RUNS}${
+        SOAK ? ` --soak ${SOAK}` : ""
+      }\` — ${new Date().toISOString().slice(0, 10)}; ${machine()}.
 
 Three nodes (Galera defaults: evs.suspect_timeout 5 s), one \`galerad healthcheck\` per node, and
 in front of them, side by side: galerad (compiled binary, defaults: probe every 500 ms, fall 2),
@@ -222,19 +330,28 @@ backups, \`on-marked-down shutdown-sessions\`, the agent's \`GET /\` as \`httpch
 HAProxy tuned to \`inter 1s\`. Each run kills the node the target routes to and times, from the
 kill, the first successful INSERT through the target and, in the same run, directly on a
 surviving node (write attempts every 50 ms on fresh connections). Milliseconds, median (min–max)
-over ${RUNS} runs per target. The proxy's own share is the first minus the second; the last column
+over ${RUNS} runs per target. "First new session on a survivor" is when a fresh connection through
+the target first lands on another node (a read, which Galera does not block): the proxy's
+detection time on its own. The proxy's own share is the first minus the second; the last column
 is that share as a multiple of galerad's (the same run's baseline). Target: galerad's share ≤ 500 ms
 median.
 
-| target | first write through it | first write direct | proxy's own share | share vs galerad |
-| --- | --- | --- | --- | --- |
+| target | first new session on a survivor | first write through it | first write direct | proxy's own share | share vs galerad |
+| --- | --- | --- | --- | --- | --- |
 ${rows.join("\n")}
-${soakResult ? `
+${
+        soakResult
+          ? `
 No false failover under load: ${SOAK} s of \`sysbench oltp_read_write\` (8 threads, 4×10,000 rows)
-through galerad at ${fmt(soakResult.tps, 1)} tps: register epoch ${soakResult.epochBefore} before and ${soakResult.epochAfter} after, backends whose health changed: ${
-      soakResult.healthChanges.length ? soakResult.healthChanges.join(", ") : "none"
-    }; sysbench's ignored errors (1213/1205): ${soakResult.errors}.
-` : ""}`);
+through galerad at ${
+            fmt(soakResult.tps, 1)
+          } tps: register epoch ${soakResult.epochBefore} before and ${soakResult.epochAfter} after, backends whose health changed: ${
+            soakResult.healthChanges.length ? soakResult.healthChanges.join(", ") : "none"
+          }; sysbench's ignored errors (1213/1205): ${soakResult.errors}.
+`
+          : ""
+      }`,
+    );
   } finally {
     seed.stop();
     tuned.stop();

@@ -37,23 +37,42 @@ const ZERO_UUID = "00000000-0000-0000-0000-000000000000";
  *   else the highest seqno, ties broken by name; a safe_to_bootstrap node that another node
  *   outruns in seqno is conflicting evidence and refused unless `force`.
  */
-export function planBootstrap(nodes: readonly NodeSurvey[], options: { force?: boolean } = {}): Plan {
+export function planBootstrap(
+  nodes: readonly NodeSurvey[],
+  options: { force?: boolean } = {},
+): Plan {
   const byName = [...nodes].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const unreadable = byName.filter((n) => !n.reachable);
   const up = byName.filter((n) => n.reachable && n.mysql === "running" && n.synced && n.primary);
-  const down = byName.filter((n) => n.reachable && (n.mysql === "stopped" || n.mysql === "failing"));
+  const down = byName.filter((n) =>
+    n.reachable && (n.mysql === "stopped" || n.mysql === "failing")
+  );
   if (up.length > 0) {
-    const reasons = [`cluster is up: ${up.map((n) => n.name).join(", ")} Synced in a Primary component`];
-    for (const n of unreadable) reasons.push(`${n.name} cannot be read (${n.error ?? "no answer"}): left alone`);
-    if (down.length === 0) return { action: "nothing", reasons: [...reasons, "no stopped node to join"] };
-    return { action: "join", join: down.map((n) => n.name), reasons: [...reasons, `joining ${down.map((n) => n.name).join(", ")} one at a time`] };
+    const reasons = [
+      `cluster is up: ${up.map((n) => n.name).join(", ")} Synced in a Primary component`,
+    ];
+    for (const n of unreadable) {
+      reasons.push(`${n.name} cannot be read (${n.error ?? "no answer"}): left alone`);
+    }
+    if (down.length === 0) {
+      return { action: "nothing", reasons: [...reasons, "no stopped node to join"] };
+    }
+    return {
+      action: "join",
+      join: down.map((n) => n.name),
+      reasons: [...reasons, `joining ${down.map((n) => n.name).join(", ")} one at a time`],
+    };
   }
-  const running = byName.filter((n) => n.reachable && (n.mysql === "running" || n.mysql === "starting"));
+  const running = byName.filter((n) =>
+    n.reachable && (n.mysql === "running" || n.mysql === "starting")
+  );
   if (running.length > 0) {
     return {
       action: "refuse",
       reasons: [
-        `${running.map((n) => `${n.name} (${n.mysql})`).join(", ")} running without a Primary component: stop every node first (galerad bootstrap never stops a running server)`,
+        `${
+          running.map((n) => `${n.name} (${n.mysql})`).join(", ")
+        } running without a Primary component: stop every node first (galerad bootstrap never stops a running server)`,
       ],
     };
   }
@@ -61,7 +80,9 @@ export function planBootstrap(nodes: readonly NodeSurvey[], options: { force?: b
     return {
       action: "refuse",
       reasons: unreadable.map((n) =>
-        `${n.name} cannot be read (${n.error ?? "no answer"}): it might hold the newest state; bring its agent back or pass --force`
+        `${n.name} cannot be read (${
+          n.error ?? "no answer"
+        }): it might hold the newest state; bring its agent back or pass --force`
       ),
     };
   }
@@ -70,10 +91,16 @@ export function planBootstrap(nodes: readonly NodeSurvey[], options: { force?: b
   if (missing.length > 0 && !options.force) {
     return {
       action: "refuse",
-      reasons: missing.map((n) => `${n.name} reported no sequence number (${n.error ?? "unknown"}); pass --force to leave it out`),
+      reasons: missing.map((n) =>
+        `${n.name} reported no sequence number (${
+          n.error ?? "unknown"
+        }); pass --force to leave it out`
+      ),
     };
   }
-  if (readable.length === 0) return { action: "refuse", reasons: ["no node reported a sequence number"] };
+  if (readable.length === 0) {
+    return { action: "refuse", reasons: ["no node reported a sequence number"] };
+  }
   const groups = new Map<string, string[]>();
   for (const n of readable) {
     if (n.uuid === ZERO_UUID) continue;
@@ -83,16 +110,26 @@ export function planBootstrap(nodes: readonly NodeSurvey[], options: { force?: b
     return {
       action: "refuse",
       reasons: [
-        `nodes disagree on the cluster UUID: ${[...groups].map(([uuid, names]) => `${names.join(", ")} ${names.length > 1 ? "have" : "has"} ${uuid}`).join("; ")}`,
+        `nodes disagree on the cluster UUID: ${
+          [...groups].map(([uuid, names]) =>
+            `${names.join(", ")} ${names.length > 1 ? "have" : "has"} ${uuid}`
+          ).join("; ")
+        }`,
       ],
     };
   }
   const candidates = readable.filter((n) => n.uuid !== ZERO_UUID);
-  if (candidates.length === 0) return { action: "refuse", reasons: ["no node has any cluster state (all UUIDs are zero)"] };
+  if (candidates.length === 0) {
+    return { action: "refuse", reasons: ["no node has any cluster state (all UUIDs are zero)"] };
+  }
   const best = [...candidates].sort((a, b) => b.seqno! - a.seqno! || (a.name < b.name ? -1 : 1))[0];
   const safe = candidates.filter((n) => n.safeToBootstrap);
   const reasons: string[] = [];
-  for (const n of readable) reasons.push(`${n.name}: uuid ${n.uuid}, seqno ${n.seqno}, safe_to_bootstrap ${n.safeToBootstrap ? 1 : 0}`);
+  for (const n of readable) {
+    reasons.push(
+      `${n.name}: uuid ${n.uuid}, seqno ${n.seqno}, safe_to_bootstrap ${n.safeToBootstrap ? 1 : 0}`,
+    );
+  }
   for (const n of unreadable) reasons.push(`${n.name}: not read, left out (--force)`);
   let chosen: NodeSurvey;
   if (safe.length === 1) {
@@ -112,7 +149,9 @@ export function planBootstrap(nodes: readonly NodeSurvey[], options: { force?: b
     const ties = candidates.filter((n) => n.seqno === best.seqno).map((n) => n.name);
     reasons.push(
       ties.length > 1
-        ? `${ties.join(", ")} share the highest seqno ${best.seqno}; ${chosen.name} comes first by name`
+        ? `${
+          ties.join(", ")
+        } share the highest seqno ${best.seqno}; ${chosen.name} comes first by name`
         : `${chosen.name} has the highest seqno ${best.seqno}`,
     );
   }

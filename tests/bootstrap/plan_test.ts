@@ -10,7 +10,13 @@ const stopped = (name: string, seqno: number, safe = false, uuid = UUID): NodeSu
   seqno,
   safeToBootstrap: safe,
 });
-const synced = (name: string): NodeSurvey => ({ name, reachable: true, mysql: "running", synced: true, primary: true });
+const synced = (name: string): NodeSurvey => ({
+  name,
+  reachable: true,
+  mysql: "running",
+  synced: true,
+  primary: true,
+});
 const gone = (name: string): NodeSurvey => ({ name, reachable: false, error: "ECONNREFUSED" });
 
 describe("planBootstrap()", () => {
@@ -40,27 +46,54 @@ describe("planBootstrap()", () => {
   });
 
   test("nodes from another cluster (different UUID) are refused, naming them", () => {
-    const p = planBootstrap([stopped("a", 5), stopped("b", 6), stopped("x", 99, false, "11111111-2222-3333-4444-555555555555")]);
+    const p = planBootstrap([
+      stopped("a", 5),
+      stopped("b", 6),
+      stopped("x", 99, false, "11111111-2222-3333-4444-555555555555"),
+    ]);
     expect(p.action).toBe("refuse");
-    expect(p.reasons[0]).toBe(`nodes disagree on the cluster UUID: a, b have ${UUID}; x has 11111111-2222-3333-4444-555555555555`);
+    expect(p.reasons[0]).toBe(
+      `nodes disagree on the cluster UUID: a, b have ${UUID}; x has 11111111-2222-3333-4444-555555555555`,
+    );
   });
 
   test("an unreadable node blocks the plan unless forced", () => {
     const nodes = [stopped("a", 5), gone("b"), stopped("c", 4)];
     const p = planBootstrap(nodes);
     expect(p.action).toBe("refuse");
-    expect(p.reasons[0]).toContain("b cannot be read (ECONNREFUSED): it might hold the newest state");
-    expect(planBootstrap(nodes, { force: true })).toMatchObject({ action: "bootstrap", bootstrap: "a", join: ["c"] });
+    expect(p.reasons[0]).toContain(
+      "b cannot be read (ECONNREFUSED): it might hold the newest state",
+    );
+    expect(planBootstrap(nodes, { force: true })).toMatchObject({
+      action: "bootstrap",
+      bootstrap: "a",
+      join: ["c"],
+    });
   });
 
   test("a node without a sequence number blocks the plan unless forced", () => {
-    const blind: NodeSurvey = { name: "b", reachable: true, mysql: "stopped", error: "wsrep-recover failed" };
+    const blind: NodeSurvey = {
+      name: "b",
+      reachable: true,
+      mysql: "stopped",
+      error: "wsrep-recover failed",
+    };
     expect(planBootstrap([stopped("a", 1), blind]).action).toBe("refuse");
-    expect(planBootstrap([stopped("a", 1), blind], { force: true })).toMatchObject({ action: "bootstrap", bootstrap: "a", join: [] });
+    expect(planBootstrap([stopped("a", 1), blind], { force: true })).toMatchObject({
+      action: "bootstrap",
+      bootstrap: "a",
+      join: [],
+    });
   });
 
   test("nodes running without a Primary component are refused", () => {
-    const p = planBootstrap([{ name: "a", reachable: true, mysql: "running", synced: false, primary: false }, stopped("b", 3)]);
+    const p = planBootstrap([{
+      name: "a",
+      reachable: true,
+      mysql: "running",
+      synced: false,
+      primary: false,
+    }, stopped("b", 3)]);
     expect(p.action).toBe("refuse");
     expect(p.reasons[0]).toContain("running without a Primary component");
   });
@@ -69,12 +102,17 @@ describe("planBootstrap()", () => {
     const p = planBootstrap([stopped("a", 10, true), stopped("b", 12)]);
     expect(p.action).toBe("refuse");
     expect(p.reasons.at(-1)).toContain("conflicting evidence");
-    expect(planBootstrap([stopped("a", 10, true), stopped("b", 12)], { force: true })).toMatchObject({ bootstrap: "a" });
+    expect(planBootstrap([stopped("a", 10, true), stopped("b", 12)], { force: true }))
+      .toMatchObject({ bootstrap: "a" });
   });
 
   test("nodes that never joined (zero UUID) are not candidates", () => {
     const zero = "00000000-0000-0000-0000-000000000000";
-    expect(planBootstrap([stopped("a", -1, false, zero), stopped("b", 3)])).toMatchObject({ action: "bootstrap", bootstrap: "b", join: ["a"] });
+    expect(planBootstrap([stopped("a", -1, false, zero), stopped("b", 3)])).toMatchObject({
+      action: "bootstrap",
+      bootstrap: "b",
+      join: ["a"],
+    });
     expect(planBootstrap([stopped("a", -1, false, zero)]).action).toBe("refuse");
   });
 });
