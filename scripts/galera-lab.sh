@@ -39,7 +39,10 @@ pidof_node() {
   local f; f="$(node_dir "$1")/mysqld.pid"
   [ -f "$f" ] || return 1
   local pid; pid=$(cat "$f" 2>/dev/null) || return 1
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && echo "$pid"
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+  # A killed server whose parent has not reaped it yet is a zombie: not running.
+  [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" = "Z" ] && return 1
+  echo "$pid"
 }
 check_index() {
   [[ "${1:-}" =~ ^[0-9]+$ ]] || die "expected a node index, got '${1:-}'"
@@ -178,7 +181,7 @@ cmd_stop() {
   pid=$(pidof_node "$i") || { say "node $i is not running"; return 0; }
   kill -TERM "$pid"
   local deadline=$((SECONDS + LAB_TIMEOUT))
-  while kill -0 "$pid" 2>/dev/null; do
+  while pidof_node "$i" >/dev/null; do
     [ $SECONDS -lt $deadline ] || die "node $i did not stop within ${LAB_TIMEOUT}s"
     sleep 0.2
   done
@@ -189,7 +192,7 @@ cmd_kill() {
   local i=$1 pid
   pid=$(pidof_node "$i") || die "node $i is not running"
   kill -KILL "$pid"
-  while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+  while pidof_node "$i" >/dev/null; do sleep 0.05; done
   say "node $i killed"
 }
 

@@ -1,6 +1,7 @@
 import { Hono, type MiddlewareHandler } from "hono";
 import { basicAuth } from "hono/basic-auth";
 import type { Agent } from "./agent.ts";
+import { ControlError, type Controls, type OperationName } from "./controls.ts";
 
 /** Credentials for the agent's controls; when absent, the controls answer 403. */
 export interface AgentAuth {
@@ -37,7 +38,7 @@ export function statusView(agent: Agent) {
  * `GET /api/v1/status` is galera-agent's JSON (always 200: the body says whether the node is
  * healthy); `GET /health` says the agent itself runs. Controls need Basic Auth.
  */
-export function createAgentApp(agent: Agent, auth: AgentAuth | null): Hono {
+export function createAgentApp(agent: Agent, auth: AgentAuth | null, controls?: Controls): Hono {
   const app = new Hono();
   app.get("/", (c) => {
     const { verdict } = agent.current();
@@ -75,5 +76,21 @@ export function createAgentApp(agent: Agent, auth: AgentAuth | null): Hono {
     await agent.poll();
     return c.json({ maintenance: agent.maintenance() });
   });
+  if (controls) {
+    const guarded = (fn: () => Promise<Response> | Response) => async () => {
+      try {
+        return await fn();
+      } catch (error) {
+        if (error instanceof ControlError) return Response.json({ error: error.message }, { status: error.status });
+        throw error;
+      }
+    };
+    app.get("/mysql_status", guard, guarded(() => Response.json({ status: controls.mysqlStatus() })));
+    app.get("/sequence_number", guard, guarded(async () => Response.json(await controls.sequenceNumber())));
+    app.get("/api/v1/operation", guard, guarded(() => Response.json({ current: controls.current, last: controls.last })));
+    for (const name of ["stop_mysql", "start_mysql_bootstrap", "start_mysql_join"] as OperationName[]) {
+      app.post(`/${name}`, guard, guarded(() => Response.json(controls.start(name), { status: 202 })));
+    }
+  }
   return app;
 }

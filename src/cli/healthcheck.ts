@@ -4,9 +4,10 @@ import { existsSync } from "node:fs";
 import * as v from "valibot";
 import { serveHttp } from "#runtime";
 import { Agent } from "../agent/agent.ts";
+import { Controls } from "../agent/controls.ts";
 import { createAgentApp } from "../agent/api.ts";
 import { StatusReader } from "../agent/status_reader.ts";
-import { boolean, duration, hostPort, integer, nonEmpty } from "../core/config_fields.ts";
+import { boolean, commandLine, duration, hostPort, integer, nonEmpty } from "../core/config_fields.ts";
 import {
   applyLogging,
   bindError,
@@ -40,6 +41,13 @@ const schema = v.object({
   apiUser: nonEmpty,
   apiPassword: v.optional(v.string()),
   apiPasswordFile: v.optional(v.string()),
+  datadir: v.optional(v.string()),
+  defaultsFile: v.optional(v.string()),
+  mysqld: nonEmpty,
+  startCommand: v.optional(commandLine),
+  bootstrapCommand: v.optional(commandLine),
+  stopCommand: v.optional(commandLine),
+  operationTimeout: duration(100),
   ...commonFields,
 });
 
@@ -141,6 +149,14 @@ export function healthcheckCommand(): Command<[], Record<string, unknown>> {
         "API_PASSWORD_FILE",
       ),
     );
+  command
+    .addOption(opt("--datadir <dir>", "the server's datadir, where grastate.dat lives (for bootstrap)", "DATADIR"))
+    .addOption(opt("--defaults-file <file>", "the server's option file, used by --wsrep-recover and to recognise its process", "DEFAULTS_FILE"))
+    .addOption(opt("--mysqld <path>", "server binary for --wsrep-recover", "MYSQLD").default("mariadbd"))
+    .addOption(opt("--start-command <command>", "starts the server as a joiner, e.g. \"systemctl start mariadb\" (run without a shell)", "START_COMMAND"))
+    .addOption(opt("--bootstrap-command <command>", "starts the server as a new cluster, e.g. galera_new_cluster", "BOOTSTRAP_COMMAND"))
+    .addOption(opt("--stop-command <command>", "stops the server, e.g. \"systemctl stop mariadb\"", "STOP_COMMAND"))
+    .addOption(opt("--operation-timeout <duration>", "upper bound for a start, stop or recovery (an SST can take long)", "OPERATION_TIMEOUT").default("30m"));
   withCommonOptions(command);
   command.action(async () => {
     const options = resolveOptions(command, schema);
@@ -177,8 +193,19 @@ export function healthcheckCommand(): Command<[], Record<string, unknown>> {
     await agent.start(); // the first answer is a real reading, never "no reading yet"
     const server = await serveHttp(
       options.listen,
-      createAgentApp(agent, apiPassword ? { user: options.apiUser, password: apiPassword } : null)
-        .fetch,
+      createAgentApp(
+        agent,
+        apiPassword ? { user: options.apiUser, password: apiPassword } : null,
+        new Controls(agent, {
+          datadir: options.datadir,
+          defaultsFile: options.defaultsFile,
+          mysqld: options.mysqld,
+          startCommand: options.startCommand,
+          bootstrapCommand: options.bootstrapCommand,
+          stopCommand: options.stopCommand,
+          operationTimeoutMs: options.operationTimeout,
+        }),
+      ).fetch,
     ).catch((error) => {
       throw new RuntimeFailure(bindError("health probes", options.listen, error));
     });

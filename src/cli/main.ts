@@ -2,6 +2,7 @@ import { Command, CommanderError } from "@commander-js/extra-typings";
 import process from "node:process";
 import { VERSION } from "../version.ts";
 import { RuntimeFailure, UsageError } from "./errors.ts";
+import { bootstrapCommand } from "./bootstrap.ts";
 import { healthcheckCommand } from "./healthcheck.ts";
 import { proxyCommand } from "./proxy.ts";
 
@@ -14,6 +15,7 @@ export function buildProgram(): Command {
     .exitOverride();
   program.addCommand(proxyCommand() as unknown as Command);
   program.addCommand(healthcheckCommand() as unknown as Command);
+  program.addCommand(bootstrapCommand() as unknown as Command);
   for (const command of program.commands) command.exitOverride();
   return program;
 }

@@ -1,6 +1,7 @@
 import * as v from "valibot";
 import { type HostPort, parseHostPort } from "./address.ts";
 import { type BackendSpec, parseBackendSpec } from "./backend_spec.ts";
+import { splitCommandLine } from "./command_line.ts";
 import { parseDuration } from "./duration.ts";
 import { parsePeerSpec, type PeerAddress } from "./peer_spec.ts";
 
@@ -149,3 +150,21 @@ function backendObjectToSpec(item: Record<string, unknown>): string {
   const h = host.includes(":") ? `[${host}]` : host;
   return `${name}=${h}:${port}${typeof health === "string" ? `,health=${health}` : ""}`;
 }
+
+/** An operator's command line, split into arguments (run without a shell). */
+export const commandLine = v.pipe(
+  v.string("expected a command line"),
+  v.rawTransform(({ dataset, addIssue, NEVER }) => {
+    try {
+      const argv = splitCommandLine(dataset.value);
+      if (argv.length === 0) {
+        addIssue({ message: "expected a command line, got nothing" });
+        return NEVER;
+      }
+      return argv;
+    } catch (error) {
+      addIssue({ message: (error as Error).message });
+      return NEVER;
+    }
+  }),
+);
