@@ -113,8 +113,14 @@ recovered_position() { # index: after a crash (seqno -1), the position InnoDB re
   local user=()
   [ "$(id -u)" -eq 0 ] && user=(--user=mysql)
   rm -f "$d/recover.log"
-  "$MYSQLD" --defaults-file="$d/my.cnf" "${user[@]}" --wsrep-recover --log-error="$d/recover.log" >/dev/null 2>&1 || true
-  grep -o 'WSREP: Recovered position: [^ ]*' "$d/recover.log" 2>/dev/null | tail -n 1 | awk '{print $4}'
+  "$MYSQLD" --defaults-file="$d/my.cnf" "${user[@]}" --wsrep-recover --skip-networking --log-error="$d/recover.log" >/dev/null 2>&1 || true
+  local pos
+  pos=$(grep -o 'WSREP: Recovered position: [^ ]*' "$d/recover.log" 2>/dev/null | tail -n 1 | awk '{print $4}' || true)
+  if [ -z "$pos" ]; then
+    say "node $i: --wsrep-recover found no position (see $d/recover.log); it will rejoin by SST"
+    tail -n 5 "$d/recover.log" >&2 2>/dev/null || true
+  fi
+  echo "$pos"
 }
 
 start_recovered() { # index, extra args...

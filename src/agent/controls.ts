@@ -180,6 +180,7 @@ export class Controls {
       ...(this.options.datadir && !this.options.defaultsFile ? [`--datadir=${this.options.datadir}`] : []),
       ...(process.getuid?.() === 0 ? ["--user=mysql"] : []),
       "--wsrep-recover",
+      "--skip-networking",
       `--log-error=${logFile}`,
     ];
     try {
