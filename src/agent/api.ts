@@ -81,15 +81,35 @@ export function createAgentApp(agent: Agent, auth: AgentAuth | null, controls?: 
       try {
         return await fn();
       } catch (error) {
-        if (error instanceof ControlError) return Response.json({ error: error.message }, { status: error.status });
+        if (error instanceof ControlError) {
+          return Response.json({ error: error.message }, { status: error.status });
+        }
         throw error;
       }
     };
-    app.get("/mysql_status", guard, guarded(() => Response.json({ status: controls.mysqlStatus() })));
-    app.get("/sequence_number", guard, guarded(async () => Response.json(await controls.sequenceNumber())));
-    app.get("/api/v1/operation", guard, guarded(() => Response.json({ current: controls.current, last: controls.last })));
-    for (const name of ["stop_mysql", "start_mysql_bootstrap", "start_mysql_join"] as OperationName[]) {
-      app.post(`/${name}`, guard, guarded(() => Response.json(controls.start(name), { status: 202 })));
+    app.get(
+      "/mysql_status",
+      guard,
+      guarded(() => Response.json({ status: controls.mysqlStatus() })),
+    );
+    app.get(
+      "/sequence_number",
+      guard,
+      guarded(async () => Response.json(await controls.sequenceNumber())),
+    );
+    app.get(
+      "/api/v1/operation",
+      guard,
+      guarded(() => Response.json({ current: controls.current, last: controls.last })),
+    );
+    for (
+      const name of ["stop_mysql", "start_mysql_bootstrap", "start_mysql_join"] as OperationName[]
+    ) {
+      app.post(
+        `/${name}`,
+        guard,
+        guarded(() => Response.json(controls.start(name), { status: 202 })),
+      );
     }
   }
   return app;

@@ -69,47 +69,90 @@ export class Controls {
   mysqlStatus(): MysqlStatus {
     if (this.current && this.current.name !== "stop_mysql") return "starting";
     const snap = this.agent.current();
-    if (snap.error === null && snap.checkedAt !== null && Object.keys(snap.readings).length > 0) return "running";
+    if (snap.error === null && snap.checkedAt !== null && Object.keys(snap.readings).length > 0) {
+      return "running";
+    }
     const alive = serverProcessAlive(this.options);
-    if (alive) return this.last?.state === "failed" || this.last?.state === "timed_out" ? "failing" : "starting";
-    if (this.last && this.last.name !== "stop_mysql" && this.last.state !== "succeeded") return "failing";
+    if (alive) {
+      return this.last?.state === "failed" || this.last?.state === "timed_out"
+        ? "failing"
+        : "starting";
+    }
+    if (this.last && this.last.name !== "stop_mysql" && this.last.state !== "succeeded") {
+      return "failing";
+    }
     return "stopped";
   }
 
   /** grastate.dat's position; after a crash (seqno -1), the one `--wsrep-recover` finds. */
   async sequenceNumber(): Promise<SequenceNumber> {
     const datadir = this.options.datadir;
-    if (!datadir) throw new ControlError(400, "the agent was started without --datadir: it cannot read grastate.dat");
+    if (!datadir) {
+      throw new ControlError(
+        400,
+        "the agent was started without --datadir: it cannot read grastate.dat",
+      );
+    }
     const status = this.mysqlStatus();
     if (status === "running" || status === "starting") {
-      throw new ControlError(409, `the server is ${status}: the sequence number is read only while it is stopped`);
+      throw new ControlError(
+        409,
+        `the server is ${status}: the sequence number is read only while it is stopped`,
+      );
     }
     let state;
     try {
       state = readGrastate(datadir);
     } catch (error) {
-      throw new ControlError(500, `cannot read ${datadir}/grastate.dat: ${(error as Error).message}`);
+      throw new ControlError(
+        500,
+        `cannot read ${datadir}/grastate.dat: ${(error as Error).message}`,
+      );
     }
     if (state.seqno !== -1) {
-      return { uuid: state.uuid, seqno: state.seqno, safe_to_bootstrap: state.safeToBootstrap ? 1 : 0, source: "grastate.dat" };
+      return {
+        uuid: state.uuid,
+        seqno: state.seqno,
+        safe_to_bootstrap: state.safeToBootstrap ? 1 : 0,
+        source: "grastate.dat",
+      };
     }
     if (sstDonorRunning() || this.current) {
-      throw new ControlError(409, "an SST or another operation is in progress: recovery would disturb it");
+      throw new ControlError(
+        409,
+        "an SST or another operation is in progress: recovery would disturb it",
+      );
     }
     const position = await this.#recover();
-    return { uuid: position.uuid, seqno: position.seqno, safe_to_bootstrap: state.safeToBootstrap ? 1 : 0, source: "wsrep-recover" };
+    return {
+      uuid: position.uuid,
+      seqno: position.seqno,
+      safe_to_bootstrap: state.safeToBootstrap ? 1 : 0,
+      source: "wsrep-recover",
+    };
   }
 
   /** Starts an operation in the background; its progress is `current`, then `last`. */
   start(name: OperationName): Operation {
-    if (this.current) throw new ControlError(409, `${this.current.name} is already running (operation ${this.current.id})`);
+    if (this.current) {
+      throw new ControlError(
+        409,
+        `${this.current.name} is already running (operation ${this.current.id})`,
+      );
+    }
     const command = name === "start_mysql_join"
       ? this.options.startCommand
       : name === "start_mysql_bootstrap"
       ? this.options.bootstrapCommand
       : this.options.stopCommand;
-    const flag = name === "start_mysql_join" ? "--start-command" : name === "start_mysql_bootstrap" ? "--bootstrap-command" : "--stop-command";
-    if (!command || command.length === 0) throw new ControlError(400, `the agent was started without ${flag}`);
+    const flag = name === "start_mysql_join"
+      ? "--start-command"
+      : name === "start_mysql_bootstrap"
+      ? "--bootstrap-command"
+      : "--stop-command";
+    if (!command || command.length === 0) {
+      throw new ControlError(400, `the agent was started without ${flag}`);
+    }
     const status = this.mysqlStatus();
     if (name !== "stop_mysql" && (status === "running" || status === "starting")) {
       throw new ControlError(409, `the server is ${status}: stop it before starting it`);
@@ -118,7 +161,10 @@ export class Controls {
       try {
         markSafeToBootstrap(this.options.datadir);
       } catch (error) {
-        throw new ControlError(500, `cannot mark grastate.dat safe to bootstrap: ${(error as Error).message}`);
+        throw new ControlError(
+          500,
+          `cannot mark grastate.dat safe to bootstrap: ${(error as Error).message}`,
+        );
       }
     }
     const op: Operation = {
@@ -177,7 +223,9 @@ export class Controls {
     const logFile = path.join(dir, "recover.log");
     const args = [
       ...(this.options.defaultsFile ? [`--defaults-file=${this.options.defaultsFile}`] : []),
-      ...(this.options.datadir && !this.options.defaultsFile ? [`--datadir=${this.options.datadir}`] : []),
+      ...(this.options.datadir && !this.options.defaultsFile
+        ? [`--datadir=${this.options.datadir}`]
+        : []),
       ...(process.getuid?.() === 0 ? ["--user=mysql"] : []),
       "--wsrep-recover",
       "--skip-networking",
@@ -189,7 +237,9 @@ export class Controls {
         const { execFileSync } = await import("node:child_process");
         execFileSync("chown", ["mysql", dir]);
       }
-      log.warn("recovering the position with {command}", { command: [this.options.mysqld, ...args].join(" ") });
+      log.warn("recovering the position with {command}", {
+        command: [this.options.mysqld, ...args].join(" "),
+      });
       const { code, output, timedOut } = await this.#run([this.options.mysqld, ...args]);
       let text = output;
       try {
@@ -200,7 +250,10 @@ export class Controls {
       const position = parseRecoveredPosition(text);
       if (!position) {
         const why = timedOut ? "timed out" : `exit code ${code}`;
-        throw new ControlError(500, `--wsrep-recover found no position (${why}): ${text.trim().split("\n").at(-1) ?? ""}`);
+        throw new ControlError(
+          500,
+          `--wsrep-recover found no position (${why}): ${text.trim().split("\n").at(-1) ?? ""}`,
+        );
       }
       return position;
     } finally {

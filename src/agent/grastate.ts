@@ -15,8 +15,12 @@ export function parseGrastate(text: string): GraState {
   const field = (name: string) => new RegExp(`^${name}:\\s*(\\S+)\\s*$`, "m").exec(text)?.[1];
   const uuid = field("uuid");
   const seqno = field("seqno");
-  if (!uuid || !/^[0-9a-f-]{36}$/i.test(uuid)) throw new TypeError(`grastate.dat has no valid uuid: ${JSON.stringify(uuid ?? null)}`);
-  if (!seqno || !/^-?\d+$/.test(seqno)) throw new TypeError(`grastate.dat has no valid seqno: ${JSON.stringify(seqno ?? null)}`);
+  if (!uuid || !/^[0-9a-f-]{36}$/i.test(uuid)) {
+    throw new TypeError(`grastate.dat has no valid uuid: ${JSON.stringify(uuid ?? null)}`);
+  }
+  if (!seqno || !/^-?\d+$/.test(seqno)) {
+    throw new TypeError(`grastate.dat has no valid seqno: ${JSON.stringify(seqno ?? null)}`);
+  }
   return { uuid, seqno: Number(seqno), safeToBootstrap: field("safe_to_bootstrap") === "1" };
 }
 

@@ -19,7 +19,8 @@ export function isOurServer(argv: string[], id: ServerIdentity): boolean {
   if (named.length === 0) return true;
   return named.some((a) =>
     (id.defaultsFile !== undefined && a === `--defaults-file=${id.defaultsFile}`) ||
-    (id.datadir !== undefined && a.replace(/\/+$/, "") === `--datadir=${id.datadir.replace(/\/+$/, "")}`)
+    (id.datadir !== undefined &&
+      a.replace(/\/+$/, "") === `--datadir=${id.datadir.replace(/\/+$/, "")}`)
   );
 }
 
@@ -34,7 +35,9 @@ export function serverProcessAlive(id: ServerIdentity, proc = "/proc"): boolean 
   for (const entry of entries) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      const argv = readFileSync(`${proc}/${entry}/cmdline`, "latin1").split("\0").filter((a) => a !== "");
+      const argv = readFileSync(`${proc}/${entry}/cmdline`, "latin1").split("\0").filter((a) =>
+        a !== ""
+      );
       if (isOurServer(argv, id)) return true;
     } catch {
       // gone, or not ours to read

@@ -20,10 +20,21 @@ export class AgentClient {
     const headers = { Authorization: `Basic ${btoa(`${this.auth.user}:${this.auth.password}`)}` };
     let res: Response;
     try {
-      res = await fetch(`${this.target.url}${path}`, { method, headers, signal: AbortSignal.timeout(timeoutMs) });
+      res = await fetch(`${this.target.url}${path}`, {
+        method,
+        headers,
+        signal: AbortSignal.timeout(timeoutMs),
+      });
     } catch (error) {
-      const e = error as { name?: string; cause?: { code?: string }; code?: string; message?: string };
-      const why = e.name === "TimeoutError" ? `no answer within ${timeoutMs}ms` : e.cause?.code ?? e.code ?? e.message;
+      const e = error as {
+        name?: string;
+        cause?: { code?: string };
+        code?: string;
+        message?: string;
+      };
+      const why = e.name === "TimeoutError"
+        ? `no answer within ${timeoutMs}ms`
+        : e.cause?.code ?? e.code ?? e.message;
       throw new Error(`${this.target.name}: agent at ${this.target.url} unreachable (${why})`);
     }
     const text = await res.text();
@@ -33,8 +44,16 @@ export class AgentClient {
     } catch {
       body = { error: text.trim().slice(0, 200) };
     }
-    if (res.status === 401) throw new Error(`${this.target.name}: the agent refused our credentials (401)`);
-    if (res.status >= 400) throw new Error(`${this.target.name}: ${method} ${path} answered ${res.status}: ${body.error ?? text.trim()}`);
+    if (res.status === 401) {
+      throw new Error(`${this.target.name}: the agent refused our credentials (401)`);
+    }
+    if (res.status >= 400) {
+      throw new Error(
+        `${this.target.name}: ${method} ${path} answered ${res.status}: ${
+          body.error ?? text.trim()
+        }`,
+      );
+    }
     return body;
   }
 
@@ -46,10 +65,18 @@ export class AgentClient {
   async survey(): Promise<NodeSurvey> {
     const name = this.target.name;
     try {
-      const mysql = String((await this.#call("GET", "/mysql_status", 5000)).status) as NodeSurvey["mysql"];
+      const mysql = String(
+        (await this.#call("GET", "/mysql_status", 5000)).status,
+      ) as NodeSurvey["mysql"];
       if (mysql === "running") {
         const s = await this.status();
-        return { name, reachable: true, mysql, synced: s.wsrep_local_state === 4, primary: s.wsrep_cluster_status === "Primary" };
+        return {
+          name,
+          reachable: true,
+          mysql,
+          synced: s.wsrep_local_state === 4,
+          primary: s.wsrep_cluster_status === "Primary",
+        };
       }
       if (mysql === "starting") return { name, reachable: true, mysql };
       try {
@@ -63,7 +90,12 @@ export class AgentClient {
           safeToBootstrap: seq.safe_to_bootstrap === 1,
         };
       } catch (error) {
-        return { name, reachable: true, mysql, error: (error as Error).message.replace(`${name}: `, "") };
+        return {
+          name,
+          reachable: true,
+          mysql,
+          error: (error as Error).message.replace(`${name}: `, ""),
+        };
       }
     } catch (error) {
       return { name, reachable: false, error: (error as Error).message.replace(`${name}: `, "") };
@@ -74,8 +106,12 @@ export class AgentClient {
     return this.#call("POST", `/${kind}`, 10_000);
   }
 
-  operation(): Promise<{ current: Record<string, unknown> | null; last: Record<string, unknown> | null }> {
-    return this.#call("GET", "/api/v1/operation", 5000) as Promise<{ current: Record<string, unknown> | null; last: Record<string, unknown> | null }>;
+  operation(): Promise<
+    { current: Record<string, unknown> | null; last: Record<string, unknown> | null }
+  > {
+    return this.#call("GET", "/api/v1/operation", 5000) as Promise<
+      { current: Record<string, unknown> | null; last: Record<string, unknown> | null }
+    >;
   }
 }
 
@@ -93,7 +129,9 @@ export async function waitSynced(
   while (Date.now() < deadline) {
     const status = await client.status().catch(() => null);
     if (status) {
-      const state = `${status.wsrep_local_state_comment ?? "not running"} / ${status.wsrep_cluster_status ?? "no cluster"}`;
+      const state = `${status.wsrep_local_state_comment ?? "not running"} / ${
+        status.wsrep_cluster_status ?? "no cluster"
+      }`;
       if (state !== lastState) {
         onProgress(`${client.target.name}: ${state}`);
         lastState = state;
@@ -104,7 +142,9 @@ export async function waitSynced(
     const last = op?.current ?? op?.last;
     if (last && (last.state === "failed" || last.state === "timed_out")) {
       const tail = String(last.output ?? "").trim().split("\n").slice(-3).join(" | ");
-      throw new Error(`${client.target.name}: start ${last.state} (exit code ${last.exitCode}): ${tail}`);
+      throw new Error(
+        `${client.target.name}: start ${last.state} (exit code ${last.exitCode}): ${tail}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 500));
   }

@@ -16,7 +16,9 @@ const agentTarget = v.pipe(
   v.rawTransform(({ dataset, addIssue, NEVER }) => {
     const text = dataset.value;
     const eq = text.indexOf("=");
-    const [name, url] = eq > 0 && !text.slice(0, eq).includes("/") ? [text.slice(0, eq), text.slice(eq + 1)] : ["", text];
+    const [name, url] = eq > 0 && !text.slice(0, eq).includes("/")
+      ? [text.slice(0, eq), text.slice(eq + 1)]
+      : ["", text];
     try {
       const parsed = new URL(url);
       if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw new Error();
@@ -43,32 +45,75 @@ const schema = v.object({
 /** `galerad bootstrap`: bring a fully stopped Galera cluster back, safely. */
 export function bootstrapCommand(): Command<[], Record<string, unknown>> {
   const command = new Command("bootstrap")
-    .description("bring a stopped Galera cluster back: the most advanced node starts it, the others join one at a time")
+    .description(
+      "bring a stopped Galera cluster back: the most advanced node starts it, the others join one at a time",
+    )
     .addOption(
       opt("--agent <[name=]url>", "a node's galerad healthcheck agent (repeatable)", "AGENT")
-        .argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), ...value.split(/[\s,;]+/).filter(Boolean)])
+        .argParser((
+          value: string,
+          previous: string[] | undefined,
+        ) => [...(previous ?? []), ...value.split(/[\s,;]+/).filter(Boolean)])
         .default([] as string[]),
     )
-    .addOption(opt("--api-user <name>", "user for the agents' controls", "API_USER").default("admin"))
-    .addOption(opt("--api-password <password>", "password for the agents' controls", "API_PASSWORD"))
-    .addOption(opt("--api-password-file <file>", "file whose first line is that password", "API_PASSWORD_FILE"))
-    .addOption(opt("--dry-run [bool]", "print the plan and why, change nothing", "DRY_RUN").preset("true").default("false"))
-    .addOption(opt("--force [bool]", "bootstrap even when a node cannot be read (it might hold newer state!)", "FORCE").preset("true").default("false"))
-    .addOption(opt("--node-timeout <duration>", "how long one node may take to become Synced (an SST can be long)", "NODE_TIMEOUT").default("30m"))
-    .addOption(new Option("--format <format>", "text or json (default: text on a terminal, json otherwise)").env("GALERAD_FORMAT").default(process.stdout.isTTY ? "text" : "json"));
+    .addOption(
+      opt("--api-user <name>", "user for the agents' controls", "API_USER").default("admin"),
+    )
+    .addOption(
+      opt("--api-password <password>", "password for the agents' controls", "API_PASSWORD"),
+    )
+    .addOption(
+      opt(
+        "--api-password-file <file>",
+        "file whose first line is that password",
+        "API_PASSWORD_FILE",
+      ),
+    )
+    .addOption(
+      opt("--dry-run [bool]", "print the plan and why, change nothing", "DRY_RUN").preset("true")
+        .default("false"),
+    )
+    .addOption(
+      opt(
+        "--force [bool]",
+        "bootstrap even when a node cannot be read (it might hold newer state!)",
+        "FORCE",
+      ).preset("true").default("false"),
+    )
+    .addOption(
+      opt(
+        "--node-timeout <duration>",
+        "how long one node may take to become Synced (an SST can be long)",
+        "NODE_TIMEOUT",
+      ).default("30m"),
+    )
+    .addOption(
+      new Option("--format <format>", "text or json (default: text on a terminal, json otherwise)")
+        .env("GALERAD_FORMAT").default(process.stdout.isTTY ? "text" : "json"),
+    );
   withCommonOptions(command);
   command.action(async () => {
     const options = resolveOptions(command, schema);
     applyLogging(options);
     let password = options.apiPassword;
-    if (options.apiPasswordFile) password = readSecretFile("--api-password-file", options.apiPasswordFile);
-    if (!password) throw new UsageError("missing --api-password or --api-password-file: the agents' controls need it");
+    if (options.apiPasswordFile) {
+      password = readSecretFile("--api-password-file", options.apiPasswordFile);
+    }
+    if (!password) {
+      throw new UsageError(
+        "missing --api-password or --api-password-file: the agents' controls need it",
+      );
+    }
     const names = new Set<string>();
     for (const a of options.agent) {
-      if (names.has(a.name)) throw new UsageError(`invalid --agent: name "${a.name}" is used twice`);
+      if (names.has(a.name)) {
+        throw new UsageError(`invalid --agent: name "${a.name}" is used twice`);
+      }
       names.add(a.name);
     }
-    const clients = options.agent.map((a) => new AgentClient(a, { user: options.apiUser, password: password! }));
+    const clients = options.agent.map((a) =>
+      new AgentClient(a, { user: options.apiUser, password: password! })
+    );
     process.exitCode = await runBootstrap(clients, options);
   });
   return command;
@@ -94,15 +139,26 @@ async function runBootstrap(
       !n.reachable
         ? `${n.name}: unreachable (${n.error})`
         : n.mysql === "running"
-        ? `${n.name}: running, ${n.synced ? "Synced" : "not Synced"}, ${n.primary ? "Primary" : "non-Primary"}`
-        : `${n.name}: ${n.mysql}${n.seqno !== undefined ? `, uuid ${n.uuid}, seqno ${n.seqno}, safe_to_bootstrap ${n.safeToBootstrap ? 1 : 0}` : n.error ? ` (${n.error})` : ""}`,
+        ? `${n.name}: running, ${n.synced ? "Synced" : "not Synced"}, ${
+          n.primary ? "Primary" : "non-Primary"
+        }`
+        : `${n.name}: ${n.mysql}${
+          n.seqno !== undefined
+            ? `, uuid ${n.uuid}, seqno ${n.seqno}, safe_to_bootstrap ${n.safeToBootstrap ? 1 : 0}`
+            : n.error
+            ? ` (${n.error})`
+            : ""
+        }`,
     );
   }
   const plan = planBootstrap(survey, { force: options.force });
   say(describePlan(plan));
   const finish = (outcome: keyof typeof BOOTSTRAP_EXIT, error?: string) => {
-    if (json) process.stdout.write(JSON.stringify({ outcome, plan, survey, events, error }, null, 2) + "\n");
-    else if (error) process.stderr.write(`galerad: ${error}\n`);
+    if (json) {
+      process.stdout.write(
+        JSON.stringify({ outcome, plan, survey, events, error }, null, 2) + "\n",
+      );
+    } else if (error) process.stderr.write(`galerad: ${error}\n`);
     return BOOTSTRAP_EXIT[outcome];
   };
   if (plan.action === "refuse") return finish("refused", `refused: ${plan.reasons.join("; ")}`);
@@ -128,7 +184,12 @@ async function runBootstrap(
       progress(`${name}: Synced`);
     }
   } catch (error) {
-    return finish("failed", `${(error as Error).message}; the nodes already started are left running: fix the node and run galerad bootstrap again`);
+    return finish(
+      "failed",
+      `${
+        (error as Error).message
+      }; the nodes already started are left running: fix the node and run galerad bootstrap again`,
+    );
   }
   say("done: every node is Synced");
   return finish("done");
@@ -144,6 +205,8 @@ function describePlan(plan: Plan): string {
     case "join":
       return `plan: join ${plan.join.join(", ")} to the running cluster\n${why}`;
     case "bootstrap":
-      return `plan: bootstrap ${plan.bootstrap}, then join ${plan.join.join(", ") || "nobody"}\n${why}`;
+      return `plan: bootstrap ${plan.bootstrap}, then join ${
+        plan.join.join(", ") || "nobody"
+      }\n${why}`;
   }
 }

@@ -7,7 +7,14 @@ import { Agent } from "../agent/agent.ts";
 import { Controls } from "../agent/controls.ts";
 import { createAgentApp } from "../agent/api.ts";
 import { StatusReader } from "../agent/status_reader.ts";
-import { boolean, commandLine, duration, hostPort, integer, nonEmpty } from "../core/config_fields.ts";
+import {
+  boolean,
+  commandLine,
+  duration,
+  hostPort,
+  integer,
+  nonEmpty,
+} from "../core/config_fields.ts";
 import {
   applyLogging,
   bindError,
@@ -150,13 +157,51 @@ export function healthcheckCommand(): Command<[], Record<string, unknown>> {
       ),
     );
   command
-    .addOption(opt("--datadir <dir>", "the server's datadir, where grastate.dat lives (for bootstrap)", "DATADIR"))
-    .addOption(opt("--defaults-file <file>", "the server's option file, used by --wsrep-recover and to recognise its process", "DEFAULTS_FILE"))
-    .addOption(opt("--mysqld <path>", "server binary for --wsrep-recover", "MYSQLD").default("mariadbd"))
-    .addOption(opt("--start-command <command>", "starts the server as a joiner, e.g. \"systemctl start mariadb\" (run without a shell)", "START_COMMAND"))
-    .addOption(opt("--bootstrap-command <command>", "starts the server as a new cluster, e.g. galera_new_cluster", "BOOTSTRAP_COMMAND"))
-    .addOption(opt("--stop-command <command>", "stops the server, e.g. \"systemctl stop mariadb\"", "STOP_COMMAND"))
-    .addOption(opt("--operation-timeout <duration>", "upper bound for a start, stop or recovery (an SST can take long)", "OPERATION_TIMEOUT").default("30m"));
+    .addOption(
+      opt(
+        "--datadir <dir>",
+        "the server's datadir, where grastate.dat lives (for bootstrap)",
+        "DATADIR",
+      ),
+    )
+    .addOption(
+      opt(
+        "--defaults-file <file>",
+        "the server's option file, used by --wsrep-recover and to recognise its process",
+        "DEFAULTS_FILE",
+      ),
+    )
+    .addOption(
+      opt("--mysqld <path>", "server binary for --wsrep-recover", "MYSQLD").default("mariadbd"),
+    )
+    .addOption(
+      opt(
+        "--start-command <command>",
+        'starts the server as a joiner, e.g. "systemctl start mariadb" (run without a shell)',
+        "START_COMMAND",
+      ),
+    )
+    .addOption(
+      opt(
+        "--bootstrap-command <command>",
+        "starts the server as a new cluster, e.g. galera_new_cluster",
+        "BOOTSTRAP_COMMAND",
+      ),
+    )
+    .addOption(
+      opt(
+        "--stop-command <command>",
+        'stops the server, e.g. "systemctl stop mariadb"',
+        "STOP_COMMAND",
+      ),
+    )
+    .addOption(
+      opt(
+        "--operation-timeout <duration>",
+        "upper bound for a start, stop or recovery (an SST can take long)",
+        "OPERATION_TIMEOUT",
+      ).default("30m"),
+    );
   withCommonOptions(command);
   command.action(async () => {
     const options = resolveOptions(command, schema);

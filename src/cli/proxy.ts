@@ -7,6 +7,7 @@ import * as v from "valibot";
 import { serveHttp } from "#runtime";
 import {
   backendList,
+  boolean,
   duration,
   hostPort,
   integer,
@@ -58,6 +59,7 @@ const schema = v.object({
   gossipInterval: duration(10),
   peerTimeout: duration(10),
   startupWait: duration(0),
+  metricsPublic: boolean,
   ...commonFields,
 });
 
@@ -220,6 +222,13 @@ export function proxyCommand(): Command<[], Record<string, unknown>> {
         "STARTUP_WAIT",
       ).default("2s"),
     );
+  command.addOption(
+    opt(
+      "--metrics-public [bool]",
+      "serve /metrics on the API port without authentication",
+      "METRICS_PUBLIC",
+    ).preset("true").default("false"),
+  );
   withCommonOptions(command);
   command.action(async () => {
     const options = resolveOptions(command, schema, { aliases: { backends: "backend" } });
@@ -326,7 +335,8 @@ async function runProxy(
   }
   const api = await serveHttp(
     options.apiListen,
-    createApi(proxy, { user: options.apiUser, password }).fetch,
+    createApi(proxy, { user: options.apiUser, password }, { metricsPublic: options.metricsPublic })
+      .fetch,
   )
     .catch((error) => {
       throw new RuntimeFailure(bindError("the API", options.apiListen, error));

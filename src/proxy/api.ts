@@ -1,5 +1,7 @@
 import { Hono } from "hono";
 import { basicAuth } from "hono/basic-auth";
+import { parseDuration } from "../core/duration.ts";
+import { renderMetrics } from "./metrics.ts";
 import type { BackendRuntime, Proxy } from "./proxy.ts";
 
 /** Credentials for the API; both required. */
@@ -26,6 +28,7 @@ export function backendView(proxy: Proxy, backend: BackendRuntime) {
     wsrepLocalState: health.wsrepLocalState,
     wsrepLocalStateComment: health.wsrepLocalStateComment,
     healthUrl: backend.spec.health,
+    maintenance: backend.maintenance,
     lastProbe: health.lastProbe && {
       ok: health.lastProbe.ok,
       reason: health.lastProbe.reason,
@@ -79,13 +82,62 @@ export function peersView(proxy: Proxy) {
  * The authenticated JSON API on the API port. Switchboard-compatible where Switchboard has the
  * endpoint (`/v0/backends`, `/v0/cluster`), so existing scripts keep working.
  */
-export function createApi(proxy: Proxy, auth: ApiAuth): Hono {
+export function createApi(
+  proxy: Proxy,
+  auth: ApiAuth,
+  options: { metricsPublic?: boolean } = {},
+): Hono {
   const app = new Hono();
-  app.use("*", basicAuth({ username: auth.user, password: auth.password, realm: "galerad" }));
+  const guard = basicAuth({ username: auth.user, password: auth.password, realm: "galerad" });
+  app.use("*", async (c, next) => {
+    if (options.metricsPublic && c.req.path === "/metrics") return await next();
+    return await guard(c, next);
+  });
+  app.get(
+    "/metrics",
+    (c) =>
+      c.body(renderMetrics(proxy), 200, {
+        "content-type": "text/plain; version=0.0.4; charset=utf-8",
+      }),
+  );
   app.get(
     "/v0/backends",
     (c) => c.json([...proxy.backends.values()].map((b) => backendView(proxy, b))),
   );
+  app.patch("/v0/backends/:name", async (c) => {
+    const name = c.req.param("name");
+    if (!proxy.backends.has(name)) return c.json({ error: `no backend named "${name}"` }, 404);
+    const body = await readJson(c.req.raw);
+    if ("error" in body) return c.json({ error: body.error }, 400);
+    const { maintenance, drainTimeout } = body.value as {
+      maintenance?: unknown;
+      drainTimeout?: unknown;
+    };
+    if (typeof maintenance !== "boolean") {
+      return c.json({
+        error: `maintenance must be true or false: current value is ${
+          JSON.stringify(maintenance ?? null)
+        }`,
+      }, 400);
+    }
+    const timeoutMs = drainTimeout === undefined
+      ? 30_000
+      : parseDuration(drainTimeout as string | number);
+    if (timeoutMs === undefined) {
+      return c.json({
+        error: `drainTimeout must be a duration like 30s: current value is ${
+          JSON.stringify(drainTimeout)
+        }`,
+      }, 400);
+    }
+    try {
+      if (maintenance) await proxy.drain(name, timeoutMs);
+      else proxy.undrain(name);
+    } catch (error) {
+      return c.json({ error: (error as Error).message }, 409);
+    }
+    return c.json(backendView(proxy, proxy.backends.get(name)!));
+  });
   app.get("/v0/cluster", (c) => c.json(clusterView(proxy)));
   app.get("/v0/events", (c) => c.json(proxy.events.list()));
   app.get("/v0/peers", (c) => c.json(peersView(proxy)));
@@ -95,8 +147,42 @@ export function createApi(proxy: Proxy, auth: ApiAuth): Hono {
     proxy.setTraffic(input.trafficEnabled, input.message);
     return c.json(clusterView(proxy));
   });
+  app.post("/v0/cluster/switchover", async (c) => {
+    const body = await readJson(c.req.raw);
+    if ("error" in body) return c.json({ error: body.error }, 400);
+    const { backend, message } = body.value as { backend?: unknown; message?: unknown };
+    if (typeof backend !== "string" || backend === "") {
+      return c.json({
+        error: `backend must name the node to switch to: current value is ${
+          JSON.stringify(backend ?? null)
+        }`,
+      }, 400);
+    }
+    try {
+      proxy.switchover(backend, typeof message === "string" ? message : "");
+    } catch (error) {
+      return c.json({ error: (error as Error).message }, 409);
+    }
+    return c.json(clusterView(proxy));
+  });
   app.notFound((c) => c.json({ error: `no such endpoint: ${c.req.method} ${c.req.path}` }, 404));
   return app;
+}
+
+async function readJson(
+  request: Request,
+): Promise<{ value: Record<string, unknown> } | { error: string }> {
+  const text = await request.text();
+  if (text.trim() === "") return { value: {} };
+  try {
+    const value = JSON.parse(text);
+    if (typeof value !== "object" || value === null || Array.isArray(value)) {
+      return { error: "body must be a JSON object" };
+    }
+    return { value };
+  } catch {
+    return { error: "body is not valid JSON" };
+  }
 }
 
 /**
@@ -106,22 +192,12 @@ export function createApi(proxy: Proxy, auth: ApiAuth): Hono {
 async function readTrafficInput(
   request: Request,
 ): Promise<{ trafficEnabled: boolean; message: string } | { error: string }> {
-  const url = new URL(request.url);
-  let raw: Record<string, unknown> = Object.fromEntries(url.searchParams);
-  const text = await request.text();
-  if (text.trim() !== "") {
-    try {
-      const body = JSON.parse(text);
-      if (typeof body !== "object" || body === null || Array.isArray(body)) {
-        return {
-          error: 'body must be a JSON object like {"trafficEnabled": false, "message": "…"}',
-        };
-      }
-      raw = { ...raw, ...body };
-    } catch {
-      return { error: "body is not valid JSON" };
-    }
-  }
+  const body = await readJson(request);
+  if ("error" in body) return body;
+  const raw: Record<string, unknown> = {
+    ...Object.fromEntries(new URL(request.url).searchParams),
+    ...body.value,
+  };
   const flag = raw.trafficEnabled;
   const enabled = flag === true || flag === "true"
     ? true

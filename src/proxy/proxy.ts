@@ -9,8 +9,8 @@ import {
   type ProbeResult,
 } from "../core/health_state.ts";
 import { ER_SERVER_SHUTDOWN, ER_UNKNOWN_ERROR, mysqlErrorPacket } from "../core/mysql_packet.ts";
-import { decideGroup, type HealthView } from "../core/group_decision.ts";
-import { compareRegisters, emptyRegister, type Register } from "../core/register.ts";
+import { decideGroup, groupCandidate, type HealthView } from "../core/group_decision.ts";
+import { compareRegisters, emptyRegister, nextRegister, type Register } from "../core/register.ts";
 import type { PeerMessage } from "../peers/codec.ts";
 import { type GossipOptions, PeerGroup } from "../peers/gossip.ts";
 import { readStateFile, writeStateFile } from "../peers/state_file.ts";
@@ -49,7 +49,10 @@ export interface BackendRuntime {
   spec: BackendSpec;
   health: HealthState;
   sessions: Set<Session>;
+  /** Drained by an operator: never chosen anew; see Proxy.drain(). */
   maintenance: boolean;
+  probes: number;
+  probeFailures: number;
 }
 
 /** The cluster-wide traffic switch an operator flips through the API. */
@@ -67,6 +70,8 @@ export interface ProxyCounters {
   connectFailures: number;
   bytesUp: number;
   bytesDown: number;
+  /** Changes of the active node, by kind: initial, failover, switchover, no_node. */
+  activeChanges: Record<string, number>;
 }
 
 /**
@@ -83,6 +88,7 @@ export class Proxy {
     connectFailures: 0,
     bytesUp: 0,
     bytesDown: 0,
+    activeChanges: {},
   };
   traffic: TrafficSwitch = { enabled: true, message: "", lastUpdated: Date.now() };
   /** The replicated decision: which node the whole group routes to. */
@@ -105,6 +111,8 @@ export class Proxy {
   #isReady = false;
   #sessionsDone = new Set<() => void>();
   #learning = false;
+  /** While the active node drains, new sessions wait here (see drain()). */
+  #hold: Promise<void> | null = null;
   #startupTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(readonly options: ProxyOptions, prober?: Prober) {
@@ -139,6 +147,8 @@ export class Proxy {
         health: initialHealth(),
         sessions: new Set(),
         maintenance: false,
+        probes: 0,
+        probeFailures: 0,
       });
     }
     this.#ready = new Promise((resolve) => (this.#markReady = resolve));
@@ -233,6 +243,110 @@ export class Proxy {
     this.#decide();
   }
 
+  /**
+   * Moves the group to `target` on an operator's request. It goes through the register, so every
+   * peer follows and every proxy severs its sessions on the old node. Throws a RangeError saying
+   * why when the target cannot take the role.
+   */
+  switchover(target: string, message: string): Register {
+    const backend = this.backends.get(target);
+    if (!backend) throw new RangeError(`no backend named "${target}"`);
+    if (!this.ready) throw new RangeError("this proxy is not ready yet: try again in a moment");
+    if (backend.maintenance) throw new RangeError(`${target} is drained: enable it first`);
+    if (backend.health.status !== "healthy") {
+      throw new RangeError(`${target} is not healthy here: ${backend.health.reason}`);
+    }
+    if (this.register.active === target) {
+      throw new RangeError(`${target} is already the active node`);
+    }
+    const why = message.trim() === "" ? "requested" : message.trim();
+    this.#adopt(
+      nextRegister(this.register, {
+        proposer: this.name,
+        active: target,
+        reason: `switchover by operator: ${why}`,
+        time: Date.now(),
+      }),
+      "operator",
+    );
+    return this.register;
+  }
+
+  /**
+   * Puts a backend in maintenance. It is never chosen anew. If it is the active node, new
+   * sessions on this proxy wait while its sessions finish (up to `timeoutMs`, then they are
+   * closed), and then the group switches to the best other node, which the waiting sessions
+   * reach: there is never a moment with two writers. Returns the node the group is on after it.
+   */
+  async drain(name: string, timeoutMs: number): Promise<string | null> {
+    const backend = this.backends.get(name);
+    if (!backend) throw new RangeError(`no backend named "${name}"`);
+    backend.maintenance = true;
+    const message = `${name} is in maintenance (draining up to ${timeoutMs}ms)`;
+    log.warn("{message}", { message, backend: name });
+    this.events.push({
+      time: Date.now(),
+      kind: "maintenance",
+      message,
+      data: { backend: name, maintenance: true },
+    });
+    if (this.register.active !== name) {
+      this.#decide();
+      return this.register.active;
+    }
+    const views: Record<string, HealthView> = {
+      ...this.peerGroup?.liveViews(),
+      [this.name]: this.localView(),
+    };
+    const drained = new Set(
+      [...this.backends.values()].filter((b) => b.maintenance).map((b) => b.spec.name),
+    );
+    if (!groupCandidate(views, name, drained)) {
+      backend.maintenance = false;
+      throw new RangeError(
+        `${name} is the active node and no other node is healthy: it stays active`,
+      );
+    }
+    let release!: () => void;
+    this.#hold = new Promise((resolve) => (release = resolve));
+    try {
+      const deadline = Date.now() + timeoutMs;
+      while (backend.sessions.size > 0 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const candidate = groupCandidate(
+        { ...this.peerGroup?.liveViews(), [this.name]: this.localView() },
+        name,
+        drained,
+      );
+      if (!candidate) {
+        throw new RangeError(`no other node is healthy any more: ${name} stays active`);
+      }
+      if (this.register.active === name) this.switchover(candidate.name, `drain of ${name}`);
+      return this.register.active;
+    } finally {
+      this.#hold = null;
+      release();
+    }
+  }
+
+  /** Takes a backend out of maintenance; it becomes a candidate again (no failback). */
+  undrain(name: string): void {
+    const backend = this.backends.get(name);
+    if (!backend) throw new RangeError(`no backend named "${name}"`);
+    if (!backend.maintenance) return;
+    backend.maintenance = false;
+    const message = `${name} is back from maintenance`;
+    log.info("{message}", { message, backend: name });
+    this.events.push({
+      time: Date.now(),
+      kind: "maintenance",
+      message,
+      data: { backend: name, maintenance: false },
+    });
+    this.#decide();
+  }
+
   /** This proxy's health view: every backend with a known state (unknown ones are left out). */
   localView(): HealthView {
     const view: HealthView = {};
@@ -298,6 +412,16 @@ export class Proxy {
     ) return false;
     const previous = this.register;
     this.register = register;
+    if (previous.active !== register.active) {
+      const kind = register.active === null
+        ? "no_node"
+        : previous.active === null
+        ? "initial"
+        : register.reason.startsWith("switchover")
+        ? "switchover"
+        : "failover";
+      this.counters.activeChanges[kind] = (this.counters.activeChanges[kind] ?? 0) + 1;
+    }
     const message = `register epoch ${register.epoch}: active ${register.active ?? "none"} (was ${
       previous.active ?? "none"
     }), by ${register.proposer}, ${source}: ${register.reason}`;
@@ -365,6 +489,8 @@ export class Proxy {
       now: Date.now(),
     });
     backend.health = state;
+    backend.probes++;
+    if (!result.ok) backend.probeFailures++;
     if (changed) {
       const message = `${name} is ${state.status}: ${state.reason}`;
       const fields = { message, backend: name, status: state.status, reason: state.reason };
@@ -462,6 +588,7 @@ export class Proxy {
 
   async #accept(conn: TcpConn): Promise<void> {
     if (!this.#isReady) await this.#ready;
+    while (this.#hold) await this.#hold;
     for (let attempt = 0; attempt < 2; attempt++) {
       const refusal = this.#refusal();
       if (refusal) return this.#refuse(conn, refusal.reason, refusal.message, refusal.code);

@@ -18,21 +18,36 @@ const agents: (Daemon | null)[] = [null, null, null];
 function startAgent(i: number) {
   agents[i] = startDaemon([
     "healthcheck",
-    "--listen", `127.0.0.1:${AGENT_PORT + i}`,
-    "--mysql-socket", L.socket(i),
-    "--interval", "200ms",
-    "--api-password", "pw",
-    "--datadir", `${L.dir}/node${i}/data`,
-    "--defaults-file", `${L.dir}/node${i}/my.cnf`,
-    "--start-command", `bash ${SCRIPT} start ${i}`,
-    "--bootstrap-command", `bash ${SCRIPT} bootstrap ${i}`,
-    "--stop-command", `bash ${SCRIPT} stop ${i}`,
+    "--listen",
+    `127.0.0.1:${AGENT_PORT + i}`,
+    "--mysql-socket",
+    L.socket(i),
+    "--interval",
+    "200ms",
+    "--api-password",
+    "pw",
+    "--datadir",
+    `${L.dir}/node${i}/data`,
+    "--defaults-file",
+    `${L.dir}/node${i}/my.cnf`,
+    "--start-command",
+    `bash ${SCRIPT} start ${i}`,
+    "--bootstrap-command",
+    `bash ${SCRIPT} bootstrap ${i}`,
+    "--stop-command",
+    `bash ${SCRIPT} stop ${i}`,
   ], { env: LAB_ENV });
 }
 
 async function bootstrap(...extra: string[]) {
   const r = await runCli([
-    "bootstrap", "--format", "json", "--api-password", "pw", "--log-level", "error",
+    "bootstrap",
+    "--format",
+    "json",
+    "--api-password",
+    "pw",
+    "--log-level",
+    "error",
     ...[0, 1, 2].map((i) => `--agent=node${i}=http://127.0.0.1:${AGENT_PORT + i}`),
     ...extra,
   ], { timeoutMs: 300_000 });
@@ -71,7 +86,11 @@ async function allSynced() {
 
 async function agentsAnswer() {
   await waitFor("agents up", async () => {
-    for (let i = 0; i < 3; i++) if (!(await fetch(`http://127.0.0.1:${AGENT_PORT + i}/health`).catch(() => null))?.ok) return false;
+    for (let i = 0; i < 3; i++) {
+      if (!(await fetch(`http://127.0.0.1:${AGENT_PORT + i}/health`).catch(() => null))?.ok) {
+        return false;
+      }
+    }
     return true;
   }, 30_000);
 }
@@ -96,44 +115,59 @@ describe("galerad bootstrap on a real Galera lab", () => {
     expect(r.out.outcome).toBe("nothing");
   }, 60_000);
 
-  test("(a) clean shutdown of every node: the last one to stop (safe_to_bootstrap) starts the cluster, data intact", async () => {
-    await insert(0, [1, 2, 3]);
-    await L.run("down"); // stops node2, node1, node0: node0 leaves last
-    const dry = await bootstrap("--dry-run");
-    expect(dry.code).toBe(0);
-    expect(dry.out.plan).toMatchObject({ action: "bootstrap", bootstrap: "node0", join: ["node1", "node2"] });
-    expect(await L.status(0, "wsrep_local_state_comment")).toBeNull(); // the dry run changed nothing
-    const r = await bootstrap();
-    expect(r.code).toBe(0);
-    expect(r.out.outcome).toBe("done");
-    await allSynced();
-    for (let i = 0; i < 3; i++) expect(await rows(i)).toEqual([1, 2, 3]);
-  }, 300_000);
+  test(
+    "(a) clean shutdown of every node: the last one to stop (safe_to_bootstrap) starts the cluster, data intact",
+    async () => {
+      await insert(0, [1, 2, 3]);
+      await L.run("down"); // stops node2, node1, node0: node0 leaves last
+      const dry = await bootstrap("--dry-run");
+      expect(dry.code).toBe(0);
+      expect(dry.out.plan).toMatchObject({
+        action: "bootstrap",
+        bootstrap: "node0",
+        join: ["node1", "node2"],
+      });
+      expect(await L.status(0, "wsrep_local_state_comment")).toBeNull(); // the dry run changed nothing
+      const r = await bootstrap();
+      expect(r.code).toBe(0);
+      expect(r.out.outcome).toBe("done");
+      await allSynced();
+      for (let i = 0; i < 3; i++) expect(await rows(i)).toEqual([1, 2, 3]);
+    },
+    300_000,
+  );
 
-  test("(b, c) kill -9 of every node: positions recovered, the node with the last committed write chosen, older nodes not", async () => {
-    await L.run("kill", "2"); // node2 leaves first: the oldest state
-    await insert(0, [4]);
-    await L.run("stop", "1"); // node1 leaves cleanly: newer than node2, older than node0
-    await insert(0, [5, 6]); // acknowledged by node0 alone (still Primary after a clean leave)
-    await L.run("kill", "0");
-    const grastate = readFileSync(`${L.dir}/node0/data/grastate.dat`, "utf8");
-    expect(grastate).toMatch(/seqno:\s+-1/);
-    const r = await bootstrap();
-    expect(r.code).toBe(0);
-    const survey = r.out.survey as { name: string; seqno: number }[];
-    const seq = Object.fromEntries(survey.map((n) => [n.name, n.seqno]));
-    expect(seq.node0).toBeGreaterThan(seq.node1);
-    expect(seq.node1).toBeGreaterThan(seq.node2);
-    expect(r.out.plan).toMatchObject({ action: "bootstrap", bootstrap: "node0" });
-    await allSynced();
-    for (let i = 0; i < 3; i++) expect(await rows(i)).toEqual([1, 2, 3, 4, 5, 6]);
-  }, 300_000);
+  test(
+    "(b, c) kill -9 of every node: positions recovered, the node with the last committed write chosen, older nodes not",
+    async () => {
+      await L.run("kill", "2"); // node2 leaves first: the oldest state
+      await insert(0, [4]);
+      await L.run("stop", "1"); // node1 leaves cleanly: newer than node2, older than node0
+      await insert(0, [5, 6]); // acknowledged by node0 alone (still Primary after a clean leave)
+      await L.run("kill", "0");
+      const grastate = readFileSync(`${L.dir}/node0/data/grastate.dat`, "utf8");
+      expect(grastate).toMatch(/seqno:\s+-1/);
+      const r = await bootstrap();
+      expect(r.code).toBe(0);
+      const survey = r.out.survey as { name: string; seqno: number }[];
+      const seq = Object.fromEntries(survey.map((n) => [n.name, n.seqno]));
+      expect(seq.node0).toBeGreaterThan(seq.node1);
+      expect(seq.node1).toBeGreaterThan(seq.node2);
+      expect(r.out.plan).toMatchObject({ action: "bootstrap", bootstrap: "node0" });
+      await allSynced();
+      for (let i = 0; i < 3; i++) expect(await rows(i)).toEqual([1, 2, 3, 4, 5, 6]);
+    },
+    300_000,
+  );
 
   test("(d) a node from another cluster (different UUID) is refused (exit 4)", async () => {
     await L.run("down");
     const file = `${L.dir}/node2/data/grastate.dat`;
     const original = readFileSync(file, "utf8");
-    writeFileSync(file, original.replace(/^uuid:.*$/m, "uuid:    11111111-2222-3333-4444-555555555555"));
+    writeFileSync(
+      file,
+      original.replace(/^uuid:.*$/m, "uuid:    11111111-2222-3333-4444-555555555555"),
+    );
     try {
       const r = await bootstrap();
       expect(r.code).toBe(4);
@@ -161,11 +195,15 @@ describe("galerad bootstrap on a real Galera lab", () => {
   test("controls need credentials, and never run while the server runs", async () => {
     expect((await fetch(`http://127.0.0.1:${AGENT_PORT}/mysql_status`)).status).toBe(401);
     const auth = { Authorization: `Basic ${btoa("admin:pw")}` };
-    const status = await (await fetch(`http://127.0.0.1:${AGENT_PORT}/mysql_status`, { headers: auth })).json();
+    const status =
+      await (await fetch(`http://127.0.0.1:${AGENT_PORT}/mysql_status`, { headers: auth })).json();
     expect(status).toEqual({ status: "running" });
     const seq = await fetch(`http://127.0.0.1:${AGENT_PORT}/sequence_number`, { headers: auth });
     expect(seq.status).toBe(409);
-    const start = await fetch(`http://127.0.0.1:${AGENT_PORT}/start_mysql_join`, { method: "POST", headers: auth });
+    const start = await fetch(`http://127.0.0.1:${AGENT_PORT}/start_mysql_join`, {
+      method: "POST",
+      headers: auth,
+    });
     expect(start.status).toBe(409);
   }, 60_000);
 });

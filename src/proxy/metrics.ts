@@ -1,0 +1,180 @@
+import { VERSION } from "../version.ts";
+import type { Proxy } from "./proxy.ts";
+
+type Sample = [labels: Record<string, string>, value: number];
+
+/** Builds Prometheus text exposition: one family at a time, each with HELP and TYPE. */
+class Exposition {
+  #lines: string[] = [];
+
+  family(name: string, type: "gauge" | "counter", help: string, samples: Sample[]): this {
+    this.#lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    for (const [labels, value] of samples) {
+      const entries = Object.entries(labels);
+      const text = entries.length === 0
+        ? ""
+        : `{${
+          entries.map(([k, v]) =>
+            `${k}="${v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n")}"`
+          ).join(",")
+        }}`;
+      this.#lines.push(`${name}${text} ${Number.isFinite(value) ? value : "NaN"}`);
+    }
+    return this;
+  }
+
+  toString(): string {
+    return this.#lines.join("\n") + "\n";
+  }
+}
+
+/**
+ * The proxy's metrics in Prometheus text format: sessions, refusals, severed sessions, bytes,
+ * probes, active-node changes, the register epoch, peers and gossip. Names `galerad_*`, units in
+ * the names.
+ */
+export function renderMetrics(proxy: Proxy): string {
+  const backends = [...proxy.backends.values()];
+  const by = (fn: (b: (typeof backends)[number]) => number): Sample[] =>
+    backends.map((b) => [{ backend: b.spec.name }, fn(b)]);
+  let liveUp = 0;
+  let liveDown = 0;
+  for (const b of backends) {
+    for (const s of b.sessions) {
+      liveUp += s.stats.up;
+      liveDown += s.stats.down;
+    }
+  }
+  const c = proxy.counters;
+  const out = new Exposition()
+    .family("galerad_build_info", "gauge", "Version of this galerad, as a label.", [[{
+      version: VERSION,
+    }, 1]])
+    .family(
+      "galerad_backend_sessions",
+      "gauge",
+      "Client sessions open to each backend.",
+      by((b) => b.sessions.size),
+    )
+    .family(
+      "galerad_backend_healthy",
+      "gauge",
+      "1 when this proxy sees the backend healthy.",
+      by((b) => (b.health.status === "healthy" ? 1 : 0)),
+    )
+    .family(
+      "galerad_backend_active",
+      "gauge",
+      "1 for the backend this proxy routes new sessions to.",
+      by((b) => (proxy.active === b.spec.name ? 1 : 0)),
+    )
+    .family(
+      "galerad_backend_maintenance",
+      "gauge",
+      "1 when an operator drained the backend.",
+      by((b) => (b.maintenance ? 1 : 0)),
+    )
+    .family(
+      "galerad_backend_wsrep_local_index",
+      "gauge",
+      "wsrep_local_index reported by the backend's agent (-1 when unknown).",
+      by((b) => b.health.wsrepLocalIndex ?? -1),
+    )
+    .family(
+      "galerad_health_probe_duration_seconds",
+      "gauge",
+      "Duration of the last health probe of each backend.",
+      by((b) => (b.health.lastProbe?.latencyMs ?? 0) / 1000),
+    )
+    .family(
+      "galerad_health_probes_total",
+      "counter",
+      "Health probes made, per backend.",
+      by((b) => b.probes),
+    )
+    .family(
+      "galerad_health_probe_failures_total",
+      "counter",
+      "Health probes that failed or said unhealthy, per backend.",
+      by((b) => b.probeFailures),
+    )
+    .family("galerad_sessions_accepted_total", "counter", "Client sessions routed to a backend.", [[
+      {},
+      c.accepted,
+    ]])
+    .family(
+      "galerad_sessions_refused_total",
+      "counter",
+      "Client sessions refused with a MySQL error packet, by reason.",
+      Object.entries(c.refused).map(([reason, n]) => [{ reason }, n]),
+    )
+    .family(
+      "galerad_sessions_severed_total",
+      "counter",
+      "Sessions closed because their node stopped being active (or traffic was disabled).",
+      [[{}, c.severed]],
+    )
+    .family(
+      "galerad_backend_connect_failures_total",
+      "counter",
+      "Failed connections to the active node.",
+      [[{}, c.connectFailures]],
+    )
+    .family(
+      "galerad_bytes_total",
+      "counter",
+      "Bytes proxied, client to backend (up) and backend to client (down).",
+      [
+        [{ direction: "up" }, c.bytesUp + liveUp],
+        [{ direction: "down" }, c.bytesDown + liveDown],
+      ],
+    )
+    .family(
+      "galerad_active_changes_total",
+      "counter",
+      "Changes of the active node, by reason (initial, failover, switchover, no_node).",
+      Object.entries(c.activeChanges).map(([reason, n]) => [{ reason }, n]),
+    )
+    .family("galerad_register_epoch", "gauge", "Epoch of the replicated register.", [[
+      {},
+      proxy.register.epoch,
+    ]])
+    .family("galerad_traffic_enabled", "gauge", "1 while traffic is enabled.", [[
+      {},
+      proxy.traffic.enabled ? 1 : 0,
+    ]])
+    .family(
+      "galerad_ready",
+      "gauge",
+      "1 once this proxy can route (probed and register learned).",
+      [[{}, proxy.ready ? 1 : 0]],
+    );
+  const group = proxy.peerGroup;
+  if (group) {
+    const peers = [...group.peers.values()];
+    out
+      .family("galerad_peers_configured", "gauge", "Peers this proxy gossips with.", [[
+        {},
+        peers.length,
+      ]])
+      .family("galerad_peers_live", "gauge", "Peers heard from within the peer timeout.", [[
+        {},
+        peers.filter((p) => p.live).length,
+      ]])
+      .family("galerad_gossip_packets_sent_total", "counter", "Gossip datagrams sent.", [[
+        {},
+        group.counters.sent,
+      ]])
+      .family("galerad_gossip_packets_received_total", "counter", "Gossip datagrams accepted.", [[
+        {},
+        group.counters.received,
+      ]])
+      .family(
+        "galerad_gossip_packets_dropped_total",
+        "counter",
+        "Gossip datagrams dropped, by reason.",
+        Object.entries(group.counters.dropped).map(([reason, n]) => [{ reason }, n ?? 0]),
+      );
+  }
+  return out.toString();
+}
