@@ -5,6 +5,7 @@ import { RuntimeFailure, UsageError } from "./errors.ts";
 import { bootstrapCommand } from "./bootstrap.ts";
 import { healthcheckCommand } from "./healthcheck.ts";
 import { proxyCommand } from "./proxy.ts";
+import { statusCommand } from "./status.ts";
 
 /** The whole CLI; each subcommand lives in its own file. */
 export function buildProgram(): Command {
@@ -16,6 +17,7 @@ export function buildProgram(): Command {
   program.addCommand(proxyCommand() as unknown as Command);
   program.addCommand(healthcheckCommand() as unknown as Command);
   program.addCommand(bootstrapCommand() as unknown as Command);
+  program.addCommand(statusCommand() as unknown as Command);
   for (const command of program.commands) command.exitOverride();
   return program;
 }

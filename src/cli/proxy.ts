@@ -60,6 +60,7 @@ const schema = v.object({
   peerTimeout: duration(10),
   startupWait: duration(0),
   metricsPublic: boolean,
+  sendProxyV2: boolean,
   ...commonFields,
 });
 
@@ -229,6 +230,13 @@ export function proxyCommand(): Command<[], Record<string, unknown>> {
       "METRICS_PUBLIC",
     ).preset("true").default("false"),
   );
+  command.addOption(
+    opt(
+      "--send-proxy-v2 [bool]",
+      "send a PROXY protocol v2 header to backends, so they see client addresses (MariaDB: proxy_protocol_networks)",
+      "SEND_PROXY_V2",
+    ).preset("true").default("false"),
+  );
   withCommonOptions(command);
   command.action(async () => {
     const options = resolveOptions(command, schema, { aliases: { backends: "backend" } });
@@ -322,6 +330,7 @@ async function runProxy(
     stateFile: peers.stateFile,
     peers: peers.peers,
     startupWaitMs: options.startupWait,
+    sendProxyV2: options.sendProxyV2,
   });
   try {
     await proxy.start();

@@ -8,6 +8,7 @@ import {
   initialHealth,
   type ProbeResult,
 } from "../core/health_state.ts";
+import { proxyV2Header } from "../core/proxy_protocol.ts";
 import { ER_SERVER_SHUTDOWN, ER_UNKNOWN_ERROR, mysqlErrorPacket } from "../core/mysql_packet.ts";
 import { decideGroup, groupCandidate, type HealthView } from "../core/group_decision.ts";
 import { compareRegisters, emptyRegister, nextRegister, type Register } from "../core/register.ts";
@@ -42,6 +43,8 @@ export interface ProxyOptions {
   peers?: Omit<GossipOptions, "self" | "cluster">;
   /** With peers: how long a starting proxy waits to learn the register before deciding itself. */
   startupWaitMs?: number;
+  /** Send a PROXY protocol v2 header to the backend, so it sees the client's address. */
+  sendProxyV2?: boolean;
 }
 
 /** A backend with what the proxy knows about it now. */
@@ -601,6 +604,17 @@ export class Proxy {
           timeoutMs: this.options.connectTimeoutMs,
           keepAliveMs: this.options.keepAliveMs,
         });
+        if (this.options.sendProxyV2) {
+          await server.write(proxyV2Header({
+            sourceAddress: conn.remoteAddress,
+            sourcePort: conn.remotePort,
+            destinationAddress: conn.localAddress,
+            destinationPort: conn.localPort,
+          })).catch((error) => {
+            server.destroy();
+            throw new Error(`cannot send the PROXY header to ${backend.spec.name}: ${error}`);
+          });
+        }
       } catch (error) {
         this.#release(backend, session);
         if (session.closed) continue; // the node was severed while we dialled: re-decide

@@ -19,13 +19,23 @@ class NodeConn implements TcpConn {
   readonly closed: Promise<void>;
   readonly remoteAddress: string;
   readonly remotePort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
 
   constructor(readonly socket: net.Socket) {
     this.remoteAddress = socket.remoteAddress ?? "";
     this.remotePort = socket.remotePort ?? 0;
+    this.localAddress = socket.localAddress ?? "";
+    this.localPort = socket.localPort ?? 0;
     // An error before a splice is attached must not crash the process; close follows it.
     socket.on("error", () => {});
     this.closed = new Promise((resolve) => socket.once("close", () => resolve()));
+  }
+
+  write(data: Uint8Array): Promise<void> {
+    return new Promise((resolve, reject) =>
+      this.socket.write(data, (error) => (error ? reject(error) : resolve()))
+    );
   }
 
   endWith(data: Uint8Array): void {

@@ -20,6 +20,8 @@ class DenoConn implements TcpConn {
   readonly closed: Promise<void>;
   readonly remoteAddress: string;
   readonly remotePort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
   #done = false;
   #resolve!: () => void;
 
@@ -27,11 +29,18 @@ class DenoConn implements TcpConn {
     const remote = conn.remoteAddr as Deno.NetAddr;
     this.remoteAddress = remote.hostname;
     this.remotePort = remote.port;
+    const local = conn.localAddr as Deno.NetAddr;
+    this.localAddress = local.hostname;
+    this.localPort = local.port;
     this.closed = new Promise((resolve) => (this.#resolve = resolve));
   }
 
   get done(): boolean {
     return this.#done;
+  }
+
+  write(data: Uint8Array): Promise<void> {
+    return writeAll(this.conn, data);
   }
 
   endWith(data: Uint8Array): void {

@@ -10,6 +10,10 @@ import type { HostPort } from "../core/address.ts";
 export interface TcpConn {
   readonly remoteAddress: string;
   readonly remotePort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+  /** Writes a preamble (a PROXY protocol header) before any splice; resolves once written. */
+  write(data: Uint8Array): Promise<void>;
   /** Writes a small control message (an error packet) and closes after it is flushed. */
   endWith(data: Uint8Array): void;
   /** Closes both directions at once; pending data is dropped. Idempotent. */

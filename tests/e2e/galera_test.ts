@@ -3,6 +3,8 @@
  * `galerad healthcheck` per node, one `galerad proxy` in front.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import mysql from "mysql2/promise";
+import net from "node:net";
 import { connect, type Lab, lab, whichPort } from "../helpers/lab.ts";
 import { waitFor } from "../helpers/fixtures.ts";
 import { type Daemon, props, startDaemon } from "../helpers/spawn.ts";
