@@ -126,6 +126,8 @@ recovered_position() { # index: after a crash (seqno -1), the position InnoDB re
 start_recovered() { # index, extra args...
   local i=$1; shift
   local pos; pos=$(recovered_position "$i")
+  # A zero UUID or seqno -1 is no position: let Galera decide (it will ask for an SST).
+  case "$pos" in 00000000-0000-0000-0000-000000000000:* | *:-1) pos="" ;; esac
   if [ -n "$pos" ]; then
     say "node $i crashed earlier: recovered position $pos"
     start_mysqld "$i" --wsrep_start_position="$pos" "$@"
