@@ -187,6 +187,55 @@ describe("galerad on a real Galera cluster", () => {
     240_000,
   );
 
+  test("--send-proxy-v2: the server sees the client's address, not the proxy's", async () => {
+    for (let i = 0; i < 3; i++) await L.sql(i, "SET GLOBAL proxy_protocol_networks='127.0.0.1'");
+    const port = PROXY_PORT + 50;
+    const withHeader = startDaemon([
+      "proxy",
+      "--listen",
+      `127.0.0.1:${port}`,
+      "--api-listen",
+      "127.0.0.1:0",
+      "--health-listen",
+      "127.0.0.1:0",
+      "--api-password",
+      "pw",
+      "--send-proxy-v2",
+      ...[0, 1, 2].flatMap((
+        i,
+      ) => [
+        "--backend",
+        `node${i}=127.0.0.1:${L.port(i)},health=http://127.0.0.1:${AGENT_PORT + i}`,
+      ]),
+    ]);
+    // The client connects from 127.0.0.5, the proxies from 127.0.0.1.
+    const userVia = async (p: number) => {
+      const conn = await mysql.createConnection({
+        user: "lab",
+        password: "lab",
+        stream: () => net.connect({ host: "127.0.0.1", port: p, localAddress: "127.0.0.5" }),
+      });
+      try {
+        const [rows] = await conn.query("SELECT USER() AS u");
+        return (rows as { u: string }[])[0].u;
+      } finally {
+        await conn.end();
+      }
+    };
+    try {
+      await withHeader.waitForLog(
+        "an active node",
+        (l) => typeof props(l).active === "string",
+        30_000,
+      );
+      expect(await userVia(port)).toBe("lab@127.0.0.5");
+      expect(await userVia(PROXY_PORT)).toBe("lab@127.0.0.1");
+    } finally {
+      await withHeader.stop();
+      for (let i = 0; i < 3; i++) await L.sql(i, "SET GLOBAL proxy_protocol_networks=''");
+    }
+  }, 60_000);
+
   test(
     "wsrep_desync=ON on the active node moves traffic, and OFF does not move it back",
     async () => {
