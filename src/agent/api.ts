@@ -48,7 +48,12 @@ export function createAgentApp(agent: Agent, auth: AgentAuth | null, controls?: 
   app.get("/health", (c) => c.text("ok\n"));
 
   const guard: MiddlewareHandler = auth
-    ? basicAuth({ username: auth.user, password: auth.password, realm: "galerad agent" })
+    ? basicAuth({
+      username: auth.user,
+      password: auth.password,
+      realm: "galerad agent",
+      invalidUserMessage: { error: "authentication required" },
+    })
     : (c) =>
       Promise.resolve(
         c.json({

@@ -61,6 +61,7 @@ const schema = v.object({
   startupWait: duration(0),
   metricsPublic: boolean,
   sendProxyV2: boolean,
+  advertiseApi: v.optional(v.pipe(v.string(), v.url("expected a URL like http://10.0.0.11:8080"))),
   ...commonFields,
 });
 
@@ -237,6 +238,13 @@ export function proxyCommand(): Command<[], Record<string, unknown>> {
       "SEND_PROXY_V2",
     ).preset("true").default("false"),
   );
+  command.addOption(
+    opt(
+      "--advertise-api <url>",
+      "this proxy's API URL as peers' springboards link it (default from --api-listen)",
+      "ADVERTISE_API",
+    ),
+  );
   withCommonOptions(command);
   command.action(async () => {
     const options = resolveOptions(command, schema, { aliases: { backends: "backend" } });
@@ -262,6 +270,13 @@ export function proxyCommand(): Command<[], Record<string, unknown>> {
 }
 
 type ProxyConfig = v.InferOutput<typeof schema>;
+
+/** The API URL peers are told: the API address, or, when it listens on all interfaces, the host peers reach. */
+function advertisedApi(api: { host: string; port: number }, peer: { host: string }): string {
+  const any = (h: string) => h === "0.0.0.0" || h === "::" || h === "";
+  const host = !any(api.host) ? api.host : !any(peer.host) ? peer.host : hostname();
+  return `http://${host.includes(":") ? `[${host}]` : host}:${api.port}`;
+}
 
 /** Resolves the gossip settings: peers without this proxy, listen address, key ring, state file. */
 async function peerSettings(options: ProxyConfig) {
@@ -306,6 +321,7 @@ async function peerSettings(options: ProxyConfig) {
       peerTimeoutMs: options.peerTimeout,
       retransmits: 2,
       retransmitGapMs: 30,
+      api: options.advertiseApi ?? advertisedApi(options.apiListen, listen),
     },
   };
 }

@@ -40,6 +40,8 @@ export interface PeerMessage {
   view: HealthView;
   /** False while the sender is still learning the register after its start. */
   ready: boolean;
+  /** Where the sender's API and dashboard are, for the springboard (optional). */
+  api?: string;
 }
 
 /** The envelope fields that come with a verified message. */
@@ -86,6 +88,7 @@ export async function encodeMessage(
     ready: message.ready,
     reg: message.register,
     view: message.view,
+    ...(message.api ? { api: message.api } : {}),
   }));
   if (HEADER_BYTES + payload.length + MAC_BYTES > MAX_DATAGRAM_BYTES) {
     throw new RangeError(
@@ -168,6 +171,7 @@ function parseBody(body: unknown): Omit<PeerMessage, "type"> {
   if (typeof b.from !== "string" || b.from === "" || b.from.length > 128) bad("from");
   if (typeof b.boot !== "number" || !Number.isFinite(b.boot)) bad("boot");
   if (typeof b.ready !== "boolean") bad("ready");
+  if (b.api !== undefined && (typeof b.api !== "string" || b.api.length > 512)) bad("api");
   const r = b.reg as Record<string, unknown> | null;
   if (typeof r !== "object" || r === null) return bad("reg");
   if (typeof r.cluster !== "string") bad("reg.cluster");
@@ -194,6 +198,7 @@ function parseBody(body: unknown): Omit<PeerMessage, "type"> {
     from: b.from as string,
     boot: b.boot as number,
     ready: b.ready as boolean,
+    ...(typeof b.api === "string" ? { api: b.api } : {}),
     register: {
       cluster: r.cluster as string,
       epoch: r.epoch as number,

@@ -35,6 +35,8 @@ export interface GossipOptions {
   intervalMs: number;
   /** A peer not heard from for this long is not live: it no longer counts toward a majority. */
   peerTimeoutMs: number;
+  /** This proxy's API URL, told to peers for their springboard. */
+  api?: string;
   /** Extra copies of a changed register, to ride out a lost datagram. */
   retransmits: number;
   retransmitGapMs: number;
@@ -59,6 +61,8 @@ export interface PeerState {
   register: Register | null;
   view: HealthView;
   ready: boolean;
+  /** The peer's API URL, when it advertises one. */
+  api: string | null;
   replay?: ReplayState;
 }
 
@@ -95,6 +99,7 @@ export class PeerGroup {
         register: null,
         view: {},
         ready: false,
+        api: null,
       });
     }
   }
@@ -203,6 +208,7 @@ export class PeerGroup {
     peer.lastSeen = now;
     peer.view = message.view;
     peer.ready = message.ready;
+    peer.api = message.api ?? null;
     peer.register = message.register;
     if (!peer.live) {
       peer.live = true;
@@ -229,7 +235,13 @@ export class PeerGroup {
     const socket = this.#socket;
     if (!socket) return;
     const snap = this.host.snapshot();
-    const message: PeerMessage = { type, from: this.options.self, boot: this.boot, ...snap };
+    const message: PeerMessage = {
+      type,
+      from: this.options.self,
+      boot: this.boot,
+      ...snap,
+      ...(this.options.api ? { api: this.options.api } : {}),
+    };
     encodeMessage(message, { bootId: this.bootId, seq: ++this.#seq }, this.options.keys).then(
       (data) => {
         if (this.#socket !== socket) return;

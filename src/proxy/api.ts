@@ -1,6 +1,8 @@
 import { Hono } from "hono";
 import { basicAuth } from "hono/basic-auth";
 import { parseDuration } from "../core/duration.ts";
+import { streamSSE } from "hono/streaming";
+import { DashboardPage } from "./dashboard.tsx";
 import { renderMetrics } from "./metrics.ts";
 import type { BackendRuntime, Proxy } from "./proxy.ts";
 
@@ -73,6 +75,7 @@ export function peersView(proxy: Proxy) {
     agrees: p.register !== null && p.register.epoch === proxy.register.epoch &&
       p.register.proposer === proxy.register.proposer,
     ready: p.ready,
+    api: p.api,
     view: p.view,
   }));
   return { self: proxy.name, listen: group.port, peers, gossip: group.counters };
@@ -88,7 +91,12 @@ export function createApi(
   options: { metricsPublic?: boolean } = {},
 ): Hono {
   const app = new Hono();
-  const guard = basicAuth({ username: auth.user, password: auth.password, realm: "galerad" });
+  const guard = basicAuth({
+    username: auth.user,
+    password: auth.password,
+    realm: "galerad",
+    invalidUserMessage: { error: "authentication required" },
+  });
   app.use("*", async (c, next) => {
     if (options.metricsPublic && c.req.path === "/metrics") return await next();
     return await guard(c, next);
@@ -165,8 +173,45 @@ export function createApi(
     }
     return c.json(clusterView(proxy));
   });
+  app.get("/", (c) => c.html("<!doctype html>" + String(DashboardPage({ name: proxy.name }))));
+  app.get(
+    "/springboard",
+    (c) =>
+      c.html("<!doctype html>" + String(DashboardPage({ name: proxy.name, springboard: true }))),
+  );
+  app.get("/v0/stream", (c) =>
+    streamSSE(c, async (stream) => {
+      let wake: (() => void) | null = null;
+      const unsubscribe = proxy.events.subscribe(() => wake?.());
+      stream.onAbort(() => {
+        unsubscribe();
+        wake?.();
+      });
+      while (!stream.aborted && !stream.closed) {
+        await stream.writeSSE({ event: "state", data: JSON.stringify(snapshot(proxy)) });
+        // Right after any event, and at least every second (session counts, ages).
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 1000);
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        wake = null;
+      }
+    }));
   app.notFound((c) => c.json({ error: `no such endpoint: ${c.req.method} ${c.req.path}` }, 404));
   return app;
+}
+
+/** Everything the dashboard shows, in one object. */
+export function snapshot(proxy: Proxy) {
+  return {
+    cluster: clusterView(proxy),
+    backends: [...proxy.backends.values()].map((b) => backendView(proxy, b)),
+    peers: peersView(proxy),
+    events: proxy.events.list().slice(-50),
+  };
 }
 
 async function readJson(

@@ -1,0 +1,140 @@
+/**
+ * The dashboard in headless Chromium (Debian's package, driven by playwright-core): credentials,
+ * live updates over server-sent events, the switchover button, the lost-connection banner.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import path from "node:path";
+import { type Browser, chromium } from "playwright-core";
+import { serveHttp } from "#runtime";
+import { parseBackendSpec } from "../../src/core/backend_spec.ts";
+import { createApi } from "../../src/proxy/api.ts";
+import { Proxy } from "../../src/proxy/proxy.ts";
+import type { HttpServer } from "../../src/runtime/types.ts";
+import { startAgent, startBackend, type TestAgent, type TestBackend } from "../helpers/fixtures.ts";
+import { ROOT } from "../helpers/spawn.ts";
+
+let browser: Browser;
+let proxy: Proxy;
+let server: HttpServer;
+let backends: TestBackend[];
+let agents: TestAgent[];
+let url: string;
+const credentials = { username: "ops", password: "dash-pw" };
+
+beforeAll(async () => {
+  backends = [];
+  agents = [];
+  for (let i = 0; i < 3; i++) {
+    backends.push(await startBackend(`db${i}`));
+    agents.push(await startAgent({ healthy: true, index: i }));
+  }
+  proxy = new Proxy({
+    listen: { host: "127.0.0.1", port: 0 },
+    backends: backends.map((b, i) =>
+      parseBackendSpec(`${b.name}=127.0.0.1:${b.port},health=${agents[i].url}`)
+    ),
+    intervalMs: 100,
+    timeoutMs: 300,
+    rise: 1,
+    fall: 1,
+    connectTimeoutMs: 1000,
+    keepAliveMs: 0,
+    shutdownTimeoutMs: 100,
+    name: "edge-1",
+  });
+  await proxy.start();
+  await proxy.whenReady();
+  server = await serveHttp(
+    { host: "127.0.0.1", port: 0 },
+    createApi(proxy, { user: credentials.username, password: credentials.password }).fetch,
+  );
+  url = `http://127.0.0.1:${server.port}`;
+  browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+  await proxy?.shutdown();
+  for (const x of [...(backends ?? []), ...(agents ?? [])]) await x.close();
+});
+
+describe("dashboard in headless Chromium", () => {
+  test("refuses without credentials", async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    // Chromium answers the Basic Auth challenge with no credentials by failing the navigation.
+    await expect(page.goto(url)).rejects.toThrow("ERR_INVALID_AUTH_CREDENTIALS");
+    const res = await context.request.get(url);
+    expect(res.status()).toBe(401);
+    expect(res.headers()["www-authenticate"]).toBe('Basic realm="galerad"');
+    await context.close();
+  });
+
+  test(
+    "shows the active node, follows a failover live, and the switchover button moves it",
+    async () => {
+      const context = await browser.newContext({
+        httpCredentials: credentials,
+        viewport: { width: 1280, height: 900 },
+      });
+      const page = await context.newPage();
+      const res = await page.goto(url);
+      expect(res?.status()).toBe(200);
+      await page.locator("#conn", { hasText: "live" }).waitFor({ timeout: 5000 });
+      expect(await page.locator("#active").textContent()).toBe("db0");
+      expect(await page.locator("#proxy-name").textContent()).toBe("edge-1");
+      expect(await page.locator("#backends tr[data-backend]").count()).toBe(3);
+
+      // A failover on the test backends shows within 2 s, without a reload.
+      agents[0].set({ healthy: false });
+      const started = Date.now();
+      await page.locator("#active", { hasText: "db1" }).waitFor({ timeout: 2000 });
+      expect(Date.now() - started).toBeLessThan(2000);
+      await page.locator("#events li", { hasText: "active node is now db1" }).first().waitFor({
+        timeout: 2000,
+      });
+      await page.screenshot({ path: path.join(ROOT, "docs/dashboard.png"), fullPage: true });
+
+      // The switchover button asks for confirmation, then moves the group.
+      page.once("dialog", (dialog) => dialog.accept());
+      await page.locator("button[data-switch='db2']").click();
+      await page.locator("#active", { hasText: "db2" }).waitFor({ timeout: 3000 });
+      expect(proxy.register.active).toBe("db2");
+      expect(proxy.register.reason).toContain("switchover by operator");
+      await context.close();
+    },
+    30_000,
+  );
+
+  test("the springboard lists this proxy with a link to its dashboard", async () => {
+    const context = await browser.newContext({ httpCredentials: credentials });
+    const page = await context.newPage();
+    await page.goto(`${url}/springboard`);
+    await page.locator("#proxies td", { hasText: "edge-1 (this one)" }).waitFor({ timeout: 5000 });
+    expect(await page.locator("#proxies a").first().getAttribute("href")).toBe(`${url}/`);
+    await context.close();
+  });
+
+  test("says clearly when it lost the connection", async () => {
+    const context = await browser.newContext({ httpCredentials: credentials });
+    const page = await context.newPage();
+    await page.goto(url);
+    await page.locator("#conn", { hasText: "live" }).waitFor({ timeout: 5000 });
+    await server.close();
+    await page.locator("#conn", { hasText: "connection lost" }).waitFor({ timeout: 5000 });
+    await context.close();
+  });
+});
