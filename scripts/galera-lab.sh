@@ -15,7 +15,9 @@
 #
 # Node I (0-based) listens for MySQL on LAB_PORT+I (default 13306), for Galera on
 # LAB_GALERA_PORT+10*I (default 14567; +1 IST, +2 SST). Data lives in LAB_DIR (default
-# /tmp/galerad-lab). Nodes run as the `mysql` user (rsync SST refuses root). The SQL user
+# /tmp/galerad-lab). Keep every port below the kernel's ephemeral range (32768+ on Linux): a
+# client connection's source port there can take a node's SST or IST port and fail the join.
+# Nodes run as the `mysql` user (rsync SST refuses root). The SQL user
 # `lab`/`lab` exists on every node, for any host.
 set -euo pipefail
 

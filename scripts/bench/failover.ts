@@ -29,8 +29,8 @@ const arg = (name: string, fallback: number) => {
 const RUNS = arg("--runs", 5);
 const SOAK = arg("--soak", 0);
 const BIN = path.join(ROOT, "galerad");
-const L = lab({ dir: "/tmp/galerad-bench-lab", port: 43306, galeraPort: 44567 });
-const AGENT = 49200;
+const L = lab({ dir: "/tmp/galerad-bench-lab", port: 17306, galeraPort: 18567 });
+const AGENT = 19300;
 const agents: Daemon[] = [];
 
 function sh(cmd: string, args: string[]) {

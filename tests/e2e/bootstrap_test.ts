@@ -9,9 +9,9 @@ import { waitFor } from "../helpers/fixtures.ts";
 import { connect, type Lab, lab } from "../helpers/lab.ts";
 import { type Daemon, ROOT, runCli, startDaemon } from "../helpers/spawn.ts";
 
-const L: Lab = lab({ dir: "/tmp/galerad-e2e-boot-lab", port: 53306, galeraPort: 54567 });
-const AGENT_PORT = 59200;
-const LAB_ENV = { LAB_DIR: L.dir, LAB_PORT: "53306", LAB_GALERA_PORT: "54567" };
+const L: Lab = lab({ dir: "/tmp/galerad-e2e-boot-lab", port: 27306, galeraPort: 28567 });
+const AGENT_PORT = 29400;
+const LAB_ENV = { LAB_DIR: L.dir, LAB_PORT: "27306", LAB_GALERA_PORT: "28567" };
 const SCRIPT = path.join(ROOT, "scripts/galera-lab.sh");
 const agents: (Daemon | null)[] = [null, null, null];
 

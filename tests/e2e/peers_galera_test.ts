@@ -11,8 +11,8 @@ import { type Lab, lab } from "../helpers/lab.ts";
 import { type Daemon, startDaemon } from "../helpers/spawn.ts";
 import { Tier } from "../helpers/tier.ts";
 
-const L: Lab = lab({ dir: "/tmp/galerad-e2e-peers-lab", port: 33306, galeraPort: 34567 });
-const AGENT_PORT = 39200;
+const L: Lab = lab({ dir: "/tmp/galerad-e2e-peers-lab", port: 25306, galeraPort: 26567 });
+const AGENT_PORT = 29300;
 const PROXIES = ["p1", "p2", "p3"];
 const agents: Daemon[] = [];
 const REPORT = process.env.GALERAD_PEERS_REPORT; // where the figures go, when set

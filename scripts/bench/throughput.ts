@@ -1,0 +1,440 @@
+/**
+ * Proxy cost on real MySQL traffic: sysbench through galerad (compiled Bun binary, and the same
+ * source under Deno), through HAProxy 2.6 in the equivalent topology, and direct, side by side on
+ * the local Galera lab; then idle-session memory, connection rate, bulk transfer and a memory soak.
+ *
+ *   node_modules/.bin/bun scripts/bench/throughput.ts [--rounds 3] [--seconds 10] [--soak 600]
+ *
+ * Targets run A B C D, A B C D, … so drift on this shared, noisy machine hits all alike. Medians
+ * per target; ratios against HAProxy and direct measured in the same run. Writes
+ * docs/BENCHMARKS.md.
+ */
+import { execFileSync, spawn } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import path from "node:path";
+import mysql from "mysql2/promise";
+import { freePort } from "../../tests/helpers/fixtures.ts";
+import { lab } from "../../tests/helpers/lab.ts";
+import { type Daemon, props, startDaemon } from "../../tests/helpers/spawn.ts";
+import { fmt, machine, median, ROOT, writeSection } from "./report.ts";
+
+const arg = (name: string, fallback: number) => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? Number(process.argv[i + 1]) : fallback;
+};
+const ROUNDS = arg("--rounds", 3);
+const SECONDS = arg("--seconds", 10);
+const SOAK = arg("--soak", 0);
+const BIN = path.join(ROOT, "galerad");
+const DENO = path.join(ROOT, "node_modules/.bin/deno");
+const L = lab({ dir: "/tmp/galerad-perf-lab", port: 20306, galeraPort: 21567 });
+const AGENT = 19400;
+
+interface Target {
+  name: string;
+  port: number;
+  pid?: () => number | undefined;
+}
+
+function sysbench(port: number, test: string, threads: number, seconds: number) {
+  const out = execFileSync("sysbench", [
+    test,
+    "--db-driver=mysql",
+    "--mysql-host=127.0.0.1",
+    `--mysql-port=${port}`,
+    "--mysql-user=lab",
+    "--mysql-password=lab",
+    "--mysql-db=lab",
+    "--tables=4",
+    "--table-size=10000",
+    `--threads=${threads}`,
+    `--time=${seconds}`,
+    "--percentile=95",
+    "--report-interval=0",
+    "--mysql-ignore-errors=1213,1205",
+    "run",
+  ], { encoding: "utf8", maxBuffer: 16 << 20 });
+  const qps = Number(/queries:\s+\d+\s+\(([\d.]+) per sec/.exec(out)?.[1]);
+  const p95 = Number(/95th percentile:\s+([\d.]+)/.exec(out)?.[1]);
+  return { qps, p95 };
+}
+
+function rssMiB(pid: number | undefined): number {
+  if (!pid) return Number.NaN;
+  try {
+    const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]);
+    return kb / 1024;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** Opens `count` idle client sessions (full MySQL handshakes) and returns a closer. */
+async function idleSessions(port: number, count: number) {
+  const conns: mysql.Connection[] = [];
+  for (let i = 0; i < count; i += 50) {
+    const batch = await Promise.all(
+      Array.from(
+        { length: Math.min(50, count - i) },
+        () =>
+          mysql.createConnection({
+            host: "127.0.0.1",
+            port,
+            user: "lab",
+            password: "lab",
+            connectTimeout: 10_000,
+          }),
+      ),
+    );
+    conns.push(...batch);
+  }
+  return async () => {
+    for (const c of conns) c.destroy();
+  };
+}
+
+/** New TCP connections per second for `seconds`: connect, read the server greeting, close. */
+async function connectionRate(port: number, perSecond: number, seconds: number) {
+  let ok = 0;
+  let failed = 0;
+  const attempts: Promise<void>[] = [];
+  const start = performance.now();
+  for (let i = 0; i < perSecond * seconds; i++) {
+    const due = start + (i * 1000) / perSecond;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    attempts.push(
+      new Promise<void>((resolve) => {
+        const s = net.connect({ host: "127.0.0.1", port });
+        const timer = setTimeout(() => (failed++, s.destroy(), resolve()), 5000);
+        s.once("data", (d) => {
+          clearTimeout(timer);
+          if (d[4] === 0xff) failed++;
+          else ok++;
+          s.destroy();
+          resolve();
+        });
+        s.once("error", () => (clearTimeout(timer), failed++, resolve()));
+      }),
+    );
+  }
+  await Promise.all(attempts);
+  return { ok, failed, achieved: (ok + failed) / ((performance.now() - start) / 1000) };
+}
+
+/** Reads a ~64 MiB result through `port` and returns MB/s. */
+async function bulk(port: number): Promise<number> {
+  const c = await mysql.createConnection({
+    host: "127.0.0.1",
+    port,
+    user: "lab",
+    password: "lab",
+    database: "lab",
+  });
+  try {
+    const started = performance.now();
+    const [rows] = await c.query("SELECT REPEAT('x', 1048576) AS b FROM lab.bulk");
+    const bytes = (rows as { b: string }[]).reduce((n, r) => n + r.b.length, 0);
+    return bytes / 1e6 / ((performance.now() - started) / 1000);
+  } finally {
+    await c.end();
+  }
+}
+
+/** A client that reads a big result very slowly; returns the proxy's RSS growth meanwhile. */
+async function slowReader(port: number, pid: number | undefined): Promise<number> {
+  const before = rssMiB(pid);
+  let peak = before;
+  const c = await mysql.createConnection({
+    host: "127.0.0.1",
+    port,
+    user: "lab",
+    password: "lab",
+    database: "lab",
+  });
+  const stream = c.connection.query("SELECT REPEAT('y', 1048576) AS b FROM lab.bulk").stream({
+    highWaterMark: 1,
+  });
+  const sampler = setInterval(() => (peak = Math.max(peak, rssMiB(pid))), 100);
+  let rows = 0;
+  await new Promise<void>((resolve) => {
+    stream.on("data", () => {
+      rows++;
+      stream.pause();
+      setTimeout(() => stream.resume(), 100);
+    });
+    stream.on("end", () => resolve());
+    stream.on("error", () => resolve());
+    setTimeout(() => resolve(), 6000);
+  });
+  clearInterval(sampler);
+  c.destroy();
+  return peak - before;
+}
+
+function haproxyConfig(port: number) {
+  const servers = [0, 1, 2].map((i) =>
+    `  server node${i} 127.0.0.1:${L.port(i)} check port ${AGENT + i} inter 500 rise 2 fall 2${
+      i > 0 ? " backup" : ""
+    } on-marked-down shutdown-sessions`
+  );
+  return `global
+  maxconn 20000
+defaults
+  mode tcp
+  timeout connect 2s
+  timeout client 1h
+  timeout server 1h
+frontend galera_in
+  bind 127.0.0.1:${port}
+  default_backend galera_nodes
+backend galera_nodes
+  option httpchk GET /
+${servers.join("\n")}
+`;
+}
+
+async function main() {
+  execFileSync("bash", [path.join(ROOT, "scripts/setup.sh")], { stdio: "inherit" });
+  execFileSync("bash", [path.join(ROOT, "compile.sh")], { stdio: "inherit" });
+  await L.run("destroy");
+  await L.run("up", "3");
+  const agents: Daemon[] = [];
+  for (let i = 0; i < 3; i++) {
+    agents.push(
+      startDaemon([
+        "healthcheck",
+        "--listen",
+        `127.0.0.1:${AGENT + i}`,
+        "--mysql-socket",
+        L.socket(i),
+      ], { command: [BIN] }),
+    );
+  }
+  const backendArgs = [0, 1, 2].flatMap((
+    i,
+  ) => ["--backend", `node${i}=127.0.0.1:${L.port(i)},health=http://127.0.0.1:${AGENT + i}`]);
+  const proxyArgs = async (port: number) => [
+    "proxy",
+    "--listen",
+    `127.0.0.1:${port}`,
+    "--api-listen",
+    `127.0.0.1:${await freePort()}`,
+    "--health-listen",
+    "127.0.0.1:0",
+    "--api-password",
+    "bench",
+    "--log-level",
+    "warning",
+    ...backendArgs,
+  ];
+  const bunPort = await freePort();
+  const denoPort = await freePort();
+  const haPort = await freePort();
+  const bunProxy = startDaemon(await proxyArgs(bunPort), { command: [BIN] });
+  const denoProxy = startDaemon(await proxyArgs(denoPort), {
+    command: [DENO, "run", "-A", path.join(ROOT, "mod.ts")],
+  });
+  writeFileSync("/tmp/galerad-perf-haproxy.cfg", haproxyConfig(haPort));
+  const haproxy = spawn("haproxy", ["-db", "-f", "/tmp/galerad-perf-haproxy.cfg"], {
+    stdio: "ignore",
+  });
+  const targets: Target[] = [
+    { name: "galerad (bun binary)", port: bunPort, pid: () => bunProxy.child.pid },
+    { name: "haproxy", port: haPort, pid: () => haproxy.pid },
+    { name: "galerad (deno)", port: denoPort, pid: () => denoProxy.child.pid },
+    { name: "direct", port: L.port(0) },
+  ];
+  try {
+    await new Promise((r) => setTimeout(r, 3000));
+    for (const t of targets) {
+      const c = await mysql.createConnection({
+        host: "127.0.0.1",
+        port: t.port,
+        user: "lab",
+        password: "lab",
+      });
+      const [rows] = await c.query("SELECT @@port AS p");
+      await c.end();
+      if ((rows as { p: number }[])[0].p !== L.port(0)) {
+        throw new Error(`${t.name} routes to ${(rows as { p: number }[])[0].p}, not node0`);
+      }
+    }
+    const common = [
+      "--db-driver=mysql",
+      "--mysql-host=127.0.0.1",
+      `--mysql-port=${L.port(0)}`,
+      "--mysql-user=lab",
+      "--mysql-password=lab",
+      "--mysql-db=lab",
+      "--tables=4",
+      "--table-size=10000",
+      "--auto_inc=off",
+    ];
+    execFileSync("sysbench", ["oltp_read_write", ...common, "prepare"], { stdio: "ignore" });
+    await L.sql(
+      0,
+      "CREATE TABLE lab.bulk (id INT PRIMARY KEY); INSERT INTO lab.bulk SELECT seq FROM seq_1_to_64",
+    );
+
+    const workloads: [string, number][] = [
+      ["oltp_point_select", 8],
+      ["oltp_point_select", 32],
+      ["oltp_point_select", 128],
+      ["oltp_read_write", 8],
+      ["oltp_read_write", 32],
+    ];
+    const results = new Map<string, Map<string, { qps: number[]; p95: number[] }>>();
+    for (const [test, threads] of workloads) {
+      const key = `${test} ${threads}`;
+      results.set(key, new Map());
+      for (let round = 0; round < ROUNDS; round++) {
+        for (const t of targets) {
+          const r = sysbench(t.port, test, threads, SECONDS);
+          const entry = results.get(key)!.get(t.name) ?? { qps: [], p95: [] };
+          entry.qps.push(r.qps);
+          entry.p95.push(r.p95);
+          results.get(key)!.set(t.name, entry);
+          console.log(`${key} round ${round + 1} ${t.name}: ${fmt(r.qps)} qps, p95 ${r.p95} ms`);
+        }
+      }
+    }
+
+    // Idle sessions: RSS with 1,000 open sessions through each proxy.
+    const idle: Record<string, { before: number; after: number }> = {};
+    for (const t of targets.filter((x) => x.pid)) {
+      const before = rssMiB(t.pid!());
+      const close = await idleSessions(t.port, 1000);
+      await new Promise((r) => setTimeout(r, 1000));
+      idle[t.name] = { before, after: rssMiB(t.pid!()) };
+      await close();
+      console.log(
+        `idle 1000 ${t.name}: RSS ${fmt(idle[t.name].before, 1)} → ${
+          fmt(idle[t.name].after, 1)
+        } MiB`,
+      );
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+
+    // Connection rate: 1,000 new connections per second for 5 s.
+    const rate: Record<string, Awaited<ReturnType<typeof connectionRate>>> = {};
+    for (const t of targets) {
+      rate[t.name] = await connectionRate(t.port, 1000, 5);
+      console.log(
+        `rate ${t.name}: ${rate[t.name].ok} ok, ${rate[t.name].failed} failed, ${
+          fmt(rate[t.name].achieved)
+        } /s`,
+      );
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+
+    // Bulk: a 64 MiB result, rounds alternating.
+    const bulkMBs = new Map<string, number[]>();
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const t of targets) {
+        const v = await bulk(t.port);
+        bulkMBs.set(t.name, [...(bulkMBs.get(t.name) ?? []), v]);
+      }
+    }
+    const slow: Record<string, number> = {};
+    for (const t of targets.filter((x) => x.pid)) slow[t.name] = await slowReader(t.port, t.pid!());
+
+    // Soak: galerad's RSS under steady point selects.
+    const soakSamples: number[] = [];
+    if (SOAK > 0) {
+      const run = spawn("sysbench", [
+        "oltp_point_select",
+        "--db-driver=mysql",
+        "--mysql-host=127.0.0.1",
+        `--mysql-port=${bunPort}`,
+        "--mysql-user=lab",
+        "--mysql-password=lab",
+        "--mysql-db=lab",
+        "--tables=4",
+        "--table-size=10000",
+        "--threads=16",
+        `--time=${SOAK}`,
+        "run",
+      ], { stdio: "ignore" });
+      const sampler = setInterval(() => soakSamples.push(rssMiB(bunProxy.child.pid)), 10_000);
+      await new Promise((r) => run.on("close", r));
+      clearInterval(sampler);
+    }
+
+    const ha = "haproxy";
+    const tableRows: string[] = [];
+    for (const [key, byTarget] of results) {
+      const h = byTarget.get(ha)!;
+      const d = byTarget.get("direct")!;
+      for (const t of targets) {
+        const r = byTarget.get(t.name)!;
+        const q = median(r.qps), p = median(r.p95);
+        tableRows.push(
+          `| ${key} | ${t.name} | ${fmt(q)} | ${fmt(p, 2)} | ${fmt(q / median(h.qps), 2)}× | ${
+            fmt(p / median(h.p95), 2)
+          }× | ${fmt(q / median(d.qps), 2)}× |`,
+        );
+      }
+    }
+    const soakLine = soakSamples.length > 2
+      ? `Memory soak: ${SOAK} s of point selects (16 threads) through the Bun binary, RSS sampled every 10 s: first ${
+        fmt(soakSamples[0], 1)
+      } MiB, median ${fmt(median(soakSamples), 1)}, last ${fmt(soakSamples.at(-1)!, 1)}, max ${
+        fmt(Math.max(...soakSamples), 1)
+      } (slope ${fmt(((soakSamples.at(-1)! - soakSamples[0]) / SOAK) * 60, 2)} MiB/min).`
+      : "Memory soak: not run (pass --soak 600).";
+    writeSection(
+      "throughput",
+      `
+## Throughput and cost per query: sysbench through galerad, HAProxy and direct
+
+\`node_modules/.bin/bun scripts/bench/throughput.ts --rounds ${ROUNDS} --seconds ${SECONDS}${
+        SOAK ? ` --soak ${SOAK}` : ""
+      }\` — ${new Date().toISOString().slice(0, 10)}; ${machine()}.
+
+Local 3-node Galera lab; every target routes to node0 (one active server, the others backup).
+HAProxy 2.6 in TCP mode with \`on-marked-down shutdown-sessions\` and the agent as \`httpchk\`.
+sysbench 1.0.20, 4 tables × 10,000 rows (\`--auto_inc=off\`), ${SECONDS} s per run, targets
+alternating, ${ROUNDS} rounds; medians. sysbench, MariaDB and the proxy share 2 cores, so a
+proxy's CPU per query shows directly in throughput.
+
+| workload threads | target | qps | p95 ms | qps vs HAProxy | p95 vs HAProxy | qps vs direct |
+| --- | --- | --- | --- | --- | --- | --- |
+${tableRows.join("\n")}
+
+1,000 idle sessions (full MySQL handshakes) held open through each proxy, RSS before → after:
+${
+        Object.entries(idle).map(([n, v]) => `${n} ${fmt(v.before, 1)} → ${fmt(v.after, 1)} MiB`)
+          .join("; ")
+      }.
+
+New connections at 1,000/s for 5 s (connect, read the greeting, close):
+${
+        Object.entries(rate).map(([n, v]) =>
+          `${n} ${v.ok} ok / ${v.failed} failed (${fmt(v.achieved)}/s)`
+        ).join("; ")
+      }.
+
+Bulk: a 64 MiB result (\`SELECT REPEAT('x', 1 MiB)\` × 64 rows), median MB/s:
+${
+        targets.map((t) => `${t.name} ${fmt(median(bulkMBs.get(t.name)!))}`).join("; ")
+      }; galerad (bun) / HAProxy = ${
+        fmt(median(bulkMBs.get("galerad (bun binary)")!) / median(bulkMBs.get(ha)!), 2)
+      }×. Back-pressure: a client reading that result one row per 100 ms grew the proxy's RSS by
+${Object.entries(slow).map(([n, v]) => `${n} ${fmt(v, 1)} MiB`).join("; ")}.
+
+${soakLine}
+`,
+    );
+  } finally {
+    haproxy.kill("SIGKILL");
+    await bunProxy.stop();
+    await denoProxy.stop();
+    for (const a of agents) await a.stop();
+    await L.run("destroy");
+  }
+}
+
+await main();
+process.exit(0);
