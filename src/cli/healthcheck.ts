@@ -1,6 +1,7 @@
 import { Command } from "@commander-js/extra-typings";
 import { getLogger } from "@logtape/logtape";
 import { existsSync } from "node:fs";
+import { hostname } from "node:os";
 import * as v from "valibot";
 import { serveHttp } from "#runtime";
 import { Agent } from "../agent/agent.ts";
@@ -13,8 +14,10 @@ import {
   duration,
   hostPort,
   integer,
+  name,
   nonEmpty,
 } from "../core/config_fields.ts";
+import { keepRegistered, registryField } from "./discover.ts";
 import {
   applyLogging,
   bindError,
@@ -55,6 +58,11 @@ const schema = v.object({
   bootstrapCommand: v.optional(commandLine),
   stopCommand: v.optional(commandLine),
   operationTimeout: duration(100),
+  register: v.optional(registryField),
+  registerName: name,
+  registerAddress: v.optional(v.pipe(v.string(), v.regex(/^.+:\d+$/, "expected HOST:PORT"))),
+  registerHealth: v.optional(v.pipe(v.string(), v.url("expected a URL"))),
+  registerTtl: duration(2000),
   ...commonFields,
 });
 
@@ -202,6 +210,40 @@ export function healthcheckCommand(): Command<[], Record<string, unknown>> {
         "OPERATION_TIMEOUT",
       ).default("30m"),
     );
+  command
+    .addOption(
+      opt(
+        "--register <url>",
+        "register this node (role node) in a registry: etcd://… or consul://…",
+        "REGISTER",
+      ),
+    )
+    .addOption(
+      opt("--register-name <name>", "the node's name in the registry", "REGISTER_NAME").default(
+        hostname().split(".")[0] || "galera",
+      ),
+    )
+    .addOption(
+      opt(
+        "--register-address <host:port>",
+        "the node's MySQL address as clients reach it (default HOSTNAME:--mysql-port)",
+        "REGISTER_ADDRESS",
+      ),
+    )
+    .addOption(
+      opt(
+        "--register-health <url>",
+        "this agent's URL as proxies reach it (default from --listen)",
+        "REGISTER_HEALTH",
+      ),
+    )
+    .addOption(
+      opt(
+        "--register-ttl <duration>",
+        "registration expires this long after the last renewal",
+        "REGISTER_TTL",
+      ).default("10s"),
+    );
   withCommonOptions(command);
   command.action(async () => {
     const options = resolveOptions(command, schema);
@@ -261,7 +303,19 @@ export function healthcheckCommand(): Command<[], Record<string, unknown>> {
         ? `socket ${socketPath}`
         : `${options.mysqlHost ?? "127.0.0.1"}:${options.mysqlPort}`,
     });
+    const registration = options.register
+      ? await keepRegistered(options.register, {
+        role: "node",
+        name: options.registerName,
+        address: options.registerAddress ?? `${hostname()}:${options.mysqlPort}`,
+        health: options.registerHealth ??
+          `http://${
+            ["0.0.0.0", "::", ""].includes(options.listen.host) ? hostname() : options.listen.host
+          }:${server.port}`,
+      }, options.registerTtl)
+      : null;
     onShutdownSignal(async () => {
+      await registration?.close();
       agent.stop();
       await server.close();
     });

@@ -16,7 +16,12 @@ import {
   peerList,
   splitList,
 } from "../core/config_fields.ts";
+import { formatHostPort, parseHostPort } from "../core/address.ts";
+import { type BackendSpec, parseBackendSpec } from "../core/backend_spec.ts";
 import { DEFAULT_PEER_PORT } from "../core/peer_spec.ts";
+import type { Registry } from "../discover/registry.ts";
+import { watchMembers } from "../discover/watch.ts";
+import { keepRegistered, registryField } from "./discover.ts";
 import { createKeyRing } from "../peers/keyring.ts";
 import { createApi, createHealthApp } from "../proxy/api.ts";
 import { Proxy } from "../proxy/proxy.ts";
@@ -61,6 +66,10 @@ const schema = v.object({
   startupWait: duration(0),
   metricsPublic: boolean,
   sendProxyV2: boolean,
+  discover: v.optional(registryField),
+  register: v.optional(registryField),
+  discoverInterval: duration(100),
+  registerTtl: duration(2000),
   advertiseApi: v.optional(v.pipe(v.string(), v.url("expected a URL like http://10.0.0.11:8080"))),
   ...commonFields,
 });
@@ -245,11 +254,35 @@ export function proxyCommand(): Command<[], Record<string, unknown>> {
       "ADVERTISE_API",
     ),
   );
+  command
+    .addOption(
+      opt(
+        "--discover <url>",
+        "take backends (role node) and peers (role proxy) from a registry and follow it",
+        "DISCOVER",
+      ),
+    )
+    .addOption(
+      opt("--discover-interval <duration>", "how often the registry is read", "DISCOVER_INTERVAL")
+        .default("2s"),
+    )
+    .addOption(
+      opt("--register <url>", "register this proxy (role proxy) in a registry", "REGISTER"),
+    )
+    .addOption(
+      opt(
+        "--register-ttl <duration>",
+        "registration expires this long after the last renewal",
+        "REGISTER_TTL",
+      ).default("10s"),
+    );
   withCommonOptions(command);
   command.action(async () => {
     const options = resolveOptions(command, schema, { aliases: { backends: "backend" } });
-    if (options.backend.length === 0) {
-      throw new UsageError("missing --backend: give at least one NAME=HOST:PORT[,health=URL]");
+    if (options.backend.length === 0 && !options.discover) {
+      throw new UsageError(
+        "missing --backend (or --discover): give at least one NAME=HOST:PORT[,health=URL]",
+      );
     }
     applyLogging(options);
     const peers = await peerSettings(options);
@@ -271,6 +304,54 @@ export function proxyCommand(): Command<[], Record<string, unknown>> {
 
 type ProxyConfig = v.InferOutput<typeof schema>;
 
+/** The address others should use: a wildcard listen address becomes this host's name. */
+function advertisedHost(address: { host: string; port: number }) {
+  const any = address.host === "0.0.0.0" || address.host === "::" || address.host === "";
+  return { host: any ? hostname() : address.host, port: address.port };
+}
+
+/**
+ * Takes backends and peers from a registry and follows it. A registry that fails keeps the last
+ * known set (logged and counted); the healthy active node is never dropped because of it.
+ */
+function followRegistry(proxy: Proxy, registry: Registry, intervalMs: number): () => void {
+  return watchMembers(registry, undefined, intervalMs, (members) => {
+    const backends: BackendSpec[] = [];
+    for (const m of members.filter((x) => x.role === "node")) {
+      try {
+        backends.push(
+          parseBackendSpec(`${m.name}=${m.address}${m.health ? `,health=${m.health}` : ""}`),
+        );
+      } catch (error) {
+        log.warn("ignoring registry member {name}: {error}", {
+          name: m.name,
+          error: (error as Error).message,
+        });
+      }
+    }
+    proxy.setBackends(backends);
+    const peers = members.filter((x) => x.role === "proxy" && x.name !== proxy.name);
+    if (proxy.peerGroup) {
+      proxy.peerGroup.setPeers(peers.flatMap((m) => {
+        const a = parseHostPort(m.address, "");
+        return a ? [{ name: m.name, host: a.host, port: a.port }] : [];
+      }));
+    } else if (peers.length > 0) {
+      log.warn(
+        "the registry lists other proxies ({names}) but no peer secret is set: not gossiping with them",
+        {
+          names: peers.map((p) => p.name),
+        },
+      );
+    }
+  }, (error) => {
+    proxy.counters.registryErrors++;
+    log.warn("cannot read the registry, keeping the last known members: {error}", {
+      error: error.message,
+    });
+  });
+}
+
 /** The API URL peers are told: the API address, or, when it listens on all interfaces, the host peers reach. */
 function advertisedApi(api: { host: string; port: number }, peer: { host: string }): string {
   const any = (h: string) => h === "0.0.0.0" || h === "::" || h === "";
@@ -281,7 +362,11 @@ function advertisedApi(api: { host: string; port: number }, peer: { host: string
 /** Resolves the gossip settings: peers without this proxy, listen address, key ring, state file. */
 async function peerSettings(options: ProxyConfig) {
   const others = options.peers.filter((p) => p.name !== options.name);
-  if (others.length === 0) return { peers: undefined, stateFile: options.stateFile };
+  const followsPeers = options.discover !== undefined &&
+    (options.peerSecret !== undefined || options.peerSecretFile !== undefined);
+  if (others.length === 0 && !followsPeers) {
+    return { peers: undefined, stateFile: options.stateFile };
+  }
   let secrets: string[] = [];
   if (options.peerSecretFile) {
     try {
@@ -376,8 +461,21 @@ async function runProxy(
     healthHost: options.healthListen.host,
     healthPort: health.port,
   });
+  const stopDiscovery = options.discover
+    ? followRegistry(proxy, options.discover, options.discoverInterval)
+    : () => {};
+  const registration = options.register
+    ? await keepRegistered(options.register, {
+      role: "proxy",
+      name: options.name,
+      address: formatHostPort(advertisedHost(peers.peers?.listen ?? options.listen)),
+      ...(peers.peers?.api ? { api: peers.peers.api } : {}),
+    }, options.registerTtl)
+    : null;
   onShutdownSignal(async (signal) => {
     log.info("{signal}: draining", { signal });
+    stopDiscovery();
+    await registration?.close();
     await proxy.shutdown();
     await Promise.all([api.close(), health.close()]);
     log.info("stopped");

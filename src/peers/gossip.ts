@@ -139,6 +139,39 @@ export class PeerGroup {
     }
   }
 
+  /** Follows a new peer list (from a registry): new peers are greeted, removed ones forgotten. */
+  setPeers(specs: PeerSpec[]): void {
+    const wanted = new Map(
+      specs.filter((p) => p.name !== this.options.self).map((p) => [p.name, p]),
+    );
+    for (const [name, peer] of this.peers) {
+      const next = wanted.get(name);
+      if (next && next.host === peer.spec.host && next.port === peer.spec.port) continue;
+      this.peers.delete(name);
+      log.info("peer {peer} removed (registry)", { peer: name });
+      if (peer.live) this.host.onLiveness(name, false);
+    }
+    for (const [name, spec] of wanted) {
+      if (this.peers.has(name)) continue;
+      this.peers.set(name, {
+        spec,
+        live: false,
+        lastSeen: null,
+        boot: null,
+        register: null,
+        view: {},
+        ready: false,
+        api: null,
+      });
+      log.info("peer {peer} added ({host}:{port}, registry)", {
+        peer: name,
+        host: spec.host,
+        port: spec.port,
+      });
+      this.#send(spec, MessageType.Hello);
+    }
+  }
+
   /** Health views of the live peers, by name. */
   liveViews(): Record<string, HealthView> {
     const out: Record<string, HealthView> = {};

@@ -75,6 +75,8 @@ export interface ProxyCounters {
   bytesDown: number;
   /** Changes of the active node, by kind: initial, failover, switchover, no_node. */
   activeChanges: Record<string, number>;
+  /** Failed reads of the registry (with --discover). */
+  registryErrors: number;
 }
 
 /**
@@ -92,6 +94,7 @@ export class Proxy {
     bytesUp: 0,
     bytesDown: 0,
     activeChanges: {},
+    registryErrors: 0,
   };
   traffic: TrafficSwitch = { enabled: true, message: "", lastUpdated: Date.now() };
   /** The replicated decision: which node the whole group routes to. */
@@ -133,7 +136,7 @@ export class Proxy {
         });
       }
     }
-    if (options.peers && options.peers.peers.length > 0) {
+    if (options.peers) {
       this.peerGroup = new PeerGroup({ ...options.peers, self: this.name, cluster }, {
         snapshot: () => ({
           register: this.register,
@@ -348,6 +351,67 @@ export class Proxy {
       data: { backend: name, maintenance: false },
     });
     this.#decide();
+  }
+
+  /**
+   * Follows a new backend list (from a registry): new nodes become candidates, removed nodes are
+   * dropped, except the active node while this proxy sees it healthy (a registry that blinks
+   * must not cut the writer off). Returns the names kept against the list.
+   */
+  setBackends(specs: BackendSpec[]): string[] {
+    const wanted = new Map(specs.map((s) => [s.name, s]));
+    const kept: string[] = [];
+    for (const [name, backend] of this.backends) {
+      const next = wanted.get(name);
+      const same = next && next.host === backend.spec.host && next.port === backend.spec.port &&
+        next.health === backend.spec.health;
+      if (same) continue;
+      if (this.register.active === name && backend.health.status === "healthy") {
+        kept.push(name);
+        continue;
+      }
+      this.#monitor.unwatch(name);
+      this.#sever(backend, `${name} left the registry`);
+      this.backends.delete(name);
+      log.warn("backend {backend} removed (registry)", { backend: name });
+      this.events.push({
+        time: Date.now(),
+        kind: "membership",
+        message: `${name} removed by the registry`,
+        data: { backend: name },
+      });
+    }
+    for (const [name, spec] of wanted) {
+      if (this.backends.has(name)) continue;
+      this.backends.set(name, {
+        spec,
+        health: initialHealth(),
+        sessions: new Set(),
+        maintenance: false,
+        probes: 0,
+        probeFailures: 0,
+      });
+      this.#monitor.watch(name, spec.health);
+      log.info("backend {backend} added ({host}:{port}, registry)", {
+        backend: name,
+        host: spec.host,
+        port: spec.port,
+      });
+      this.events.push({
+        time: Date.now(),
+        kind: "membership",
+        message: `${name} added by the registry`,
+        data: { backend: name },
+      });
+    }
+    for (const name of kept) {
+      log.warn(
+        "kept {backend}: the registry no longer lists it (or moved it) but it is the healthy active node",
+        { backend: name },
+      );
+    }
+    this.#decide();
+    return kept;
   }
 
   /** This proxy's health view: every backend with a known state (unknown ones are left out). */
