@@ -2,6 +2,7 @@
 # A local MariaDB Galera cluster on 127.0.0.1 for tests, benchmarks and the demo.
 #
 #   scripts/galera-lab.sh up [N]        fresh N-node cluster (default 3), waits until all are Synced
+#   scripts/galera-lab.sh init [N]      only the folders and configs of a fresh N-node lab (nothing runs)
 #   scripts/galera-lab.sh down          stops every node (gracefully) and keeps the data
 #   scripts/galera-lab.sh destroy       stops every node and removes the lab folder
 #   scripts/galera-lab.sh kill I        SIGKILL node I (no clean shutdown: seqno -1 on disk)
@@ -169,6 +170,7 @@ cmd_up() {
     write_config "$i"
   done
   [ "$(id -u)" -eq 0 ] && chown -R mysql:mysql "$LAB_DIR"/node*
+  [ "${LAB_INIT_ONLY:-}" = 1 ] && return 0
   say "initialising node 0"
   local user=()
   [ "$(id -u)" -eq 0 ] && user=(--user=mysql)
@@ -240,6 +242,7 @@ cmd=${1:-}
 shift || true
 case "$cmd" in
   up) cmd_up "${1:-3}" ;;
+  init) LAB_INIT_ONLY=1 cmd_up "${1:-3}" ;;
   down) for ((i = $(nodes) - 1; i >= 0; i--)); do cmd_stop "$i"; done ;;
   destroy)
     for ((i = 0; i < $(nodes); i++)); do pid=$(pidof_node "$i") && kill -KILL "$pid" 2>/dev/null || true; done
@@ -256,6 +259,7 @@ case "$cmd" in
   status) cmd_status ;;
   env) cmd_env ;;
   sql) check_index "${1:-}"; sql "$1" "${2:?expected SQL}" ;;
+  conf) check_index "${1:-}"; echo "$(node_dir "$1")/my.cnf" ;;
   ""|-h|--help|help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' ;;
   *) die "unknown command '$cmd' (run '$0 --help')" ;;
 esac

@@ -53,6 +53,7 @@ function registerCommand() {
     address,
     health: v.optional(v.pipe(v.string(), v.url("expected a URL"))),
     api: v.optional(v.pipe(v.string(), v.url("expected a URL"))),
+    galera: v.optional(address),
     ttl: duration(2000),
     ...commonFields,
   });
@@ -70,6 +71,7 @@ function registerCommand() {
     )
     .addOption(opt("--health <url>", "a node's agent URL", "HEALTH"))
     .addOption(opt("--api <url>", "a proxy's API URL", "API"))
+    .addOption(opt("--galera <host:port>", "a node's Galera address, when not HOST:4567", "GALERA"))
     .addOption(
       opt("--ttl <duration>", "the entry expires this long after the last renewal", "TTL").default(
         "10s",
@@ -85,6 +87,7 @@ function registerCommand() {
       address: o.address,
       ...(o.health ? { health: o.health } : {}),
       ...(o.api ? { api: o.api } : {}),
+      ...(o.galera ? { galera: o.galera } : {}),
     };
     const registration = await keepRegistered(o.registry, member, o.ttl);
     onShutdownSignal(() => registration.close());

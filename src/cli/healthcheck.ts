@@ -63,6 +63,7 @@ const schema = v.object({
   registerAddress: v.optional(v.pipe(v.string(), v.regex(/^.+:\d+$/, "expected HOST:PORT"))),
   registerHealth: v.optional(v.pipe(v.string(), v.url("expected a URL"))),
   registerTtl: duration(2000),
+  registerGalera: v.optional(v.pipe(v.string(), v.regex(/^.+:\d+$/, "expected HOST:PORT"))),
   ...commonFields,
 });
 
@@ -239,6 +240,13 @@ export function healthcheckCommand(): Command<[], Record<string, unknown>> {
     )
     .addOption(
       opt(
+        "--register-galera <host:port>",
+        "the node's Galera address, when not HOST:4567 (for gcomm:// lists)",
+        "REGISTER_GALERA",
+      ),
+    )
+    .addOption(
+      opt(
         "--register-ttl <duration>",
         "registration expires this long after the last renewal",
         "REGISTER_TTL",
@@ -312,6 +320,7 @@ export function healthcheckCommand(): Command<[], Record<string, unknown>> {
           `http://${
             ["0.0.0.0", "::", ""].includes(options.listen.host) ? hostname() : options.listen.host
           }:${server.port}`,
+        ...(options.registerGalera ? { galera: options.registerGalera } : {}),
       }, options.registerTtl)
       : null;
     onShutdownSignal(async () => {

@@ -43,6 +43,7 @@ export class ConsulRegistry implements Registry {
           address: `${host}:${s.Port}`,
           health: meta.health,
           api: meta.api,
+          galera: meta.galera,
         }, r);
         if (m) members.push(m);
       }
@@ -67,6 +68,7 @@ export class ConsulRegistry implements Registry {
         name: member.name,
         ...(member.health ? { health: member.health } : {}),
         ...(member.api ? { api: member.api } : {}),
+        ...(member.galera ? { galera: member.galera } : {}),
       },
       Check: { CheckID: `service:${id}`, TTL: ttl, DeregisterCriticalServiceAfter: "1m" },
     });

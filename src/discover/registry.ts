@@ -10,6 +10,8 @@ export interface Member {
   health?: string;
   /** A proxy's API URL. */
   api?: string;
+  /** A node's Galera (gcomm) address HOST:PORT, when not its host on Galera's default port. */
+  galera?: string;
 }
 
 /** A live registration; closing it removes the entry (a crash lets its TTL expire it). */
@@ -58,12 +60,17 @@ export function parseMember(value: unknown, role?: Role): Member | null {
     address: v.address,
     ...(typeof v.health === "string" ? { health: v.health } : {}),
     ...(typeof v.api === "string" ? { api: v.api } : {}),
+    ...(typeof v.galera === "string" ? { galera: v.galera } : {}),
   };
 }
 
-/** `wsrep_cluster_address` for a set of nodes: gcomm://host1,host2 (Galera's default port). */
+/**
+ * `wsrep_cluster_address` for a set of nodes: each node's registered Galera address, else its
+ * host (on `galeraPort`, or Galera's default port).
+ */
 export function gcommAddress(members: Member[], galeraPort?: number): string {
   const hosts = members.filter((m) => m.role === "node").map((m) => {
+    if (m.galera) return m.galera;
     const host = m.address.replace(/:\d+$/, "");
     return galeraPort ? `${host}:${galeraPort}` : host;
   });
