@@ -350,7 +350,7 @@ through galerad at ${
             fmt(soakResult.tps, 1)
           } tps: register epoch ${soakResult.epochBefore} before and ${soakResult.epochAfter} after, backends whose health changed: ${
             soakResult.healthChanges.length ? soakResult.healthChanges.join(", ") : "none"
-          }; sysbench's ignored errors (1213/1205): ${soakResult.errors}.
+          }; errors sysbench ignored (1213/1205; on one node these are InnoDB lock conflicts between its own threads, which oltp_read_write produces direct too): ${soakResult.errors}.
 `
           : ""
       }`,
