@@ -16,7 +16,7 @@ import path from "node:path";
 import mysql from "mysql2/promise";
 import { freePort } from "../../tests/helpers/fixtures.ts";
 import { lab } from "../../tests/helpers/lab.ts";
-import { type Daemon, props, startDaemon } from "../../tests/helpers/spawn.ts";
+import { type Daemon, startDaemon } from "../../tests/helpers/spawn.ts";
 import { fmt, machine, median, ROOT, writeSection } from "./report.ts";
 
 const arg = (name: string, fallback: number) => {
@@ -89,7 +89,7 @@ async function idleSessions(port: number, count: number) {
     );
     conns.push(...batch);
   }
-  return async () => {
+  return () => {
     for (const c of conns) c.destroy();
   };
 }
@@ -308,7 +308,7 @@ async function main() {
       const close = await idleSessions(t.port, 1000);
       await new Promise((r) => setTimeout(r, 1000));
       idle[t.name] = { before, after: rssMiB(t.pid!()) };
-      await close();
+      close();
       console.log(
         `idle 1000 ${t.name}: RSS ${fmt(idle[t.name].before, 1)} → ${
           fmt(idle[t.name].after, 1)

@@ -66,6 +66,20 @@ export interface PeerState {
   replay?: ReplayState;
 }
 
+/** A configured peer not heard from yet. */
+function unknownPeer(spec: PeerSpec): PeerState {
+  return {
+    spec,
+    live: false,
+    lastSeen: null,
+    boot: null,
+    register: null,
+    view: {},
+    ready: false,
+    api: null,
+  };
+}
+
 /** Counters for the API and metrics. */
 export interface GossipCounters {
   sent: number;
@@ -91,16 +105,7 @@ export class PeerGroup {
 
   constructor(readonly options: GossipOptions, readonly host: GossipHost) {
     for (const spec of options.peers) {
-      this.peers.set(spec.name, {
-        spec,
-        live: false,
-        lastSeen: null,
-        boot: null,
-        register: null,
-        view: {},
-        ready: false,
-        api: null,
-      });
+      this.peers.set(spec.name, unknownPeer(spec));
     }
   }
 
@@ -153,16 +158,7 @@ export class PeerGroup {
     }
     for (const [name, spec] of wanted) {
       if (this.peers.has(name)) continue;
-      this.peers.set(name, {
-        spec,
-        live: false,
-        lastSeen: null,
-        boot: null,
-        register: null,
-        view: {},
-        ready: false,
-        api: null,
-      });
+      this.peers.set(name, unknownPeer(spec));
       log.info("peer {peer} added ({host}:{port}, registry)", {
         peer: name,
         host: spec.host,

@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { serveHttp } from "#runtime";
-import { parseBackendSpec } from "../../src/core/backend_spec.ts";
 import { createApi } from "../../src/proxy/api.ts";
-import { Proxy } from "../../src/proxy/proxy.ts";
+import type { Proxy } from "../../src/proxy/proxy.ts";
 import type { HttpServer } from "../../src/runtime/types.ts";
 import { startAgent, startBackend, type TestAgent, type TestBackend } from "../helpers/fixtures.ts";
 import { runCli } from "../helpers/spawn.ts";
+import { testProxy } from "../helpers/test_proxy.ts";
 
 let proxy: Proxy;
 let server: HttpServer;
@@ -18,20 +18,7 @@ beforeAll(async () => {
     await startAgent({ healthy: true, index: 0 }),
     await startAgent({ healthy: false, index: 1 }),
   ];
-  proxy = new Proxy({
-    listen: { host: "127.0.0.1", port: 0 },
-    backends: backends.map((b, i) =>
-      parseBackendSpec(`${b.name}=127.0.0.1:${b.port},health=${agents[i].url}`)
-    ),
-    intervalMs: 50,
-    timeoutMs: 200,
-    rise: 1,
-    fall: 1,
-    connectTimeoutMs: 1000,
-    keepAliveMs: 0,
-    shutdownTimeoutMs: 100,
-    name: "edge-1",
-  });
+  proxy = testProxy(backends, agents, { name: "edge-1" });
   await proxy.start();
   await proxy.whenReady();
   server = await serveHttp(

@@ -6,12 +6,12 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import path from "node:path";
 import { type Browser, chromium } from "playwright-core";
 import { serveHttp } from "#runtime";
-import { parseBackendSpec } from "../../src/core/backend_spec.ts";
 import { createApi } from "../../src/proxy/api.ts";
-import { Proxy } from "../../src/proxy/proxy.ts";
+import type { Proxy } from "../../src/proxy/proxy.ts";
 import type { HttpServer } from "../../src/runtime/types.ts";
 import { startAgent, startBackend, type TestAgent, type TestBackend } from "../helpers/fixtures.ts";
 import { ROOT } from "../helpers/spawn.ts";
+import { testProxy } from "../helpers/test_proxy.ts";
 
 let browser: Browser;
 let proxy: Proxy;
@@ -28,20 +28,7 @@ beforeAll(async () => {
     backends.push(await startBackend(`db${i}`));
     agents.push(await startAgent({ healthy: true, index: i }));
   }
-  proxy = new Proxy({
-    listen: { host: "127.0.0.1", port: 0 },
-    backends: backends.map((b, i) =>
-      parseBackendSpec(`${b.name}=127.0.0.1:${b.port},health=${agents[i].url}`)
-    ),
-    intervalMs: 100,
-    timeoutMs: 300,
-    rise: 1,
-    fall: 1,
-    connectTimeoutMs: 1000,
-    keepAliveMs: 0,
-    shutdownTimeoutMs: 100,
-    name: "edge-1",
-  });
+  proxy = testProxy(backends, agents, { intervalMs: 100, timeoutMs: 300, name: "edge-1" });
   await proxy.start();
   await proxy.whenReady();
   server = await serveHttp(

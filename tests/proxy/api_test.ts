@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { parseBackendSpec } from "../../src/core/backend_spec.ts";
 import { createApi, createHealthApp } from "../../src/proxy/api.ts";
-import { Proxy } from "../../src/proxy/proxy.ts";
+import type { Proxy } from "../../src/proxy/proxy.ts";
 import {
   connectClient,
   startAgent,
@@ -10,6 +9,7 @@ import {
   type TestBackend,
   waitFor,
 } from "../helpers/fixtures.ts";
+import { testProxy } from "../helpers/test_proxy.ts";
 
 let proxy: Proxy;
 let backends: TestBackend[];
@@ -22,19 +22,7 @@ beforeAll(async () => {
     await startAgent({ healthy: true, index: 1 }),
     await startAgent({ healthy: true, index: 0 }),
   ];
-  proxy = new Proxy({
-    listen: { host: "127.0.0.1", port: 0 },
-    backends: backends.map((b, i) =>
-      parseBackendSpec(`${b.name}=127.0.0.1:${b.port},health=${agents[i].url}`)
-    ),
-    intervalMs: 50,
-    timeoutMs: 200,
-    rise: 1,
-    fall: 1,
-    connectTimeoutMs: 1000,
-    keepAliveMs: 0,
-    shutdownTimeoutMs: 100,
-  });
+  proxy = testProxy(backends, agents);
   await proxy.start();
   await proxy.whenReady();
 });

@@ -1,8 +1,6 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import parsePrometheus from "parse-prometheus-text-format";
-import { parseBackendSpec } from "../../src/core/backend_spec.ts";
 import { createApi } from "../../src/proxy/api.ts";
-import { Proxy } from "../../src/proxy/proxy.ts";
 import {
   connectClient,
   startAgent,
@@ -11,6 +9,7 @@ import {
   type TestBackend,
   waitFor,
 } from "../helpers/fixtures.ts";
+import { testProxy } from "../helpers/test_proxy.ts";
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -25,19 +24,7 @@ async function rig() {
     agents.push(await startAgent({ healthy: true, index: i }));
     cleanups.push(() => backends[i].close(), () => agents[i].close());
   }
-  const proxy = new Proxy({
-    listen: { host: "127.0.0.1", port: 0 },
-    backends: backends.map((b, i) =>
-      parseBackendSpec(`${b.name}=127.0.0.1:${b.port},health=${agents[i].url}`)
-    ),
-    intervalMs: 50,
-    timeoutMs: 200,
-    rise: 1,
-    fall: 1,
-    connectTimeoutMs: 1000,
-    keepAliveMs: 0,
-    shutdownTimeoutMs: 100,
-  });
+  const proxy = testProxy(backends, agents);
   await proxy.start();
   cleanups.push(() => proxy.shutdown());
   await proxy.whenReady();

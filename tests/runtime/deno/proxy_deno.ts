@@ -1,8 +1,7 @@
 /** The proxy and the CLI under Deno: the Deno transport carries real sessions end to end. */
 import assert from "node:assert/strict";
-import { parseBackendSpec } from "../../../src/core/backend_spec.ts";
-import { Proxy } from "../../../src/proxy/proxy.ts";
 import { connectClient, startAgent, startBackend, waitFor } from "../../helpers/fixtures.ts";
+import { testProxy } from "../../helpers/test_proxy.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -15,16 +14,9 @@ Deno.test({
       await startAgent({ healthy: true, index: 1 }),
       await startAgent({ healthy: true, index: 0 }),
     ];
-    const proxy = new Proxy({
-      listen: { host: "127.0.0.1", port: 0 },
-      backends: backends.map((b, i) =>
-        parseBackendSpec(`${b.name}=127.0.0.1:${b.port},health=${agents[i].url}`)
-      ),
-      intervalMs: 50,
-      timeoutMs: 200,
+    const proxy = testProxy(backends, agents, {
       rise: 2,
       fall: 2,
-      connectTimeoutMs: 1000,
       keepAliveMs: 1000,
       shutdownTimeoutMs: 200,
     });
