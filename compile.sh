@@ -17,7 +17,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-[ -x node_modules/.bin/bun ] || npm ci --no-audit --no-fund >/dev/null
+[ -x node_modules/.bin/bun ] || bash scripts/setup.sh --npm
 if [ "$engine" = bun ]; then
   node_modules/.bin/bun build --compile --minify-syntax --minify-whitespace \
     --define 'process.env.NODE_ENV="production"' mod.ts --outfile "$out" >/dev/null

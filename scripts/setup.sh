@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 
 if [ ! -x node_modules/.bin/bun ] || [ ! -x node_modules/.bin/deno ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: installing npm packages" >&2
-  npm ci --no-audit --no-fund --loglevel=error >&2
+  # npm install, not npm ci: the registry here lacks the other platforms' optional packages of
+  # deno, so the lock cannot list them and npm ci refuses it; npm install keeps the lock as it is.
+  npm install --no-audit --no-fund --loglevel=error >&2
 fi
 [ "${1:-}" = "--npm" ] && exit 0
 
