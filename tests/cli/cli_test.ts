@@ -75,7 +75,7 @@ describe("galerad CLI", () => {
     const r = await runCli(["proxy", ...ports0]);
     expect(r.code).toBe(2);
     expect(oneLine(r.stderr)).toBe(
-      "galerad: missing --backend: give at least one NAME=HOST:PORT[,health=URL]",
+      "galerad: missing --backend (or --discover): give at least one NAME=HOST:PORT[,health=URL]",
     );
   });
 
