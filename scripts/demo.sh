@@ -41,6 +41,13 @@ for i in 0 1 2; do
   backends+=(--backend "node$i=127.0.0.1:${!port_var},health=http://127.0.0.1:$((agent_base + i))")
 done
 
+for i in 0 1 2; do # agents first, so the proxy's first choice sees every node
+  for _ in $(seq 1 100); do
+    curl -fsS "http://127.0.0.1:$((agent_base + i))/" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+done
+
 "$root/galerad" proxy --listen "127.0.0.1:$port" --api-listen "127.0.0.1:$api_port" \
   --health-listen "127.0.0.1:$health_port" --api-password "$password" --log-format pretty "${backends[@]}" &
 pids+=($!)

@@ -14,7 +14,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import mysql from "mysql2/promise";
-import { freePort } from "../../tests/helpers/fixtures.ts";
+import { freePort, waitFor } from "../../tests/helpers/fixtures.ts";
 import { lab } from "../../tests/helpers/lab.ts";
 import { type Daemon, startDaemon } from "../../tests/helpers/spawn.ts";
 import { fmt, machine, median, ROOT, writeSection } from "./report.ts";
@@ -212,6 +212,11 @@ async function main() {
       ], { command: [BIN] }),
     );
   }
+  // Proxies start once every agent answers 200, so all of them pick node0 (lowest index).
+  await waitFor("agents healthy", async () => {
+    for (let i = 0; i < 3; i++) if ((await fetch(`http://127.0.0.1:${AGENT + i}/`).catch(() => null))?.status !== 200) return false;
+    return true;
+  }, 60_000);
   const backendArgs = [0, 1, 2].flatMap((
     i,
   ) => ["--backend", `node${i}=127.0.0.1:${L.port(i)},health=http://127.0.0.1:${AGENT + i}`]);
