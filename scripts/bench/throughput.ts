@@ -14,7 +14,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import mysql from "mysql2/promise";
-import { freePort, waitFor } from "../../tests/helpers/fixtures.ts";
+import { waitFor } from "../../tests/helpers/fixtures.ts";
 import { lab } from "../../tests/helpers/lab.ts";
 import { type Daemon, startDaemon } from "../../tests/helpers/spawn.ts";
 import { fmt, machine, median, ROOT, writeSection } from "./report.ts";
@@ -180,7 +180,7 @@ function haproxyConfig(port: number) {
     } on-marked-down shutdown-sessions`
   );
   return `global
-  maxconn 20000
+  maxconn 8000
 defaults
   mode tcp
   timeout connect 2s
@@ -220,12 +220,14 @@ async function main() {
   const backendArgs = [0, 1, 2].flatMap((
     i,
   ) => ["--backend", `node${i}=127.0.0.1:${L.port(i)},health=http://127.0.0.1:${AGENT + i}`]);
-  const proxyArgs = async (port: number) => [
+  // Fixed ports below the ephemeral range: a port picked as "free" could be taken by the time
+  // the next process binds it.
+  const proxyArgs = (port: number) => [
     "proxy",
     "--listen",
     `127.0.0.1:${port}`,
     "--api-listen",
-    `127.0.0.1:${await freePort()}`,
+    `127.0.0.1:${port + 10}`,
     "--health-listen",
     "127.0.0.1:0",
     "--api-password",
@@ -234,11 +236,11 @@ async function main() {
     "warning",
     ...backendArgs,
   ];
-  const bunPort = await freePort();
-  const denoPort = await freePort();
-  const haPort = await freePort();
-  const bunProxy = startDaemon(await proxyArgs(bunPort), { command: [BIN] });
-  const denoProxy = startDaemon(await proxyArgs(denoPort), {
+  const bunPort = 20400;
+  const haPort = 20401;
+  const denoPort = 20402;
+  const bunProxy = startDaemon(proxyArgs(bunPort), { command: [BIN] });
+  const denoProxy = startDaemon(proxyArgs(denoPort), {
     command: [DENO, "run", "-A", path.join(ROOT, "mod.ts")],
   });
   writeFileSync("/tmp/galerad-perf-haproxy.cfg", haproxyConfig(haPort));
@@ -252,7 +254,15 @@ async function main() {
     { name: "direct", port: L.port(0) },
   ];
   try {
-    await new Promise((r) => setTimeout(r, 3000));
+    for (const t of targets) {
+      await waitFor(`${t.name} to accept connections`, () =>
+        new Promise<boolean>((resolve) => {
+          const probe = net.connect({ host: "127.0.0.1", port: t.port });
+          probe.once("connect", () => (probe.destroy(), resolve(true)));
+          probe.once("error", () => resolve(false));
+        }), 60_000);
+    }
+    await new Promise((r) => setTimeout(r, 2000));
     for (const t of targets) {
       const c = await mysql.createConnection({
         host: "127.0.0.1",
