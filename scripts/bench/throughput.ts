@@ -290,7 +290,7 @@ async function main() {
     execFileSync("sysbench", ["oltp_read_write", ...common, "prepare"], { stdio: "ignore" });
     await L.sql(
       0,
-      "CREATE TABLE lab.bulk (id INT PRIMARY KEY); INSERT INTO lab.bulk SELECT seq FROM seq_1_to_64",
+      "CREATE TABLE lab.bulk (id INT PRIMARY KEY); INSERT INTO lab.bulk SELECT seq FROM test.seq_1_to_64",
     );
 
     const workloads: [string, number][] = [
