@@ -214,7 +214,11 @@ async function main() {
   }
   // Proxies start once every agent answers 200, so all of them pick node0 (lowest index).
   await waitFor("agents healthy", async () => {
-    for (let i = 0; i < 3; i++) if ((await fetch(`http://127.0.0.1:${AGENT + i}/`).catch(() => null))?.status !== 200) return false;
+    for (let i = 0; i < 3; i++) {
+      if ((await fetch(`http://127.0.0.1:${AGENT + i}/`).catch(() => null))?.status !== 200) {
+        return false;
+      }
+    }
     return true;
   }, 60_000);
   const backendArgs = [0, 1, 2].flatMap((

@@ -1,59 +1,221 @@
 /**
- * Runtime adapter for Bun (and any Node-compatible runtime): `node:net` sockets for the TCP
- * hot path, `Bun.serve` for HTTP when present (node:http otherwise), `node:dgram` for UDP.
+ * Runtime adapter for Bun: Bun's native sockets (`Bun.listen`/`Bun.connect`) on the TCP hot path,
+ * which cost less CPU per round trip than `node:net` under Bun (DESIGN.md §5, measured again in
+ * docs/BENCHMARKS.md); HTTP and UDP as in the node adapter.
  */
-import net from "node:net";
-import http from "node:http";
 import type { HostPort } from "../core/address.ts";
-import type {
-  ConnectOptions,
-  FetchHandler,
-  HttpServer,
-  ListenOptions,
-  SpliceStats,
-  TcpConn,
-  TcpListener,
-} from "./types.ts";
+import type { ConnectOptions, ListenOptions, SpliceStats, TcpConn, TcpListener } from "./types.ts";
 
-class NodeConn implements TcpConn {
-  readonly closed: Promise<void>;
+export { bindUdp, serveHttp } from "./node.ts";
+
+/** The part of Bun's socket API used here, typed locally so `deno check` needs no Bun types. */
+interface NativeSocket {
+  data: BunConn;
   readonly remoteAddress: string;
-  readonly remotePort: number;
-  readonly localAddress: string;
+  readonly remotePort?: number;
+  readonly localAddress?: string;
   readonly localPort: number;
+  write(data: Uint8Array): number;
+  end(data?: Uint8Array): void;
+  shutdown(halfClose?: boolean): void;
+  terminate(): void;
+  pause(): void;
+  resume(): void;
+  setNoDelay(on: boolean): boolean;
+  setKeepAlive(on: boolean, delayMs: number): boolean;
+}
 
-  constructor(readonly socket: net.Socket) {
+interface Handlers {
+  open(socket: NativeSocket): void;
+  data(socket: NativeSocket, data: Uint8Array): void;
+  drain(socket: NativeSocket): void;
+  end(socket: NativeSocket): void;
+  close(socket: NativeSocket): void;
+  error(socket: NativeSocket, error: Error): void;
+  connectError?(socket: NativeSocket, error: Error): void;
+}
+
+interface BunNet {
+  listen(options: { hostname: string; port: number; allowHalfOpen: boolean; socket: Handlers }): {
+    port: number;
+    stop(closeActive?: boolean): void;
+  };
+  connect(
+    options: {
+      hostname: string;
+      port: number;
+      allowHalfOpen: boolean;
+      socket: Handlers;
+      data: BunConn;
+    },
+  ): Promise<
+    NativeSocket
+  >;
+}
+
+const bun = (globalThis as unknown as { Bun: BunNet }).Bun;
+
+/**
+ * One native socket and its splice state. Data that arrives before the splice (while the proxy
+ * dials the backend) is held with the socket paused; a write the kernel takes only in part keeps
+ * the rest here and pauses the other side until `drain`.
+ */
+class BunConn implements TcpConn {
+  socket!: NativeSocket;
+  remoteAddress = "";
+  remotePort = 0;
+  localAddress = "";
+  localPort = 0;
+  readonly closed: Promise<void>;
+  #resolveClosed!: () => void;
+  isClosed = false;
+  /** Bytes not yet taken by the kernel. */
+  queue: Uint8Array[] = [];
+  /** The peer of a splice: where our data goes. */
+  peer: BunConn | null = null;
+  stats: SpliceStats | null = null;
+  statKey: keyof SpliceStats = "up";
+  /** Our side sent FIN (read end reached). */
+  readEnded = false;
+  /** We passed a FIN on to this socket. */
+  writeEnded = false;
+  /** Data that came before the splice. */
+  early: Uint8Array[] = [];
+  earlyEnd = false;
+  #writeWaiters: (() => void)[] = [];
+  #endAfterFlush = false;
+
+  constructor() {
+    this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
+  }
+
+  attach(socket: NativeSocket, keepAliveMs: number): void {
+    this.socket = socket;
+    socket.data = this;
     this.remoteAddress = socket.remoteAddress ?? "";
     this.remotePort = socket.remotePort ?? 0;
     this.localAddress = socket.localAddress ?? "";
     this.localPort = socket.localPort ?? 0;
-    // An error before a splice is attached must not crash the process; close follows it.
-    socket.on("error", () => {});
-    this.closed = new Promise((resolve) => socket.once("close", () => resolve()));
+    socket.setNoDelay(true);
+    if (keepAliveMs > 0) socket.setKeepAlive(true, keepAliveMs);
+  }
+
+  /** Writes now or queues the rest; false when the kernel did not take everything. */
+  send(data: Uint8Array): boolean {
+    if (this.isClosed) return true;
+    if (this.queue.length > 0) {
+      this.queue.push(data.slice());
+      return false;
+    }
+    const n = this.socket.write(data);
+    if (n >= data.length) return true;
+    this.queue.push(data.slice(Math.max(0, n)));
+    return false;
+  }
+
+  /** `drain`: flush what is queued; true when it is empty. */
+  flush(): boolean {
+    while (this.queue.length > 0) {
+      const chunk = this.queue[0];
+      const n = this.socket.write(chunk);
+      if (n < chunk.length) {
+        this.queue[0] = chunk.subarray(Math.max(0, n));
+        return false;
+      }
+      this.queue.shift();
+    }
+    for (const w of this.#writeWaiters.splice(0)) w();
+    if (this.#endAfterFlush) this.#finish();
+    return true;
+  }
+
+  /** Passes a FIN on once everything queued is written (half-close). */
+  endWrite(): void {
+    if (this.writeEnded || this.isClosed) return;
+    this.writeEnded = true;
+    if (this.queue.length > 0) this.#endAfterFlush = true;
+    else this.#finish();
+  }
+
+  #finish(): void {
+    this.#endAfterFlush = false;
+    this.socket.shutdown();
+    if (this.readEnded) this.destroy(true);
   }
 
   write(data: Uint8Array): Promise<void> {
-    return new Promise((resolve, reject) =>
-      this.socket.write(data, (error) => (error ? reject(error) : resolve()))
-    );
+    if (this.isClosed) return Promise.reject(new Error("connection closed"));
+    if (this.send(data)) return Promise.resolve();
+    return new Promise((resolve) => this.#writeWaiters.push(resolve));
   }
 
   endWith(data: Uint8Array): void {
-    if (this.socket.destroyed) return;
-    this.socket.resume();
+    if (this.isClosed) return;
     this.socket.end(data);
-    // A client that never reads must not keep the socket: give it a moment, then drop it.
-    setTimeout(() => this.socket.destroy(), 2000).unref?.();
+    setTimeout(() => this.destroy(), 2000);
   }
 
-  destroy(): void {
-    this.socket.destroy();
+  /**
+   * Closes the connection and its peer. `graceful` (both directions are done) lets the kernel
+   * send what it holds; otherwise the socket is torn down at once (a severed session).
+   */
+  destroy(graceful = false): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    try {
+      if (graceful) this.socket.end();
+      else this.socket.terminate();
+    } catch {
+      // already gone
+    }
+    this.#resolveClosed();
+    for (const w of this.#writeWaiters.splice(0)) w();
+    this.peer?.destroy(graceful);
   }
 }
 
-function tune(socket: net.Socket, keepAliveMs: number): void {
-  socket.setNoDelay(true);
-  if (keepAliveMs > 0) socket.setKeepAlive(true, keepAliveMs);
+function handlers(keepAliveMs: number, onOpen?: (conn: BunConn) => void): Handlers {
+  return {
+    open(socket) {
+      const conn = socket.data instanceof BunConn ? socket.data : new BunConn();
+      conn.attach(socket, keepAliveMs);
+      if (onOpen) {
+        socket.pause(); // held until the splice starts
+        onOpen(conn);
+      }
+    },
+    data(socket, data) {
+      const conn = socket.data;
+      const peer = conn.peer;
+      if (!peer) {
+        conn.early.push(data.slice());
+        return;
+      }
+      conn.stats![conn.statKey] += data.length;
+      if (!peer.send(data)) socket.pause();
+    },
+    drain(socket) {
+      const conn = socket.data;
+      if (conn.flush()) conn.peer?.socket.resume();
+    },
+    end(socket) {
+      const conn = socket.data;
+      conn.readEnded = true;
+      if (!conn.peer) {
+        conn.earlyEnd = true;
+        return;
+      }
+      conn.peer.endWrite();
+      if (conn.writeEnded && conn.queue.length === 0) conn.destroy(true);
+    },
+    close(socket) {
+      const conn = socket.data;
+      conn?.destroy(conn.readEnded && conn.writeEnded);
+    },
+    error(socket) {
+      socket.data?.destroy();
+    },
+  };
 }
 
 /** Listens for TCP clients; each becomes a TcpConn handed to `onConnection`. */
@@ -62,159 +224,83 @@ export function listenTcp(
   options: ListenOptions,
   onConnection: (conn: TcpConn) => void,
 ): Promise<TcpListener> {
-  const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (socket) => {
-    tune(socket, options.keepAliveMs);
-    onConnection(new NodeConn(socket));
-  });
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen({ host: address.host, port: address.port, backlog: 1024 }, () => {
-      server.off("error", reject);
-      server.on("error", () => {});
-      const bound = server.address();
-      const port = typeof bound === "object" && bound ? bound.port : address.port;
-      resolve({
-        port,
-        // server.close()'s callback waits for every connection to end; listening stops at once.
-        close: () => {
-          server.close();
-          return Promise.resolve();
-        },
-      });
+  try {
+    const server = bun.listen({
+      hostname: address.host,
+      port: address.port,
+      allowHalfOpen: true,
+      socket: handlers(options.keepAliveMs, onConnection),
     });
-  });
+    return Promise.resolve({
+      port: server.port,
+      close: () => {
+        server.stop(false);
+        return Promise.resolve();
+      },
+    });
+  } catch (error) {
+    const e = error as { code?: string; message?: string };
+    return Promise.reject(
+      Object.assign(new Error(e.message ?? String(error)), { code: e.code, cause: error }),
+    );
+  }
 }
 
 /** Dials a backend, failing with an Error naming it after `timeoutMs`. */
-export function connectTcp(address: HostPort, options: ConnectOptions): Promise<TcpConn> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: address.host, port: address.port, allowHalfOpen: true });
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(
-        new Error(
-          `connect to ${address.host}:${address.port} timed out after ${options.timeoutMs}ms`,
-        ),
-      );
-    }, options.timeoutMs);
-    socket.once("connect", () => {
-      clearTimeout(timer);
-      socket.removeAllListeners("error");
-      tune(socket, options.keepAliveMs);
-      socket.pause();
-      resolve(new NodeConn(socket));
-    });
-    socket.once("error", (error) => {
-      clearTimeout(timer);
-      socket.destroy();
-      reject(
-        new Error(`connect to ${address.host}:${address.port} failed: ${error.message}`, {
-          cause: error,
-        }),
-      );
-    });
+export async function connectTcp(address: HostPort, options: ConnectOptions): Promise<TcpConn> {
+  const target = `${address.host}:${address.port}`;
+  const conn = new BunConn();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const attempt = bun.connect({
+    hostname: address.host,
+    port: address.port,
+    allowHalfOpen: true,
+    data: conn,
+    socket: handlers(options.keepAliveMs),
   });
-}
-
-function pump(from: net.Socket, to: net.Socket, stats: SpliceStats, key: keyof SpliceStats): void {
-  from.on("data", (chunk: Buffer) => {
-    stats[key] += chunk.length;
-    if (!to.write(chunk)) {
-      from.pause();
-      to.once("drain", () => from.resume());
-    }
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`connect to ${target} timed out after ${options.timeoutMs}ms`)),
+      options.timeoutMs,
+    );
   });
-  // Half-close: the peer's FIN is passed on; the other direction keeps flowing.
-  from.on("end", () => to.end());
+  try {
+    const socket = await Promise.race([attempt, timeout]);
+    socket.pause(); // held until the splice starts
+    return conn;
+  } catch (error) {
+    attempt.then((late) => late.terminate(), () => {});
+    if (error instanceof Error && error.message.includes("timed out")) throw error;
+    const e = error as { code?: string; message?: string };
+    throw new Error(`connect to ${target} failed: ${e.code ?? e.message ?? String(error)}`, {
+      cause: error,
+    });
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**
  * Pipes two connections into each other until both directions are done or either side fails;
  * resolves when both are closed. Data is written as it arrives; a partial write pauses the
- * reader until the writer drains, so memory stays bounded with a slow reader.
+ * reader until the writer drains.
  */
 export function splice(client: TcpConn, server: TcpConn, stats: SpliceStats): Promise<void> {
-  const a = (client as NodeConn).socket;
-  const b = (server as NodeConn).socket;
-  const kill = () => {
-    a.destroy();
-    b.destroy();
-  };
-  a.on("close", kill);
-  b.on("close", kill);
-  pump(a, b, stats, "up");
-  pump(b, a, stats, "down");
-  a.resume();
-  b.resume();
-  return Promise.all([client.closed, server.closed]).then(() => {});
-}
-
-/** The part of Bun's API used here, typed locally so `deno check` needs no Bun types. */
-interface BunServe {
-  serve(options: {
-    hostname: string;
-    port: number;
-    fetch: FetchHandler;
-    idleTimeout: number;
-    error: () => Response;
-  }): { port?: number; stop(force: boolean): Promise<void> | void };
-}
-
-/** Serves HTTP with a fetch-style handler. */
-export function serveHttp(address: HostPort, handler: FetchHandler): Promise<HttpServer> {
-  const bun = (globalThis as { Bun?: BunServe }).Bun;
-  if (bun) {
-    const server = bun.serve({
-      hostname: address.host,
-      port: address.port,
-      fetch: handler,
-      idleTimeout: 30,
-      error: () => new Response("internal error\n", { status: 500 }),
-    });
-    return Promise.resolve({
-      port: server.port ?? address.port,
-      close: async () => {
-        await server.stop(true);
-      },
-    });
+  const a = client as BunConn;
+  const b = server as BunConn;
+  a.peer = b;
+  b.peer = a;
+  a.stats = b.stats = stats;
+  a.statKey = "up";
+  b.statKey = "down";
+  for (const [from, to] of [[a, b], [b, a]] as const) {
+    for (const chunk of from.early.splice(0)) {
+      stats[from.statKey] += chunk.length;
+      to.send(chunk);
+    }
+    if (from.earlyEnd) to.endWrite();
   }
-  return serveWithNodeHttp(address, handler);
+  if (!a.isClosed) a.socket.resume();
+  if (!b.isClosed) b.socket.resume();
+  return Promise.all([a.closed, b.closed]).then(() => {});
 }
-
-function serveWithNodeHttp(address: HostPort, handler: FetchHandler): Promise<HttpServer> {
-  const server = http.createServer(async (req, res) => {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
-    const method = req.method ?? "GET";
-    const body = method === "GET" || method === "HEAD" ? undefined : Buffer.concat(chunks);
-    const url = `http://${req.headers.host ?? "localhost"}${req.url ?? "/"}`;
-    const headers = new Headers();
-    for (const [key, value] of Object.entries(req.headers)) {
-      if (typeof value === "string") headers.set(key, value);
-    }
-    let response: Response;
-    try {
-      response = await handler(new Request(url, { method, headers, body }));
-    } catch {
-      response = new Response("internal error\n", { status: 500 });
-    }
-    res.writeHead(response.status, Object.fromEntries(response.headers));
-    res.end(Buffer.from(await response.arrayBuffer()));
-  });
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(address.port, address.host, () => {
-      const bound = server.address();
-      resolve({
-        port: typeof bound === "object" && bound ? bound.port : address.port,
-        close: () =>
-          new Promise<void>((done) => {
-            server.close(() => done());
-            server.closeAllConnections();
-          }),
-      });
-    });
-  });
-}
-
-export { bindUdp } from "./udp_dgram.ts";

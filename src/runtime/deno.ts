@@ -15,6 +15,7 @@ import type {
 } from "./types.ts";
 
 const BUFFER_SIZE = 64 * 1024;
+const INITIAL_BUFFER_SIZE = 4 * 1024;
 
 class DenoConn implements TcpConn {
   readonly closed: Promise<void>;
@@ -133,13 +134,16 @@ export async function connectTcp(address: HostPort, options: ConnectOptions): Pr
 }
 
 async function pump(from: DenoConn, to: DenoConn, stats: SpliceStats, key: keyof SpliceStats) {
-  const buffer = new Uint8Array(BUFFER_SIZE);
+  // Start small (an idle session holds its buffers while it waits) and grow to BUFFER_SIZE as
+  // soon as a read fills the buffer (bulk transfer).
+  let buffer = new Uint8Array(INITIAL_BUFFER_SIZE);
   try {
     while (true) {
       const n = await from.conn.read(buffer);
       if (n === null) break;
       stats[key] += n;
       await writeAll(to.conn, buffer.subarray(0, n));
+      if (n === buffer.length && buffer.length < BUFFER_SIZE) buffer = new Uint8Array(BUFFER_SIZE);
     }
     // Half-close: pass the FIN on and let the other direction finish.
     await to.conn.closeWrite();

@@ -1,6 +1,6 @@
-import { cases } from "../conformance.ts";
+import { conformance } from "../conformance.ts";
 
-for (const [name, run] of cases) {
+for (const [name, run] of conformance()) {
   Deno.test({
     name: `runtime adapter (deno): ${name}`,
     fn: run,
