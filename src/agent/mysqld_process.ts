@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from "node:fs";
+import { someProcess } from "./proc.ts";
 
 /** How to recognise this node's server among the host's processes. */
 export interface ServerIdentity {
@@ -26,22 +26,5 @@ export function isOurServer(argv: string[], id: ServerIdentity): boolean {
 
 /** Whether this node's server process is alive on this host (null where /proc is unreadable). */
 export function serverProcessAlive(id: ServerIdentity, proc = "/proc"): boolean | null {
-  let entries: string[];
-  try {
-    entries = readdirSync(proc);
-  } catch {
-    return null;
-  }
-  for (const entry of entries) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const argv = readFileSync(`${proc}/${entry}/cmdline`, "latin1").split("\0").filter((a) =>
-        a !== ""
-      );
-      if (isOurServer(argv, id)) return true;
-    } catch {
-      // gone, or not ours to read
-    }
-  }
-  return false;
+  return someProcess((argv) => isOurServer(argv, id), proc);
 }

@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from "node:fs";
+import { someProcess } from "./proc.ts";
 
 /**
  * Whether an SST script is running on this host as the donor (`wsrep_sst_<method> --role donor`),
@@ -7,24 +7,9 @@ import { readdirSync, readFileSync } from "node:fs";
  * global read lock). Returns null where /proc cannot be read, so callers stay conservative.
  */
 export function sstDonorRunning(proc = "/proc"): boolean | null {
-  let entries: string[];
-  try {
-    entries = readdirSync(proc);
-  } catch {
-    return null;
-  }
-  for (const entry of entries) {
-    if (!/^\d+$/.test(entry)) continue;
-    let cmdline: string;
-    try {
-      cmdline = readFileSync(`${proc}/${entry}/cmdline`, "latin1");
-    } catch {
-      continue; // the process ended, or is not ours to read
-    }
-    if (!cmdline.includes("wsrep_sst_")) continue;
-    const args = cmdline.split("\0");
-    const role = args.indexOf("--role");
-    if (role >= 0 && args[role + 1] === "donor") return true;
-  }
-  return false;
+  return someProcess((argv) => {
+    if (!argv.some((a) => a.includes("wsrep_sst_"))) return false;
+    const role = argv.indexOf("--role");
+    return role >= 0 && argv[role + 1] === "donor";
+  }, proc);
 }

@@ -1,4 +1,5 @@
 import type { NodeSurvey } from "./plan.ts";
+import { describeFetchError } from "../core/fetch_error.ts";
 
 /** One node's agent as `galerad bootstrap` addresses it. */
 export interface AgentTarget {
@@ -26,15 +27,7 @@ export class AgentClient {
         signal: AbortSignal.timeout(timeoutMs),
       });
     } catch (error) {
-      const e = error as {
-        name?: string;
-        cause?: { code?: string };
-        code?: string;
-        message?: string;
-      };
-      const why = e.name === "TimeoutError"
-        ? `no answer within ${timeoutMs}ms`
-        : e.cause?.code ?? e.code ?? e.message;
+      const why = describeFetchError(error, timeoutMs);
       throw new Error(`${this.target.name}: agent at ${this.target.url} unreachable (${why})`);
     }
     const text = await res.text();

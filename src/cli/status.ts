@@ -2,6 +2,7 @@ import { Command } from "@commander-js/extra-typings";
 import process from "node:process";
 import * as v from "valibot";
 import { nonEmpty } from "../core/config_fields.ts";
+import { describeFetchError } from "../core/fetch_error.ts";
 import { opt, readSecretFile } from "./common.ts";
 import { RuntimeFailure, UsageError } from "./errors.ts";
 import { resolveOptions } from "./resolve_options.ts";
@@ -51,12 +52,7 @@ export function statusCommand(): Command<[], Record<string, unknown>> {
           signal: AbortSignal.timeout(5000),
         });
       } catch (error) {
-        const e = error as { cause?: { code?: string }; message?: string; name?: string };
-        throw new RuntimeFailure(
-          `cannot reach ${base}: ${
-            e.name === "TimeoutError" ? "no answer within 5s" : e.cause?.code ?? e.message
-          }`,
-        );
+        throw new RuntimeFailure(`cannot reach ${base}: ${describeFetchError(error, 5000)}`);
       }
       if (res.status === 401) throw new RuntimeFailure(`${base} refused the credentials (401)`);
       if (!res.ok) throw new RuntimeFailure(`${base}${path} answered ${res.status}`);

@@ -1,3 +1,5 @@
+import { describeFetchError } from "../core/fetch_error.ts";
+
 /**
  * A bounded JSON request to a registry: throws an Error naming the registry and the failure
  * (unreachable, timeout, HTTP status with body, malformed JSON).
@@ -17,15 +19,7 @@ export async function requestJson(
       signal: AbortSignal.timeout(init.timeoutMs ?? 3000),
     });
   } catch (error) {
-    const e = error as {
-      name?: string;
-      cause?: { code?: string };
-      code?: string;
-      message?: string;
-    };
-    const why = e.name === "TimeoutError"
-      ? `no answer within ${init.timeoutMs ?? 3000}ms`
-      : e.cause?.code ?? e.code ?? e.message;
+    const why = describeFetchError(error, init.timeoutMs ?? 3000);
     throw new Error(`${what}: ${why}`);
   }
   const text = await res.text();
