@@ -26,6 +26,7 @@ const arg = (name: string, fallback: number) => {
 const ROUNDS = arg("--rounds", 3);
 const SECONDS = arg("--seconds", 10);
 const SOAK = arg("--soak", 0);
+const SOAK_ONLY = process.argv.includes("--soak-only");
 const BIN = path.join(ROOT, "galerad");
 const DENO = path.join(ROOT, "node_modules/.bin/deno");
 const L = lab({ dir: "/tmp/galerad-perf-lab", port: 20306, galeraPort: 21567 });
@@ -195,6 +196,44 @@ ${servers.join("\n")}
 `;
 }
 
+/** RSS of the proxy sampled every 10 s while sysbench point selects run through it for SOAK s. */
+async function soak(port: number, pid: number | undefined): Promise<number[]> {
+  const samples: number[] = [];
+  const run = spawn("sysbench", [
+    "oltp_point_select",
+    "--db-driver=mysql",
+    "--mysql-host=127.0.0.1",
+    `--mysql-port=${port}`,
+    "--mysql-user=lab",
+    "--mysql-password=lab",
+    "--mysql-db=lab",
+    "--tables=4",
+    "--table-size=10000",
+    "--threads=16",
+    `--time=${SOAK}`,
+    "run",
+  ], { stdio: "ignore" });
+  const sampler = setInterval(() => samples.push(rssMiB(pid)), 10_000);
+  await new Promise((r) => run.on("close", r));
+  clearInterval(sampler);
+  return samples;
+}
+
+function soakLine(samples: number[]): string {
+  return samples.length > 2
+    ? `Memory soak: ${SOAK} s of point selects (16 threads) through the Bun binary, RSS sampled every 10 s: first ${
+      fmt(samples[0], 1)
+    } MiB, median ${fmt(median(samples), 1)}, last ${fmt(samples.at(-1)!, 1)}, max ${
+      fmt(Math.max(...samples), 1)
+    }; second half vs first half median ${
+      fmt(
+        median(samples.slice(samples.length / 2)) - median(samples.slice(0, samples.length / 2)),
+        1,
+      )
+    } MiB.`
+    : "Memory soak: not run (pass --soak 600).";
+}
+
 async function main() {
   execFileSync("bash", [path.join(ROOT, "scripts/setup.sh")], { stdio: "inherit" });
   execFileSync("bash", [path.join(ROOT, "compile.sh")], { stdio: "inherit" });
@@ -297,6 +336,25 @@ async function main() {
       "CREATE TABLE lab.bulk (id INT PRIMARY KEY); INSERT INTO lab.bulk SELECT seq FROM test.seq_1_to_64",
     );
 
+    if (SOAK_ONLY) {
+      const samples = await soak(bunPort, bunProxy.child.pid);
+      console.log(soakLine(samples));
+      writeSection(
+        "soak",
+        `
+## Memory soak
+
+\`node_modules/.bin/bun scripts/bench/throughput.ts --soak ${SOAK} --soak-only\` — ${
+          new Date().toISOString().slice(0, 10)
+        }; ${machine()}.
+
+${soakLine(samples)}
+
+Samples (MiB): ${samples.map((v) => fmt(v, 1)).join(", ")}.
+`,
+      );
+      return;
+    }
     const workloads: [string, number][] = [
       ["oltp_point_select", 8],
       ["oltp_point_select", 32],
@@ -360,27 +418,7 @@ async function main() {
     for (const t of targets.filter((x) => x.pid)) slow[t.name] = await slowReader(t.port, t.pid!());
 
     // Soak: galerad's RSS under steady point selects.
-    const soakSamples: number[] = [];
-    if (SOAK > 0) {
-      const run = spawn("sysbench", [
-        "oltp_point_select",
-        "--db-driver=mysql",
-        "--mysql-host=127.0.0.1",
-        `--mysql-port=${bunPort}`,
-        "--mysql-user=lab",
-        "--mysql-password=lab",
-        "--mysql-db=lab",
-        "--tables=4",
-        "--table-size=10000",
-        "--threads=16",
-        `--time=${SOAK}`,
-        "run",
-      ], { stdio: "ignore" });
-      const sampler = setInterval(() => soakSamples.push(rssMiB(bunProxy.child.pid)), 10_000);
-      await new Promise((r) => run.on("close", r));
-      clearInterval(sampler);
-    }
-
+    const soakSamples = SOAK > 0 ? await soak(bunPort, bunProxy.child.pid) : [];
     const ha = "haproxy";
     const tableRows: string[] = [];
     for (const [key, byTarget] of results) {
@@ -396,13 +434,7 @@ async function main() {
         );
       }
     }
-    const soakLine = soakSamples.length > 2
-      ? `Memory soak: ${SOAK} s of point selects (16 threads) through the Bun binary, RSS sampled every 10 s: first ${
-        fmt(soakSamples[0], 1)
-      } MiB, median ${fmt(median(soakSamples), 1)}, last ${fmt(soakSamples.at(-1)!, 1)}, max ${
-        fmt(Math.max(...soakSamples), 1)
-      } (slope ${fmt(((soakSamples.at(-1)! - soakSamples[0]) / SOAK) * 60, 2)} MiB/min).`
-      : "Memory soak: not run (pass --soak 600).";
+    const soakText = soakLine(soakSamples);
     writeSection(
       "throughput",
       `
@@ -443,7 +475,7 @@ ${
       }×. Back-pressure: a client reading that result one row per 100 ms grew the proxy's RSS by
 ${Object.entries(slow).map(([n, v]) => `${n} ${fmt(v, 1)} MiB`).join("; ")}.
 
-${soakLine}
+${soakText}
 `,
     );
   } finally {
