@@ -56,6 +56,13 @@ export function resolveOptions<S extends v.GenericSchema>(
   const option = byKey.get(key);
   const flag = option?.long ?? key;
   const value = merged[key];
-  const shown = value === undefined ? "nothing" : JSON.stringify(value);
-  throw new UsageError(`invalid ${flag} (${origin[key] ?? "input"}): ${shown}: ${issue.message}`);
+  if (
+    value === undefined || (Array.isArray(value) && value.length === 0 && origin[key] === "default")
+  ) {
+    const env = option?.envVar ? ` (or ${option.envVar})` : "";
+    throw new UsageError(`missing ${flag}${env}: ${issue.message}`);
+  }
+  throw new UsageError(
+    `invalid ${flag} (${origin[key] ?? "input"}): ${JSON.stringify(value)}: ${issue.message}`,
+  );
 }

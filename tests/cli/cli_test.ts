@@ -234,3 +234,18 @@ describe("galerad proxy as a process", () => {
     }
   });
 });
+
+describe("missing required options", () => {
+  test("name the flag and its environment variable", async () => {
+    const list = await runCli(["discover", "list"]);
+    expect(list.code).toBe(2);
+    expect(list.stderr.trim()).toBe(
+      "galerad: missing --registry (or GALERAD_REGISTRY): expected a registry URL",
+    );
+    const boot = await runCli(["bootstrap", "--api-password", "x"]);
+    expect(boot.code).toBe(2);
+    expect(boot.stderr.trim()).toBe(
+      "galerad: missing --agent (or GALERAD_AGENT): give at least one --agent [NAME=]URL",
+    );
+  });
+});
