@@ -199,7 +199,7 @@ describe("galerad proxy --discover (etcd)", () => {
         const c = await connectClient(port);
         await c.waitFor("hello db0");
         // A new node becomes a candidate.
-        const third = register("db2", `127.0.0.1:${backends[2].port}`, ["--health", agents[2].url]);
+        regs.push(register("db2", `127.0.0.1:${backends[2].port}`, ["--health", agents[2].url]));
         await proxy.waitForLog(
           "db2 added",
           (l) => props(l).backend === "db2" && String(l.message).includes("added"),
@@ -228,7 +228,6 @@ describe("galerad proxy --discover (etcd)", () => {
         await again.waitFor("hello db0");
         again.socket.destroy();
         c.socket.destroy();
-        await third.stop("SIGKILL");
       } finally {
         await proxy.stop();
         for (const r of regs) await r.stop();
