@@ -58,6 +58,15 @@ beforeAll(async () => {
     "CREATE TABLE IF NOT EXISTS lab.writes (id INT PRIMARY KEY, at TIMESTAMP DEFAULT CURRENT_TIMESTAMP)",
   );
   for (let i = 0; i < 3; i++) agents.push(startAgent(i));
+  // The proxy starts once every agent answers, so its first choice sees every node.
+  await waitFor("agents answering 200", async () => {
+    for (let i = 0; i < 3; i++) {
+      if ((await fetch(`http://127.0.0.1:${AGENT_PORT + i}/`).catch(() => null))?.status !== 200) {
+        return false;
+      }
+    }
+    return true;
+  }, 60_000);
   proxy = startDaemon([
     "proxy",
     "--listen",
