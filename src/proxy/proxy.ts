@@ -45,6 +45,8 @@ export interface ProxyOptions {
   startupWaitMs?: number;
   /** Send a PROXY protocol v2 header to the backend, so it sees the client's address. */
   sendProxyV2?: boolean;
+  /** Upper bound of the handover fence (see Proxy.#startFence); default 1000 ms. */
+  fenceTimeoutMs?: number;
 }
 
 /** A backend with what the proxy knows about it now. */
@@ -119,6 +121,10 @@ export class Proxy {
   #learning = false;
   /** While the active node drains, new sessions wait here (see drain()). */
   #hold: Promise<void> | null = null;
+  /** After a handover, new sessions wait until every live peer holds the new register. */
+  #fence:
+    | { release: () => void; promise: Promise<void>; timer: ReturnType<typeof setTimeout> }
+    | null = null;
   #startupTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(readonly options: ProxyOptions, prober?: Prober) {
@@ -144,7 +150,10 @@ export class Proxy {
           ready: !this.#learning && this.#isReady,
         }),
         onMessage: (message) => this.#onPeerMessage(message),
-        onLiveness: () => this.#decide(),
+        onLiveness: () => {
+          this.#checkFence();
+          this.#decide();
+        },
       });
     }
     for (const spec of options.backends) {
@@ -234,6 +243,7 @@ export class Proxy {
     for (const backend of this.backends.values()) this.#sever(backend, "shutdown");
     this.#monitor.stop();
     clearTimeout(this.#startupTimer);
+    this.#endFence();
     this.peerGroup?.stop();
   }
 
@@ -466,6 +476,47 @@ export class Proxy {
       return;
     }
     if (!this.#adopt(message.register, `learned from ${message.from}`)) this.#decide();
+    this.#checkFence();
+  }
+
+  /**
+   * The handover fence. When the role moves from one node to another, a proxy that already
+   * routes to the new node while a slower peer still routes to the old one would let both take
+   * writes for a few milliseconds: enough for a certification conflict. So after adopting such a
+   * change, this proxy (which has already severed its sessions on the old node) holds new
+   * sessions until every live peer's gossip shows the new register, which each sends as soon as
+   * it has severed its own; at most `fenceTimeoutMs`, since a peer can die mid-handover.
+   */
+  #startFence(): void {
+    if (!this.peerGroup) return;
+    this.#fence?.release();
+    clearTimeout(this.#fence?.timer);
+    let release!: () => void;
+    const promise = new Promise<void>((resolve) => (release = resolve));
+    const timer = setTimeout(() => {
+      log.warn("handover fence released by timeout: not every live peer confirmed epoch {epoch}", {
+        epoch: this.register.epoch,
+      });
+      this.#endFence();
+    }, this.options.fenceTimeoutMs ?? 1000);
+    this.#fence = { release, promise, timer };
+  }
+
+  #checkFence(): void {
+    if (!this.#fence || !this.peerGroup) return;
+    for (const peer of this.peerGroup.peers.values()) {
+      if (!peer.live) continue;
+      if (!peer.register || compareRegisters(peer.register, this.register) < 0) return;
+    }
+    this.#endFence();
+  }
+
+  #endFence(): void {
+    const fence = this.#fence;
+    if (!fence) return;
+    this.#fence = null;
+    clearTimeout(fence.timer);
+    fence.release();
   }
 
   /**
@@ -517,8 +568,14 @@ export class Proxy {
         });
       }
     }
+    if (
+      previous.active !== null && register.active !== null && previous.active !== register.active
+    ) {
+      this.#startFence();
+    }
     this.peerGroup?.push();
     this.#decide();
+    this.#checkFence();
     return true;
   }
 
@@ -655,7 +712,7 @@ export class Proxy {
 
   async #accept(conn: TcpConn): Promise<void> {
     if (!this.#isReady) await this.#ready;
-    while (this.#hold) await this.#hold;
+    while (this.#hold || this.#fence) await (this.#hold ?? this.#fence!.promise);
     for (let attempt = 0; attempt < 2; attempt++) {
       const refusal = this.#refusal();
       if (refusal) return this.#refuse(conn, refusal.reason, refusal.message, refusal.code);
