@@ -48,28 +48,30 @@ async function connect(port: number) {
 }
 
 /**
- * Starts a write attempt every 50 ms (each on its own connection, allowed 20 s) and resolves
- * with the time the first one succeeds.
+ * Every 50 ms, opens a fresh connection through `port` and runs `probe` on it (each allowed 20 s);
+ * resolves with the time the first probe returns true. Refused, severed or blocked attempts are
+ * simply followed by the next one.
  */
-function firstWrite(port: number, tag: string): { done: Promise<number>; stop: () => void } {
+function firstSuccess(
+  port: number,
+  probe: (c: mysql.Connection) => Promise<boolean>,
+): { done: Promise<number>; stop: () => void } {
   let stopped = false;
   let resolve!: (t: number) => void;
   const done = new Promise<number>((r) => (resolve = r));
-  let n = 0;
   const attempt = async () => {
-    const id = `${tag}-${n++}`;
     try {
       const c = await connect(port);
       try {
-        await c.query({ sql: "INSERT INTO lab.failover (tag) VALUES (?)", timeout: 20_000 }, [id]);
-        const t = performance.now();
-        stopped = true;
-        resolve(t);
+        if ((await probe(c)) && !stopped) {
+          stopped = true;
+          resolve(performance.now());
+        }
       } finally {
         c.destroy();
       }
     } catch {
-      // refused, severed or blocked: the next attempt follows
+      // the next attempt follows
     }
   };
   const timer = setInterval(() => {
@@ -79,35 +81,23 @@ function firstWrite(port: number, tag: string): { done: Promise<number>; stop: (
   return { done, stop: () => (stopped = true, clearInterval(timer)) };
 }
 
-/** Resolves with the time a fresh connection through `port` first lands on a node other than `victimPort`. */
-function firstReroute(
-  port: number,
-  victimPort: number,
-): { done: Promise<number>; stop: () => void } {
-  let stopped = false;
-  let resolve!: (t: number) => void;
-  const done = new Promise<number>((r) => (resolve = r));
-  const attempt = async () => {
-    try {
-      const c = await connect(port);
-      try {
-        const [rows] = await c.query({ sql: "SELECT @@port AS p", timeout: 20_000 });
-        if ((rows as { p: number }[])[0].p !== victimPort && !stopped) {
-          stopped = true;
-          resolve(performance.now());
-        }
-      } finally {
-        c.destroy();
-      }
-    } catch {
-      // refused or severed: the next attempt follows
-    }
-  };
-  const timer = setInterval(() => {
-    if (stopped) return clearInterval(timer);
-    void attempt();
-  }, 50);
-  return { done, stop: () => (stopped = true, clearInterval(timer)) };
+/** The time of the first INSERT that succeeds through `port`. */
+function firstWrite(port: number, tag: string) {
+  let n = 0;
+  return firstSuccess(port, async (c) => {
+    await c.query({ sql: "INSERT INTO lab.failover (tag) VALUES (?)", timeout: 20_000 }, [
+      `${tag}-${n++}`,
+    ]);
+    return true;
+  });
+}
+
+/** The time a fresh connection through `port` first lands on a node other than `victimPort`. */
+function firstReroute(port: number, victimPort: number) {
+  return firstSuccess(port, async (c) => {
+    const [rows] = await c.query({ sql: "SELECT @@port AS p", timeout: 20_000 });
+    return (rows as { p: number }[])[0].p !== victimPort;
+  });
 }
 
 async function routedPort(port: number): Promise<number> {

@@ -113,7 +113,6 @@ export class Proxy {
   learnedFrom: string | null = null;
   #listener: TcpListener | null = null;
   #monitor: HealthMonitor;
-  #nextSessionId = 1;
   #ready: Promise<void>;
   #markReady!: () => void;
   #isReady = false;
@@ -437,11 +436,6 @@ export class Proxy {
     return view;
   }
 
-  /** True while a starting proxy is still waiting to learn the register from its peers. */
-  get learning(): boolean {
-    return this.#learning;
-  }
-
   #setReady(): void {
     if (this.#isReady) return;
     this.#isReady = true;
@@ -717,7 +711,7 @@ export class Proxy {
       const refusal = this.#refusal();
       if (refusal) return this.#refuse(conn, refusal.reason, refusal.message, refusal.code);
       const backend = this.backends.get(this.active!)!;
-      const session = new Session(this.#nextSessionId++, conn, backend.spec.name);
+      const session = new Session(conn, backend.spec.name);
       backend.sessions.add(session);
       let server: TcpConn;
       try {

@@ -3,11 +3,10 @@ import type { SpliceStats, TcpConn } from "../runtime/types.ts";
 /** One client connection and, once dialled, its backend connection. */
 export class Session {
   readonly stats: SpliceStats = { up: 0, down: 0 };
-  readonly startedAt = Date.now();
   server: TcpConn | null = null;
   closed = false;
 
-  constructor(readonly id: number, readonly client: TcpConn, readonly backend: string) {}
+  constructor(readonly client: TcpConn, readonly backend: string) {}
 
   /**
    * Severs both sides at once. A session still dialling its backend is only marked: the
