@@ -2,7 +2,7 @@ import { Command } from "@commander-js/extra-typings";
 import { getLogger } from "@logtape/logtape";
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { hostname } from "node:os";
+import { availableParallelism, hostname } from "node:os";
 import * as v from "valibot";
 import { serveHttp } from "#runtime";
 import {
@@ -15,6 +15,7 @@ import {
   nonEmpty,
   peerList,
   splitList,
+  threadCount,
 } from "../core/config_fields.ts";
 import { formatHostPort, parseHostPort } from "../core/address.ts";
 import { type BackendSpec, parseBackendSpec } from "../core/backend_spec.ts";
@@ -53,6 +54,7 @@ const schema = v.object({
   fall: integer(1, 100),
   connectTimeout: duration(10),
   keepalive: duration(0),
+  threads: threadCount(64),
   shutdownTimeout: duration(0),
   name: name,
   cluster: name,
@@ -147,6 +149,14 @@ export function proxyCommand(): Command<[], Record<string, unknown>> {
         "time allowed to connect to the active node",
         "CONNECT_TIMEOUT",
       ).default("2s"),
+    )
+    .addOption(
+      opt(
+        "--threads <count>",
+        "threads carrying client sessions: auto (one per CPU, at most 16) or 1-64; " +
+          "each listens on the proxy port (SO_REUSEPORT), decisions stay on the main thread",
+        "THREADS",
+      ).default("auto"),
     )
     .addOption(
       opt(
@@ -425,6 +435,7 @@ async function runProxy(
     fall: options.fall,
     connectTimeoutMs: options.connectTimeout,
     keepAliveMs: options.keepalive,
+    threads: options.threads || Math.min(16, availableParallelism()),
     shutdownTimeoutMs: options.shutdownTimeout,
     name: options.name,
     cluster: options.cluster,

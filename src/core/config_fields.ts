@@ -37,6 +37,21 @@ export const integer = (min: number, max = Number.MAX_SAFE_INTEGER) =>
     ),
   );
 
+/**
+ * A thread count: "auto" (`auto`, resolved by the caller to one per CPU) or a whole number
+ * from 1 to `max`. "auto" comes out as 0.
+ */
+export const threadCount = (max: number) =>
+  v.pipe(
+    text,
+    v.transform((raw) => {
+      if (typeof raw === "string" && raw.trim().toLowerCase() === "auto") return 0;
+      const n = typeof raw === "number" ? raw : /^\d+$/.test(raw.trim()) ? Number(raw) : 0.5;
+      return Number.isInteger(n) && n >= 1 && n <= max ? n : Number.NaN;
+    }),
+    v.check((n) => !Number.isNaN(n), `expected auto or a whole number from 1 to ${max}`),
+  );
+
 /** `HOST:PORT` or `:PORT`; an empty host means all interfaces. */
 export const hostPort = (defaultHost = "0.0.0.0") =>
   v.pipe(

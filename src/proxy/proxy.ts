@@ -1,5 +1,5 @@
 import { getLogger } from "@logtape/logtape";
-import { connectTcp, listenTcp, splice } from "#runtime";
+import { type ClientConn, openDataPlane } from "../runtime/data_plane.ts";
 import type { HostPort } from "../core/address.ts";
 import type { BackendSpec } from "../core/backend_spec.ts";
 import {
@@ -45,6 +45,8 @@ export interface ProxyOptions {
   startupWaitMs?: number;
   /** Send a PROXY protocol v2 header to the backend, so it sees the client's address. */
   sendProxyV2?: boolean;
+  /** Threads carrying client sessions (data_plane.ts); default 1, the main thread. */
+  threads?: number;
   /** Upper bound of the handover fence (see Proxy.#startFence); default 1000 ms. */
   fenceTimeoutMs?: number;
 }
@@ -191,7 +193,7 @@ export class Proxy {
 
   /** Binds the client port and starts the health checks. */
   async start(): Promise<void> {
-    this.#listener = await listenTcp(
+    this.#listener = await openDataPlane(this.options.threads ?? 1).listen(
       this.options.listen,
       { keepAliveMs: this.options.keepAliveMs },
       (conn) => this.#accept(conn),
@@ -704,7 +706,7 @@ export class Proxy {
     return null;
   }
 
-  async #accept(conn: TcpConn): Promise<void> {
+  async #accept(conn: ClientConn): Promise<void> {
     if (!this.#isReady) await this.#ready;
     while (this.#hold || this.#fence) await (this.#hold ?? this.#fence!.promise);
     for (let attempt = 0; attempt < 2; attempt++) {
@@ -715,7 +717,7 @@ export class Proxy {
       backend.sessions.add(session);
       let server: TcpConn;
       try {
-        server = await connectTcp(backend.spec, {
+        server = await conn.dial(backend.spec, {
           timeoutMs: this.options.connectTimeoutMs,
           keepAliveMs: this.options.keepAliveMs,
         });
@@ -754,7 +756,7 @@ export class Proxy {
       }
       session.server = server;
       this.counters.accepted++;
-      await splice(conn, server, session.stats);
+      await conn.splice(server, session.stats);
       session.closed = true;
       this.counters.bytesUp += session.stats.up;
       this.counters.bytesDown += session.stats.down;

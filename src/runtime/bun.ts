@@ -8,6 +8,9 @@ import type { ConnectOptions, ListenOptions, SpliceStats, TcpConn, TcpListener }
 
 export { bindUdp, serveHttp } from "./node.ts";
 
+/** Bun runs the data plane on worker threads that each listen with SO_REUSEPORT. */
+export const dataThreadsSupported = true;
+
 /** The part of Bun's socket API used here, typed locally so `deno check` needs no Bun types. */
 interface NativeSocket {
   data: BunConn;
@@ -36,7 +39,15 @@ interface Handlers {
 }
 
 interface BunNet {
-  listen(options: { hostname: string; port: number; allowHalfOpen: boolean; socket: Handlers }): {
+  listen(
+    options: {
+      hostname: string;
+      port: number;
+      allowHalfOpen: boolean;
+      reusePort: boolean;
+      socket: Handlers;
+    },
+  ): {
     port: number;
     stop(closeActive?: boolean): void;
   };
@@ -229,6 +240,7 @@ export function listenTcp(
       hostname: address.host,
       port: address.port,
       allowHalfOpen: true,
+      reusePort: options.reusePort ?? false,
       socket: handlers(options.keepAliveMs, onConnection),
     });
     return Promise.resolve({

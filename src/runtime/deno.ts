@@ -14,6 +14,12 @@ import type {
   TcpListener,
 } from "./types.ts";
 
+/**
+ * Deno can run the data plane on worker threads when `Deno.listen`'s `reusePort` is enabled
+ * (deno.json's `"unstable": ["net"]`, or `--unstable-net`).
+ */
+export const dataThreadsSupported = true;
+
 const BUFFER_SIZE = 64 * 1024;
 const INITIAL_BUFFER_SIZE = 4 * 1024;
 
@@ -78,7 +84,13 @@ export function listenTcp(
   options: ListenOptions,
   onConnection: (conn: TcpConn) => void,
 ): Promise<TcpListener> {
-  const listener = Deno.listen({ hostname: address.host, port: address.port, transport: "tcp" });
+  const listener = Deno.listen({
+    hostname: address.host,
+    port: address.port,
+    transport: "tcp",
+    // reusePort is an unstable option: deno.json enables "net".
+    ...(options.reusePort ? { reusePort: true } : {}),
+  });
   let closing = false;
   const loop = (async () => {
     while (true) {

@@ -15,6 +15,12 @@ import type {
   TcpListener,
 } from "./types.ts";
 
+/**
+ * Node has no global Worker and only recent versions share a port between listeners: the data
+ * plane stays on the main thread.
+ */
+export const dataThreadsSupported = false;
+
 class NodeConn implements TcpConn {
   readonly closed: Promise<void>;
   readonly remoteAddress: string;

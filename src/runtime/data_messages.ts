@@ -1,0 +1,42 @@
+/**
+ * Messages between the main thread and the data-plane threads (data_plane.ts ↔ data_worker.ts).
+ * Plain arrays: they are structured-cloned once per connection event, never per packet.
+ */
+
+/** Main thread → data-plane thread. `request` numbers are answered by `done`/`failed`. */
+export type ToWorker =
+  | ["listen", host: string, port: number, keepAliveMs: number]
+  | ["stop"]
+  | [
+    "dial",
+    request: number,
+    id: number,
+    host: string,
+    port: number,
+    timeoutMs: number,
+    keepAliveMs: number,
+  ]
+  | ["write", request: number, id: number, side: "client" | "server", data: Uint8Array]
+  | ["endWith", id: number, data: Uint8Array]
+  | ["destroy", id: number, side: "client" | "server"]
+  | ["splice", id: number];
+
+/** Data-plane thread → main thread. */
+export type FromWorker =
+  | ["listening", port: number]
+  | ["listenFailed", message: string, code: string]
+  | ["stopped"]
+  | [
+    "open",
+    id: number,
+    remoteAddress: string,
+    remotePort: number,
+    localAddress: string,
+    localPort: number,
+  ]
+  | ["done", request: number]
+  | ["failed", request: number, message: string]
+  /** Triples of session id, bytes up, bytes down (totals so far) for sessions that moved data. */
+  | ["bytes", changed: number[]]
+  | ["closed", id: number, up: number, down: number]
+  | ["fault", message: string];

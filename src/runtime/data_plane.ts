@@ -1,0 +1,375 @@
+/**
+ * Where client sessions run. With one thread, on the main thread through the runtime's own
+ * sockets. With more, on data-plane worker threads (data_worker.ts), each listening on the proxy
+ * port with SO_REUSEPORT, as HAProxy's `nbthread` does: on a busy host a proxy that is a single
+ * runnable thread waits for the CPU behind the database and its clients, and measured here two
+ * threads carry ~8-15% more queries than one (docs/BENCHMARKS.md). The main thread keeps every
+ * decision (it answers each new client with "dial this node" or "refuse"), so the proxy logic is
+ * the same whichever plane runs underneath.
+ */
+import { connectTcp, dataThreadsSupported, listenTcp, splice } from "#runtime";
+import { getLogger } from "@logtape/logtape";
+import type { HostPort } from "../core/address.ts";
+import type { FromWorker, ToWorker } from "./data_messages.ts";
+import type { ConnectOptions, ListenOptions, SpliceStats, TcpConn, TcpListener } from "./types.ts";
+
+/** An accepted client, with the two steps the proxy takes on it. */
+export interface ClientConn extends TcpConn {
+  /** Dials `target` from wherever this client lives; the result is the backend side. */
+  dial(target: HostPort, options: ConnectOptions): Promise<TcpConn>;
+  /** Pipes the client and `server` until both are closed, adding to `stats` as data passes. */
+  splice(server: TcpConn, stats: SpliceStats): Promise<void>;
+}
+
+export interface DataPlane {
+  /** Threads carrying sessions (1: the main thread). */
+  readonly threads: number;
+  listen(
+    address: HostPort,
+    options: ListenOptions,
+    onConnection: (conn: ClientConn) => void,
+  ): Promise<TcpListener>;
+}
+
+/** Whether this runtime can run the data plane on worker threads. */
+export const threadsSupported: boolean = dataThreadsSupported &&
+  typeof (globalThis as { Worker?: unknown }).Worker === "function";
+
+/** The data plane for `threads` threads; 1 (or a runtime without threads) is the main thread. */
+export function openDataPlane(threads: number): DataPlane {
+  return threads > 1 && threadsSupported ? new ThreadedPlane(threads) : localPlane;
+}
+
+const log = getLogger(["galerad", "proxy"]);
+
+// ---- main thread -------------------------------------------------------------------------------
+
+class LocalClient implements ClientConn {
+  constructor(readonly conn: TcpConn) {}
+  get remoteAddress() {
+    return this.conn.remoteAddress;
+  }
+  get remotePort() {
+    return this.conn.remotePort;
+  }
+  get localAddress() {
+    return this.conn.localAddress;
+  }
+  get localPort() {
+    return this.conn.localPort;
+  }
+  get closed() {
+    return this.conn.closed;
+  }
+  write(data: Uint8Array): Promise<void> {
+    return this.conn.write(data);
+  }
+  endWith(data: Uint8Array): void {
+    this.conn.endWith(data);
+  }
+  destroy(): void {
+    this.conn.destroy();
+  }
+  dial(target: HostPort, options: ConnectOptions): Promise<TcpConn> {
+    return connectTcp(target, options);
+  }
+  splice(server: TcpConn, stats: SpliceStats): Promise<void> {
+    return splice(this.conn, server, stats);
+  }
+}
+
+const localPlane: DataPlane = {
+  threads: 1,
+  listen: (address, options, onConnection) =>
+    listenTcp(address, options, (conn) => onConnection(new LocalClient(conn))),
+};
+
+// ---- worker threads ----------------------------------------------------------------------------
+
+interface Waiter {
+  resolve(): void;
+  reject(error: Error): void;
+}
+
+/**
+ * The worker's module. Inside a `bun build --compile` binary every module's `import.meta.url` is
+ * the binary itself and the worker is an extra entry point, found by its path from the project
+ * root (compile.sh adds it).
+ */
+function workerUrl(): string {
+  return import.meta.url.includes("/$bunfs/")
+    ? "./src/runtime/data_worker.ts"
+    : new URL("./data_worker.ts", import.meta.url).href;
+}
+
+/** One data-plane thread as the main thread sees it. */
+class Thread {
+  readonly worker: Worker;
+  readonly clients = new Map<number, RemoteClient>();
+  #requests = new Map<number, Waiter>();
+  #nextRequest = 1;
+  #control: ((message: FromWorker) => void) | null = null;
+
+  constructor(
+    readonly plane: ThreadedPlane,
+    readonly onConnection: (conn: ClientConn) => void,
+  ) {
+    this.worker = new Worker(workerUrl(), { type: "module" });
+    this.worker.onmessage = (event: MessageEvent<FromWorker>) => this.#receive(event.data);
+    this.worker.onerror = (event: ErrorEvent) => {
+      event.preventDefault?.();
+      this.#fail(event.message || "data-plane thread failed");
+    };
+  }
+
+  post(message: ToWorker): void {
+    this.worker.postMessage(message);
+  }
+
+  /** Sends a request and resolves when the thread answers `done`. */
+  request(build: (request: number) => ToWorker): Promise<void> {
+    const request = this.#nextRequest++;
+    return new Promise((resolve, reject) => {
+      this.#requests.set(request, { resolve, reject });
+      this.post(build(request));
+    });
+  }
+
+  /** Sends a control message and waits for the next control answer. */
+  control(message: ToWorker): Promise<FromWorker> {
+    return new Promise((resolve) => {
+      this.#control = resolve;
+      this.post(message);
+    });
+  }
+
+  #receive(message: FromWorker): void {
+    switch (message[0]) {
+      case "open": {
+        const [, id, remoteAddress, remotePort, localAddress, localPort] = message;
+        const client = new RemoteClient(this, id, {
+          remoteAddress,
+          remotePort,
+          localAddress,
+          localPort,
+        });
+        this.clients.set(id, client);
+        this.onConnection(client);
+        return;
+      }
+      case "bytes": {
+        const changed = message[1];
+        for (let i = 0; i < changed.length; i += 3) {
+          this.clients.get(changed[i])?.setBytes(changed[i + 1], changed[i + 2]);
+        }
+        return;
+      }
+      case "closed": {
+        const [, id, up, down] = message;
+        const client = this.clients.get(id);
+        if (!client) return;
+        this.clients.delete(id);
+        client.setBytes(up, down);
+        client.markClosed();
+        this.plane.sessionEnded(this);
+        return;
+      }
+      case "done":
+      case "failed": {
+        const waiter = this.#requests.get(message[1]);
+        if (!waiter) return;
+        this.#requests.delete(message[1]);
+        if (message[0] === "done") waiter.resolve();
+        else waiter.reject(new Error(message[2]));
+        return;
+      }
+      case "fault":
+        log.error("data-plane thread error: {reason}", { reason: message[1] });
+        return;
+      default: {
+        const control = this.#control;
+        this.#control = null;
+        control?.(message);
+      }
+    }
+  }
+
+  /** A thread that broke: its sessions are gone; the plane starts a replacement. */
+  #fail(why: string): void {
+    this.worker.terminate();
+    for (const waiter of this.#requests.values()) waiter.reject(new Error(why));
+    this.#requests.clear();
+    for (const client of this.clients.values()) client.markClosed();
+    this.clients.clear();
+    this.#control?.(["listenFailed", why, ""]);
+    this.#control = null;
+    this.plane.threadFailed(this, why);
+  }
+}
+
+class RemoteServer implements TcpConn {
+  constructor(readonly client: RemoteClient) {}
+  get remoteAddress() {
+    return "";
+  }
+  get remotePort() {
+    return 0;
+  }
+  get localAddress() {
+    return "";
+  }
+  get localPort() {
+    return 0;
+  }
+  get closed() {
+    return this.client.closed;
+  }
+  write(data: Uint8Array): Promise<void> {
+    const { thread, id } = this.client;
+    return thread.request((r) => ["write", r, id, "server", data]);
+  }
+  endWith(data: Uint8Array): void {
+    this.write(data).catch(() => {}).finally(() => this.destroy());
+  }
+  destroy(): void {
+    this.client.thread.post(["destroy", this.client.id, "server"]);
+  }
+}
+
+/** A client accepted by a data-plane thread; the session itself lives there. */
+class RemoteClient implements ClientConn {
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+  readonly closed: Promise<void>;
+  #markClosed!: () => void;
+  #stats: SpliceStats | null = null;
+  #isClosed = false;
+
+  constructor(
+    readonly thread: Thread,
+    readonly id: number,
+    address: { remoteAddress: string; remotePort: number; localAddress: string; localPort: number },
+  ) {
+    this.remoteAddress = address.remoteAddress;
+    this.remotePort = address.remotePort;
+    this.localAddress = address.localAddress;
+    this.localPort = address.localPort;
+    this.closed = new Promise((resolve) => (this.#markClosed = resolve));
+  }
+
+  setBytes(up: number, down: number): void {
+    if (!this.#stats) return;
+    this.#stats.up = up;
+    this.#stats.down = down;
+  }
+
+  markClosed(): void {
+    this.#isClosed = true;
+    this.#markClosed();
+  }
+
+  write(data: Uint8Array): Promise<void> {
+    if (this.#isClosed) return Promise.reject(new Error("connection closed"));
+    return this.thread.request((r) => ["write", r, this.id, "client", data]);
+  }
+  endWith(data: Uint8Array): void {
+    if (!this.#isClosed) this.thread.post(["endWith", this.id, data]);
+  }
+  destroy(): void {
+    if (!this.#isClosed) this.thread.post(["destroy", this.id, "client"]);
+  }
+  async dial(target: HostPort, options: ConnectOptions): Promise<TcpConn> {
+    if (this.#isClosed) throw new Error("client closed");
+    await this.thread.request((r) => [
+      "dial",
+      r,
+      this.id,
+      target.host,
+      target.port,
+      options.timeoutMs,
+      options.keepAliveMs,
+    ]);
+    return new RemoteServer(this);
+  }
+  splice(_server: TcpConn, stats: SpliceStats): Promise<void> {
+    this.#stats = stats;
+    if (!this.#isClosed) this.thread.post(["splice", this.id]);
+    return this.closed;
+  }
+}
+
+class ThreadedPlane implements DataPlane {
+  #threads = new Set<Thread>();
+  #address: HostPort | null = null;
+  #options: ListenOptions | null = null;
+  #onConnection: ((conn: ClientConn) => void) | null = null;
+  #stopping = false;
+
+  constructor(readonly threads: number) {}
+
+  async listen(
+    address: HostPort,
+    options: ListenOptions,
+    onConnection: (conn: ClientConn) => void,
+  ): Promise<TcpListener> {
+    // Bind once without SO_REUSEPORT first: a port another program holds fails here as it would
+    // with one thread, and port 0 becomes a concrete port the threads then share.
+    const probe = await listenTcp(
+      address,
+      { keepAliveMs: options.keepAliveMs },
+      (conn) => conn.destroy(),
+    );
+    const port = probe.port;
+    await probe.close();
+    this.#address = { host: address.host, port };
+    this.#options = options;
+    this.#onConnection = onConnection;
+    try {
+      await Promise.all(Array.from({ length: this.threads }, () => this.#start()));
+    } catch (error) {
+      for (const thread of this.#threads) thread.worker.terminate();
+      this.#threads.clear();
+      throw error;
+    }
+    return { port, close: () => this.#stop() };
+  }
+
+  async #start(): Promise<void> {
+    const thread = new Thread(this, this.#onConnection!);
+    this.#threads.add(thread);
+    const { host, port } = this.#address!;
+    const answer = await thread.control(["listen", host, port, this.#options!.keepAliveMs]);
+    if (answer[0] !== "listening") {
+      this.#threads.delete(thread);
+      thread.worker.terminate();
+      const [, message, code] = answer as ["listenFailed", string, string];
+      throw Object.assign(new Error(message), { code: code || undefined });
+    }
+  }
+
+  /** Stops accepting on every thread; a thread ends once its last session has. */
+  async #stop(): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    await Promise.all([...this.#threads].map((thread) => thread.control(["stop"])));
+    for (const thread of this.#threads) this.sessionEnded(thread);
+  }
+
+  sessionEnded(thread: Thread): void {
+    if (!this.#stopping || thread.clients.size > 0) return;
+    this.#threads.delete(thread);
+    thread.worker.terminate();
+  }
+
+  threadFailed(thread: Thread, why: string): void {
+    if (!this.#threads.delete(thread) || this.#stopping || !this.#address) return;
+    log.error("data-plane thread failed ({reason}); its sessions are closed; starting another", {
+      reason: why,
+    });
+    this.#start().catch((error) =>
+      log.error("cannot restart a data-plane thread: {reason}", { reason: String(error) })
+    );
+  }
+}

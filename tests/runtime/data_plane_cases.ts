@@ -1,0 +1,195 @@
+/**
+ * Cases for the data plane (src/runtime/data_plane.ts): the main-thread plane and the
+ * worker-thread plane must behave alike for everything the proxy does with a client. Run by
+ * `bun test` (tests/runtime/data_plane_test.ts) and `deno test` (tests/runtime/deno/).
+ */
+import assert from "node:assert/strict";
+import net from "node:net";
+import { type ClientConn, openDataPlane } from "../../src/runtime/data_plane.ts";
+import type { SpliceStats, TcpConn } from "../../src/runtime/types.ts";
+import { connectClient, startBackend, waitFor } from "../helpers/fixtures.ts";
+import type { Case } from "./conformance.ts";
+
+const OPTIONS = { timeoutMs: 1000, keepAliveMs: 0 };
+
+export function dataPlaneCases(threads: number): Case[] {
+  /** Listens on a fresh port; every accepted client is queued for the test to handle. */
+  async function listen() {
+    const plane = openDataPlane(threads);
+    const accepted: ClientConn[] = [];
+    const listener = await plane.listen(
+      { host: "127.0.0.1", port: 0 },
+      { keepAliveMs: 0 },
+      (conn) => accepted.push(conn),
+    );
+    const next = async (): Promise<ClientConn> => {
+      await waitFor("an accepted client", () => accepted.length > 0);
+      return accepted.shift()!;
+    };
+    return { plane, listener, next };
+  }
+
+  /** Dials the backend for `conn` and splices; resolves with the stats when both sides closed. */
+  async function forward(conn: ClientConn, port: number, stats: SpliceStats = { up: 0, down: 0 }) {
+    const server = await conn.dial({ host: "127.0.0.1", port }, OPTIONS);
+    await conn.splice(server, stats);
+    return stats;
+  }
+
+  return [
+    [`${threads} thread(s): many clients spliced, bytes counted, live and at the end`, async () => {
+      const backend = await startBackend("b");
+      const { listener, next } = await listen();
+      try {
+        const clients = await Promise.all(
+          Array.from({ length: 12 }, () => connectClient(listener.port)),
+        );
+        const sessions = [];
+        const stats: SpliceStats[] = [];
+        for (let i = 0; i < clients.length; i++) {
+          const conn = await next();
+          assert.equal(conn.remoteAddress.replace(/^::ffff:/, ""), "127.0.0.1");
+          assert.equal(conn.localPort, listener.port);
+          stats.push({ up: 0, down: 0 });
+          sessions.push(forward(conn, backend.port, stats[i]));
+        }
+        for (const [i, c] of clients.entries()) {
+          await c.waitFor("hello b\n");
+          c.send(`ping ${i}|`.repeat(100));
+          await c.waitFor(`ping ${i}|`.repeat(100));
+        }
+        const total = () => stats.reduce((n, s) => n + s.up, 0);
+        const sent = clients.reduce((n, _, i) => n + `ping ${i}|`.repeat(100).length, 0);
+        // Live counts arrive within about a second with threads, at once without.
+        await waitFor("live byte counts", () => total() === sent, 5000);
+        for (const c of clients) c.socket.end();
+        await Promise.all(sessions);
+        assert.equal(total(), sent);
+        assert.equal(stats.reduce((n, s) => n + s.down, 0), sent + 8 * clients.length);
+        await waitFor("backend sockets closed", () => backend.open === 0 || undefined);
+      } finally {
+        await listener.close();
+        await backend.close();
+      }
+    }],
+    [`${threads} thread(s): destroy() severs client and backend at once`, async () => {
+      const backend = await startBackend("b");
+      const { listener, next } = await listen();
+      try {
+        const client = await connectClient(listener.port);
+        const conn = await next();
+        const done = forward(conn, backend.port);
+        await client.waitFor("hello b");
+        conn.destroy();
+        await client.closed;
+        await done;
+        await waitFor("backend socket closed", () => backend.open === 0 || undefined);
+      } finally {
+        await listener.close();
+        await backend.close();
+      }
+    }],
+    [`${threads} thread(s): endWith() delivers the packet, then closes`, async () => {
+      const { listener, next } = await listen();
+      try {
+        const client = await connectClient(listener.port);
+        const conn = await next();
+        conn.endWith(new TextEncoder().encode("refused: no active node"));
+        await client.waitFor("refused: no active node");
+        await client.closed;
+        await conn.closed;
+      } finally {
+        await listener.close();
+      }
+    }],
+    [
+      `${threads} thread(s): a failed dial names the target; the client can still be answered`,
+      async () => {
+        const { listener, next } = await listen();
+        const dead = await new Promise<number>((resolve) => {
+          const s = net.createServer().listen(0, "127.0.0.1", () => {
+            const port = (s.address() as net.AddressInfo).port;
+            s.close(() => resolve(port));
+          });
+        });
+        try {
+          const client = await connectClient(listener.port);
+          const conn = await next();
+          await assert.rejects(
+            conn.dial({ host: "127.0.0.1", port: dead }, OPTIONS),
+            new RegExp(`connect to 127\\.0\\.0\\.1:${dead} failed`),
+          );
+          conn.endWith(new TextEncoder().encode("unreachable"));
+          await client.waitFor("unreachable");
+          await client.closed;
+        } finally {
+          await listener.close();
+        }
+      },
+    ],
+    [
+      `${threads} thread(s): a dialled backend can be dropped and another dialled (re-route)`,
+      async () => {
+        const old = await startBackend("old");
+        const fresh = await startBackend("new");
+        const { listener, next } = await listen();
+        try {
+          const client = await connectClient(listener.port);
+          const conn = await next();
+          client.send("early|");
+          const first: TcpConn = await conn.dial({ host: "127.0.0.1", port: old.port }, OPTIONS);
+          await waitFor("old backend connected", () => old.open === 1 || undefined);
+          first.destroy();
+          await waitFor("old backend closed", () => old.open === 0 || undefined);
+          const second = await conn.dial({ host: "127.0.0.1", port: fresh.port }, OPTIONS);
+          await second.write(new TextEncoder().encode("preamble|"));
+          const done = conn.splice(second, { up: 0, down: 0 });
+          // The backend echoes: the preamble comes before what the client sent before the splice.
+          await client.waitFor("hello new\npreamble|early|");
+          assert.ok(!client.received.includes("hello old"));
+          client.socket.end();
+          await done;
+        } finally {
+          await listener.close();
+          await old.close();
+          await fresh.close();
+        }
+      },
+    ],
+    [`${threads} thread(s): a port in use fails to listen with EADDRINUSE`, async () => {
+      const taken = net.createServer();
+      const port = await new Promise<number>((resolve) =>
+        taken.listen(0, "127.0.0.1", () => resolve((taken.address() as net.AddressInfo).port))
+      );
+      try {
+        await assert.rejects(
+          openDataPlane(threads).listen({ host: "127.0.0.1", port }, { keepAliveMs: 0 }, () => {}),
+          (error: { code?: string; message?: string }) =>
+            error.code === "EADDRINUSE" || /in use/i.test(error.message ?? ""),
+        );
+      } finally {
+        await new Promise((r) => taken.close(r));
+      }
+    }],
+    [`${threads} thread(s): close() stops accepting; open sessions go on`, async () => {
+      const backend = await startBackend("b");
+      const { listener, next } = await listen();
+      const client = await connectClient(listener.port);
+      const conn = await next();
+      const done = forward(conn, backend.port);
+      await client.waitFor("hello b");
+      await listener.close();
+      const refused = await new Promise<boolean>((resolve) => {
+        const s = net.connect({ host: "127.0.0.1", port: listener.port });
+        s.once("connect", () => (s.destroy(), resolve(false)));
+        s.once("error", () => resolve(true));
+      });
+      assert.ok(refused, "a new connection after close() must be refused");
+      client.send("still here");
+      await client.waitFor("still here");
+      client.socket.end();
+      await done;
+      await backend.close();
+    }],
+  ];
+}

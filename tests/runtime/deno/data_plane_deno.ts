@@ -1,0 +1,10 @@
+import { dataPlaneCases } from "../data_plane_cases.ts";
+
+for (const [name, run] of dataPlaneCases(2)) {
+  Deno.test({
+    name: `data plane (deno): ${name}`,
+    fn: run,
+    sanitizeOps: false,
+    sanitizeResources: false,
+  });
+}
