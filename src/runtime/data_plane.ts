@@ -305,7 +305,10 @@ class ThreadedPlane implements DataPlane {
   #address: HostPort | null = null;
   #options: ListenOptions | null = null;
   #onConnection: ((conn: ClientConn) => void) | null = null;
+  /** close() was called: no thread is restarted. */
   #stopping = false;
+  /** Every thread has stopped listening: a thread ends with its last session. */
+  #stopped = false;
 
   constructor(readonly threads: number) {}
 
@@ -354,11 +357,12 @@ class ThreadedPlane implements DataPlane {
     if (this.#stopping) return;
     this.#stopping = true;
     await Promise.all([...this.#threads].map((thread) => thread.control(["stop"])));
+    this.#stopped = true;
     for (const thread of this.#threads) this.sessionEnded(thread);
   }
 
   sessionEnded(thread: Thread): void {
-    if (!this.#stopping || thread.clients.size > 0) return;
+    if (!this.#stopped || thread.clients.size > 0) return;
     this.#threads.delete(thread);
     thread.worker.terminate();
   }

@@ -191,5 +191,21 @@ export function dataPlaneCases(threads: number): Case[] {
       await done;
       await backend.close();
     }],
+    [`${threads} thread(s): close() while the last sessions end still completes`, async () => {
+      const backend = await startBackend("b");
+      const { listener, next } = await listen();
+      const clients = await Promise.all([1, 2, 3, 4].map(() => connectClient(listener.port)));
+      const done = [];
+      for (const _ of clients) done.push(forward(await next(), backend.port));
+      for (const c of clients) await c.waitFor("hello b");
+      // The sessions' "closed" reports cross the stop request on the way.
+      for (const c of clients) c.socket.destroy();
+      await new Promise((r) => setTimeout(r, 1));
+      const closing = listener.close().then(() => true);
+      const timeout = new Promise((r) => setTimeout(() => r(false), 5000));
+      assert.ok(await Promise.race([closing, timeout]), "close() did not complete");
+      await Promise.all(done);
+      await backend.close();
+    }],
   ];
 }
