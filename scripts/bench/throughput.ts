@@ -12,6 +12,7 @@
 import { execFileSync, spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import net from "node:net";
+import { availableParallelism } from "node:os";
 import path from "node:path";
 import mysql from "mysql2/promise";
 import { waitFor } from "../../tests/helpers/fixtures.ts";
@@ -282,7 +283,12 @@ async function main() {
   const bunPort = 20400;
   const haPort = 20401;
   const denoPort = 20402;
+  const oneThreadPort = 20403;
   const bunProxy = startDaemon(proxyArgs(bunPort), { command: [BIN] });
+  // The same binary with its sessions on the main thread: what the data-plane threads buy.
+  const oneThreadProxy = startDaemon([...proxyArgs(oneThreadPort), "--threads", "1"], {
+    command: [BIN],
+  });
   const denoProxy = startDaemon(proxyArgs(denoPort), {
     command: [DENO, "run", "-A", path.join(ROOT, "mod.ts")],
   });
@@ -293,6 +299,11 @@ async function main() {
   const targets: Target[] = [
     { name: "galerad (bun binary)", port: bunPort, pid: () => bunProxy.child.pid },
     { name: "haproxy", port: haPort, pid: () => haproxy.pid },
+    {
+      name: "galerad (bun, --threads 1)",
+      port: oneThreadPort,
+      pid: () => oneThreadProxy.child.pid,
+    },
     { name: "galerad (deno)", port: denoPort, pid: () => denoProxy.child.pid },
     { name: "direct", port: L.port(0) },
   ];
@@ -445,6 +456,8 @@ Samples (MiB): ${samples.map((v) => fmt(v, 1)).join(", ")}.
       }\` — ${new Date().toISOString().slice(0, 10)}; ${machine()}.
 
 Local 3-node Galera lab; every target routes to node0 (one active server, the others backup).
+galerad runs with its default \`--threads auto\` (${availableParallelism()} data-plane threads
+here, one per CPU, like HAProxy's default \`nbthread\`) and, as a control, with \`--threads 1\`.
 HAProxy 2.6 in TCP mode with \`on-marked-down shutdown-sessions\` and the agent as \`httpchk\`.
 sysbench 1.0.20, 4 tables × 10,000 rows (\`--auto_inc=off\`), ${SECONDS} s per run, targets
 alternating, ${ROUNDS} rounds; medians. sysbench, MariaDB and the proxy share 2 cores, so a
@@ -481,6 +494,7 @@ ${soakText}
   } finally {
     haproxy.kill("SIGKILL");
     await bunProxy.stop();
+    await oneThreadProxy.stop();
     await denoProxy.stop();
     for (const a of agents) await a.stop();
     await L.run("destroy");

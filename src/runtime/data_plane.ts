@@ -37,6 +37,13 @@ export const threadsSupported: boolean = dataThreadsSupported &&
 
 /** The data plane for `threads` threads; 1 (or a runtime without threads) is the main thread. */
 export function openDataPlane(threads: number): DataPlane {
+  if (threads > 1 && !threadsSupported) {
+    log.warn(
+      "--threads {threads}: this runtime cannot share the port between threads (Deno needs " +
+        "--unstable-net); sessions run on the main thread",
+      { threads },
+    );
+  }
   return threads > 1 && threadsSupported ? new ThreadedPlane(threads) : localPlane;
 }
 

@@ -16,9 +16,11 @@ import type {
 
 /**
  * Deno can run the data plane on worker threads when `Deno.listen`'s `reusePort` is enabled
- * (deno.json's `"unstable": ["net"]`, or `--unstable-net`).
+ * (deno.json's `"unstable": ["net"]`, or `--unstable-net`). Without it, asking for `reusePort`
+ * ends the process, so look first: `Deno.listenDatagram` exists only with the same flag.
  */
-export const dataThreadsSupported = true;
+export const dataThreadsSupported =
+  typeof (Deno as unknown as { listenDatagram?: unknown }).listenDatagram === "function";
 
 const BUFFER_SIZE = 64 * 1024;
 const INITIAL_BUFFER_SIZE = 4 * 1024;
