@@ -64,7 +64,7 @@ export interface Daemon {
 /** Starts `galerad ARGS` with JSON logs and keeps it running until `stop`. */
 export function startDaemon(
   args: string[],
-  options: { env?: Record<string, string>; command?: string[] } = {},
+  options: { env?: Record<string, string>; command?: string[]; cwd?: string } = {},
 ): Daemon {
   const command = options.command ?? [process.execPath, "run", ENTRY];
   const child = spawn(command[0], [...command.slice(1), ...args, "--log-format", "json"], {
