@@ -93,7 +93,7 @@ export function bootstrapCommand(): Command<[], Record<string, unknown>> {
     );
   withCommonOptions(command);
   command.action(async () => {
-    const options = resolveOptions(command, schema);
+    const options = await resolveOptions(command, schema);
     applyLogging(options);
     let password = options.apiPassword;
     if (options.apiPasswordFile) {

@@ -1,12 +1,11 @@
 import { readFileSync } from "node:fs";
-import { parse as parseYaml } from "yaml";
 import { UsageError } from "./errors.ts";
 
 /**
  * Reads a config file (JSON, or YAML, which is a superset) into a plain object of option keys.
  * Keys may be written as the option's camelCase name or its flag name (`api-listen`).
  */
-export function readConfigFile(path: string): Record<string, unknown> {
+export async function readConfigFile(path: string): Promise<Record<string, unknown>> {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
@@ -16,7 +15,8 @@ export function readConfigFile(path: string): Record<string, unknown> {
   }
   let data: unknown;
   try {
-    data = path.endsWith(".json") ? JSON.parse(text) : parseYaml(text);
+    // yaml is loaded only for a YAML file: it adds several MiB to every process that loads it.
+    data = path.endsWith(".json") ? JSON.parse(text) : (await import("yaml")).parse(text);
   } catch (error) {
     const first = String((error as Error).message).split("\n")[0];
     throw new UsageError(

@@ -79,7 +79,7 @@ function registerCommand() {
     );
   withCommonOptions(command);
   command.action(async () => {
-    const o = resolveOptions(command, schema);
+    const o = await resolveOptions(command, schema);
     applyLogging(o);
     const member: Member = {
       role: o.role,
@@ -145,7 +145,7 @@ function listCommand() {
       ),
     );
   command.action(async () => {
-    const o = resolveOptions(command, schema);
+    const o = await resolveOptions(command, schema);
     let members: Member[];
     try {
       members = await o.registry.list(o.role as Role | undefined);
@@ -207,8 +207,8 @@ function watchCommand() {
     )
     .addOption(opt("--galera-port <port>", "Galera port for GALERAD_GCOMM", "GALERA_PORT"));
   withCommonOptions(command);
-  command.action(() => {
-    const o = resolveOptions(command, schema);
+  command.action(async () => {
+    const o = await resolveOptions(command, schema);
     applyLogging(o);
     let pending: ReturnType<typeof setTimeout> | undefined;
     let running = false;

@@ -254,7 +254,7 @@ export function healthcheckCommand(): Command<[], Record<string, unknown>> {
     );
   withCommonOptions(command);
   command.action(async () => {
-    const options = resolveOptions(command, schema);
+    const options = await resolveOptions(command, schema);
     applyLogging(options);
     let mysqlPassword = options.mysqlPassword ?? "";
     if (options.mysqlPasswordFile) {

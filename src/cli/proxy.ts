@@ -288,7 +288,7 @@ export function proxyCommand(): Command<[], Record<string, unknown>> {
     );
   withCommonOptions(command);
   command.action(async () => {
-    const options = resolveOptions(command, schema, { aliases: { backends: "backend" } });
+    const options = await resolveOptions(command, schema, { aliases: { backends: "backend" } });
     if (options.backend.length === 0 && !options.discover) {
       throw new UsageError(
         "missing --backend (or --discover): give at least one NAME=HOST:PORT[,health=URL]",

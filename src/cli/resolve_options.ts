@@ -9,14 +9,14 @@ import { UsageError } from "./errors.ts";
  * becomes a UsageError naming the flag, where the value came from, the value and what was
  * expected.
  */
-export function resolveOptions<S extends v.GenericSchema>(
+export async function resolveOptions<S extends v.GenericSchema>(
   command: Command<unknown[], Record<string, unknown>>,
   schema: S,
   options: { aliases?: Record<string, string> } = {},
-): v.InferOutput<S> {
+): Promise<v.InferOutput<S>> {
   const values = command.opts() as Record<string, unknown>;
   const configPath = values.config as string | undefined;
-  const file = configPath ? readConfigFile(configPath) : {};
+  const file = configPath ? await readConfigFile(configPath) : {};
   const byKey = new Map<string, Option>();
   for (const option of command.options as readonly Option[]) {
     byKey.set(option.attributeName(), option);

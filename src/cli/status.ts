@@ -37,7 +37,7 @@ export function statusCommand(): Command<[], Record<string, unknown>> {
     )
     .addOption(opt("--config <file>", "read options from a JSON or YAML file", "CONFIG"));
   command.action(async () => {
-    const options = resolveOptions(command, schema);
+    const options = await resolveOptions(command, schema);
     let password = options.apiPassword;
     if (options.apiPasswordFile) {
       password = readSecretFile("--api-password-file", options.apiPasswordFile);

@@ -50,6 +50,7 @@ export function clusterView(proxy: Proxy) {
     activeSince: proxy.activeSince === null ? null : new Date(proxy.activeSince).toISOString(),
     ready: proxy.ready,
     currentSessionCount: proxy.sessionCount,
+    threads: proxy.threads,
     counters: proxy.counters,
     name: proxy.name,
     register: {

@@ -109,6 +109,8 @@ export class Proxy {
   activeReason = "not decided yet";
   activeSince: number | null = null;
   draining = false;
+  /** Threads carrying client sessions (data_plane.ts); known once started. */
+  threads = 1;
   readonly name: string;
   readonly peerGroup: PeerGroup | null = null;
   /** Where the register came from at start: "state file", "peer NAME", or "decided". */
@@ -193,7 +195,9 @@ export class Proxy {
 
   /** Binds the client port and starts the health checks. */
   async start(): Promise<void> {
-    this.#listener = await openDataPlane(this.options.threads ?? 1).listen(
+    const plane = openDataPlane(this.options.threads ?? 1);
+    this.threads = plane.threads;
+    this.#listener = await plane.listen(
       this.options.listen,
       { keepAliveMs: this.options.keepAliveMs },
       (conn) => this.#accept(conn),

@@ -1,7 +1,7 @@
 /**
  * Where client sessions run. With one thread, on the main thread through the runtime's own
- * sockets. With more, on data-plane worker threads (data_worker.ts), each listening on the proxy
- * port with SO_REUSEPORT, as HAProxy's `nbthread` does: on a busy host a proxy that is a single
+ * sockets. With more, on the main thread and data-plane worker threads (data_worker.ts), each
+ * listening on the proxy port with SO_REUSEPORT, as HAProxy's `nbthread` does: on a busy host a proxy that is a single
  * runnable thread waits for the CPU behind the database and its clients, and measured here two
  * threads carry ~8-15% more queries than one (docs/BENCHMARKS.md). The main thread keeps every
  * decision (it answers each new client with "dial this node" or "refuse"), so the proxy logic is
@@ -121,7 +121,7 @@ class Thread {
     readonly plane: ThreadedPlane,
     readonly onConnection: (conn: ClientConn) => void,
   ) {
-    this.worker = new Worker(workerUrl(), { type: "module" });
+    this.worker = new Worker(workerUrl(), { type: "module", smol: true } as WorkerOptions);
     this.worker.onmessage = (event: MessageEvent<FromWorker>) => this.#receive(event.data);
     this.worker.onerror = (event: ErrorEvent) => {
       event.preventDefault?.();
@@ -309,6 +309,7 @@ class RemoteClient implements ClientConn {
 
 class ThreadedPlane implements DataPlane {
   #threads = new Set<Thread>();
+  #local: TcpListener | null = null;
   #address: HostPort | null = null;
   #options: ListenOptions | null = null;
   #onConnection: ((conn: ClientConn) => void) | null = null;
@@ -337,8 +338,16 @@ class ThreadedPlane implements DataPlane {
     this.#options = options;
     this.#onConnection = onConnection;
     try {
-      await Promise.all(Array.from({ length: this.threads }, () => this.#start()));
+      // The main thread is one of the threads: it listens too, and its sessions cost no
+      // messages. The others are workers.
+      this.#local = await localPlane.listen(
+        this.#address,
+        { ...options, reusePort: true },
+        onConnection,
+      );
+      await Promise.all(Array.from({ length: this.threads - 1 }, () => this.#start()));
     } catch (error) {
+      await this.#local?.close();
       for (const thread of this.#threads) thread.worker.terminate();
       this.#threads.clear();
       throw error;
@@ -363,7 +372,10 @@ class ThreadedPlane implements DataPlane {
   async #stop(): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
-    await Promise.all([...this.#threads].map((thread) => thread.control(["stop"])));
+    await Promise.all([
+      this.#local?.close(),
+      ...[...this.#threads].map((thread) => thread.control(["stop"])),
+    ]);
     this.#stopped = true;
     for (const thread of this.#threads) this.sessionEnded(thread);
   }
