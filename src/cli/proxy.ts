@@ -444,6 +444,27 @@ async function runProxy(
     startupWaitMs: options.startupWait,
     sendProxyV2: options.sendProxyV2,
   });
+  // Signals are handled from the start: a SIGTERM while the proxy is still starting waits for
+  // the start to finish (or fail), then shuts down what is up.
+  const startup = startProxy(proxy, options, password, peers);
+  onShutdownSignal(async (signal) => {
+    log.info("{signal}: draining", { signal });
+    const up = await startup.catch(() => null);
+    up?.stopDiscovery();
+    await up?.registration?.close();
+    await proxy.shutdown();
+    await Promise.all([up?.api.close(), up?.health.close()]);
+    log.info("stopped");
+  });
+  await startup;
+}
+
+async function startProxy(
+  proxy: Proxy,
+  options: ProxyConfig,
+  password: string,
+  peers: Awaited<ReturnType<typeof peerSettings>>,
+) {
   try {
     await proxy.start();
   } catch (error) {
@@ -483,12 +504,5 @@ async function runProxy(
       ...(peers.peers?.api ? { api: peers.peers.api } : {}),
     }, options.registerTtl)
     : null;
-  onShutdownSignal(async (signal) => {
-    log.info("{signal}: draining", { signal });
-    stopDiscovery();
-    await registration?.close();
-    await proxy.shutdown();
-    await Promise.all([api.close(), health.close()]);
-    log.info("stopped");
-  });
+  return { api, health, stopDiscovery, registration };
 }

@@ -6,17 +6,7 @@
 import type { HostPort } from "../core/address.ts";
 import type { ConnectOptions, ListenOptions, SpliceStats, TcpConn, TcpListener } from "./types.ts";
 
-import type { FetchHandler, HttpServer, UdpHandler, UdpSocket } from "./types.ts";
-
-// HTTP and UDP come from the node adapter, loaded on first use: the data-plane threads import
-// this module for TCP only and should not carry node:http.
-export async function serveHttp(address: HostPort, handler: FetchHandler): Promise<HttpServer> {
-  return (await import("./node.ts")).serveHttp(address, handler);
-}
-
-export async function bindUdp(address: HostPort, onMessage: UdpHandler): Promise<UdpSocket> {
-  return (await import("./udp_dgram.ts")).bindUdp(address, onMessage);
-}
+export { bindUdp, serveHttp } from "./node.ts";
 
 /** Bun runs the data plane on worker threads that each listen with SO_REUSEPORT. */
 export const dataThreadsSupported = true;

@@ -216,6 +216,20 @@ describe("galerad proxy as a process", () => {
     }
   });
 
+  test("a SIGTERM while the proxy is still starting is a clean stop (exit 0)", async () => {
+    const spec = backends.map((b, i) => `db${i}=127.0.0.1:${b.port},health=${agents[i].url}`);
+    const d = startDaemon(["proxy", ...ports0, "--api-password", "x", "--backend", spec[0]]);
+    try {
+      // The client port is bound before the API: signal in between.
+      await d.waitForLog("listening", (l) => String(l.message).startsWith("listening"));
+      d.child.kill("SIGTERM");
+      expect(await d.exited).toBe(0);
+      expect(d.logs().some((l) => l.message === "stopped")).toBe(true);
+    } finally {
+      await d.stop("SIGKILL");
+    }
+  });
+
   test("takes backends from GALERAD_BACKEND, separated by whitespace", async () => {
     const spec = backends.map((b, i) => `db${i}=127.0.0.1:${b.port},health=${agents[i].url}`).join(
       " ",
