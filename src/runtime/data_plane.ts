@@ -121,7 +121,7 @@ class Thread {
     readonly plane: ThreadedPlane,
     readonly onConnection: (conn: ClientConn) => void,
   ) {
-    this.worker = new Worker(workerUrl(), { type: "module", smol: true } as WorkerOptions);
+    this.worker = new Worker(workerUrl(), { type: "module" });
     this.worker.onmessage = (event: MessageEvent<FromWorker>) => this.#receive(event.data);
     this.worker.onerror = (event: ErrorEvent) => {
       event.preventDefault?.();
