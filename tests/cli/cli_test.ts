@@ -87,6 +87,16 @@ describe("galerad CLI", () => {
     );
   });
 
+  test("--threads takes auto or 1-64 and names itself otherwise", async () => {
+    for (const bad of ["0", "65", "two", "1.5"]) {
+      const r = await runCli(["proxy", "--backend", "db0=127.0.0.1:3306", "--threads", bad]);
+      expect(r.code).toBe(2);
+      expect(oneLine(r.stderr)).toBe(
+        `galerad: invalid --threads (flag): "${bad}": expected auto or a whole number from 1 to 64`,
+      );
+    }
+  });
+
   test("a bad backend spec names --backend", async () => {
     const r = await runCli(["proxy", "--backend", "10.0.0.1:3306"]);
     expect(r.code).toBe(2);
