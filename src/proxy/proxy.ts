@@ -196,12 +196,12 @@ export class Proxy {
   /** Binds the client port and starts the health checks. */
   async start(): Promise<void> {
     const plane = openDataPlane(this.options.threads ?? 1);
-    this.threads = plane.threads;
     this.#listener = await plane.listen(
       this.options.listen,
       { keepAliveMs: this.options.keepAliveMs },
       (conn) => this.#accept(conn),
     );
+    this.threads = plane.threads;
     log.info("listening for clients on {host}:{port}", {
       host: this.options.listen.host,
       port: this.port,

@@ -318,7 +318,7 @@ class ThreadedPlane implements DataPlane {
   /** Every thread has stopped listening: a thread ends with its last session. */
   #stopped = false;
 
-  constructor(readonly threads: number) {}
+  constructor(public threads: number) {}
 
   async listen(
     address: HostPort,
@@ -350,7 +350,15 @@ class ThreadedPlane implements DataPlane {
       await this.#local?.close();
       for (const thread of this.#threads) thread.worker.terminate();
       this.#threads.clear();
-      throw error;
+      // A binary built without the worker entry point (compile.sh adds it) still proxies.
+      if (!/ModuleNotFound|data_worker/.test(String(error))) throw error;
+      log.warn(
+        "--threads {threads}: this build lacks the data-plane thread module (build with " +
+          "compile.sh); sessions run on the main thread",
+        { threads: this.threads, reason: String(error) },
+      );
+      this.threads = 1;
+      return localPlane.listen(this.#address, options, onConnection);
     }
     return { port, close: () => this.#stop() };
   }

@@ -76,4 +76,50 @@ describe("compiled binary", () => {
       for (const x of [...backends, ...agents]) await x.close();
     }
   });
+
+  test("a build without the data-plane thread module warns and proxies on one thread", async () => {
+    const bare = path.join(dir, "galerad-bare");
+    execFileSync(path.join(ROOT, "node_modules/.bin/bun"), [
+      "build",
+      "--compile",
+      path.join(ROOT, "mod.ts"),
+      "--outfile",
+      bare,
+    ], { stdio: "ignore", cwd: ROOT });
+    const backend = await startBackend("db0");
+    const agent = await startAgent({ healthy: true, index: 0 });
+    const d = startDaemon([
+      "proxy",
+      "--backend",
+      `db0=127.0.0.1:${backend.port},health=${agent.url}`,
+      "--listen",
+      "127.0.0.1:0",
+      "--api-listen",
+      "127.0.0.1:0",
+      "--health-listen",
+      "127.0.0.1:0",
+      "--api-password",
+      "x",
+      "--threads",
+      "2",
+    ], { command: [bare], cwd: dir, env: { PATH: "" } });
+    try {
+      await d.waitForLog(
+        "a warning",
+        (l) => String(l.message).includes("data-plane thread module"),
+      );
+      const port = Number(
+        props(await d.waitForLog("listening", (l) => String(l.message).startsWith("listening")))
+          .port,
+      );
+      await d.waitForLog("active db0", (l) => props(l).active === "db0");
+      const client = await connectClient(port);
+      await client.waitFor("hello db0");
+      client.socket.destroy();
+      expect(await d.stop()).toBe(0);
+    } finally {
+      await d.stop("SIGKILL");
+      for (const x of [backend, agent]) await x.close();
+    }
+  }, 60_000);
 });
