@@ -1,11 +1,11 @@
 /**
  * Where client sessions run. With one thread, on the main thread through the runtime's own
  * sockets. With more, on the main thread and data-plane worker threads (data_worker.ts), each
- * listening on the proxy port with SO_REUSEPORT, as HAProxy's `nbthread` does: on a busy host a proxy that is a single
- * runnable thread waits for the CPU behind the database and its clients, and measured here two
- * threads carry ~8-15% more queries than one (docs/BENCHMARKS.md). The main thread keeps every
- * decision (it answers each new client with "dial this node" or "refuse"), so the proxy logic is
- * the same whichever plane runs underneath.
+ * listening on the proxy port with SO_REUSEPORT, as HAProxy's `nbthread` does: on a busy host a
+ * proxy that is a single runnable thread waits for the CPU behind the database and its clients;
+ * measured here, two threads carried 9-47% more point selects than one at 8-128 clients
+ * (docs/BENCHMARKS.md). The main thread keeps every decision (it answers each new client with
+ * "dial this node" or "refuse"), so the proxy logic is the same whichever plane runs underneath.
  */
 import { connectTcp, dataThreadsSupported, listenTcp, splice } from "#runtime";
 import { getLogger } from "@logtape/logtape";
