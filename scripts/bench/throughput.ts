@@ -39,9 +39,9 @@ interface Target {
   pid?: () => number | undefined;
 }
 
-function sysbench(port: number, test: string, threads: number, seconds: number) {
-  const out = execFileSync("sysbench", [
-    test,
+/** sysbench's connection and table options for the lab database through `port`. */
+function sysbenchTarget(port: number): string[] {
+  return [
     "--db-driver=mysql",
     "--mysql-host=127.0.0.1",
     `--mysql-port=${port}`,
@@ -50,6 +50,13 @@ function sysbench(port: number, test: string, threads: number, seconds: number) 
     "--mysql-db=lab",
     "--tables=4",
     "--table-size=10000",
+  ];
+}
+
+function sysbench(port: number, test: string, threads: number, seconds: number) {
+  const out = execFileSync("sysbench", [
+    test,
+    ...sysbenchTarget(port),
     `--threads=${threads}`,
     `--time=${seconds}`,
     "--percentile=95",
@@ -202,14 +209,7 @@ async function soak(port: number, pid: number | undefined): Promise<number[]> {
   const samples: number[] = [];
   const run = spawn("sysbench", [
     "oltp_point_select",
-    "--db-driver=mysql",
-    "--mysql-host=127.0.0.1",
-    `--mysql-port=${port}`,
-    "--mysql-user=lab",
-    "--mysql-password=lab",
-    "--mysql-db=lab",
-    "--tables=4",
-    "--table-size=10000",
+    ...sysbenchTarget(port),
     "--threads=16",
     `--time=${SOAK}`,
     "run",
@@ -330,17 +330,7 @@ async function main() {
         throw new Error(`${t.name} routes to ${(rows as { p: number }[])[0].p}, not node0`);
       }
     }
-    const common = [
-      "--db-driver=mysql",
-      "--mysql-host=127.0.0.1",
-      `--mysql-port=${L.port(0)}`,
-      "--mysql-user=lab",
-      "--mysql-password=lab",
-      "--mysql-db=lab",
-      "--tables=4",
-      "--table-size=10000",
-      "--auto_inc=off",
-    ];
+    const common = [...sysbenchTarget(L.port(0)), "--auto_inc=off"];
     execFileSync("sysbench", ["oltp_read_write", ...common, "prepare"], { stdio: "ignore" });
     await L.sql(
       0,

@@ -4,7 +4,7 @@ import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { connectClient, startAgent, startBackend } from "../helpers/fixtures.ts";
-import { props, ROOT, runCli, startDaemon } from "../helpers/spawn.ts";
+import { clientPort, LOOPBACK_PORTS, props, ROOT, runCli, startDaemon } from "../helpers/spawn.ts";
 
 // The compiled binary must run where no Bun, Deno or node_modules exist: it is copied to an
 // empty directory and run with an empty PATH.
@@ -46,22 +46,14 @@ describe("compiled binary", () => {
         b,
         i,
       ) => ["--backend", `${b.name}=127.0.0.1:${b.port},health=${agents[i].url}`]),
-      "--listen",
-      "127.0.0.1:0",
-      "--api-listen",
-      "127.0.0.1:0",
-      "--health-listen",
-      "127.0.0.1:0",
+      ...LOOPBACK_PORTS,
       "--api-password",
       "x",
       "--interval",
       "50ms",
     ], { command: [binary], cwd: dir, env: { PATH: "" } });
     try {
-      const port = Number(
-        props(await d.waitForLog("listening", (l) => String(l.message).startsWith("listening")))
-          .port,
-      );
+      const port = await clientPort(d);
       await d.waitForLog("active db0", (l) => props(l).active === "db0");
       const client = await connectClient(port);
       await client.waitFor("hello db0");
@@ -92,12 +84,7 @@ describe("compiled binary", () => {
       "proxy",
       "--backend",
       `db0=127.0.0.1:${backend.port},health=${agent.url}`,
-      "--listen",
-      "127.0.0.1:0",
-      "--api-listen",
-      "127.0.0.1:0",
-      "--health-listen",
-      "127.0.0.1:0",
+      ...LOOPBACK_PORTS,
       "--api-password",
       "x",
       "--threads",
@@ -108,10 +95,7 @@ describe("compiled binary", () => {
         "a warning",
         (l) => String(l.message).includes("data-plane thread module"),
       );
-      const port = Number(
-        props(await d.waitForLog("listening", (l) => String(l.message).startsWith("listening")))
-          .port,
-      );
+      const port = await clientPort(d);
       await d.waitForLog("active db0", (l) => props(l).active === "db0");
       const client = await connectClient(port);
       await client.waitFor("hello db0");

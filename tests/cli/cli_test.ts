@@ -11,18 +11,10 @@ import {
   type TestBackend,
   waitFor,
 } from "../helpers/fixtures.ts";
-import { props, runCli, startDaemon } from "../helpers/spawn.ts";
+import { clientPort, LOOPBACK_PORTS, props, runCli, startDaemon } from "../helpers/spawn.ts";
 import pkg from "../../package.json" with { type: "json" };
 
 const dir = mkdtempSync(path.join(tmpdir(), "galerad-cli-"));
-const ports0 = [
-  "--listen",
-  "127.0.0.1:0",
-  "--api-listen",
-  "127.0.0.1:0",
-  "--health-listen",
-  "127.0.0.1:0",
-];
 
 function oneLine(stderr: string) {
   const lines = stderr.trim().split("\n");
@@ -72,7 +64,7 @@ describe("galerad CLI", () => {
   });
 
   test("missing --backend exits 2 with one line", async () => {
-    const r = await runCli(["proxy", ...ports0]);
+    const r = await runCli(["proxy", ...LOOPBACK_PORTS]);
     expect(r.code).toBe(2);
     expect(oneLine(r.stderr)).toBe(
       "galerad: missing --backend (or --discover): give at least one NAME=HOST:PORT[,health=URL]",
@@ -182,19 +174,21 @@ describe("galerad proxy as a process", () => {
     );
     const pw = path.join(dir, "pw");
     writeFileSync(pw, "hunter2\n");
-    const d = startDaemon(["proxy", "--config", config, ...ports0, "--api-password-file", pw]);
+    const d = startDaemon([
+      "proxy",
+      "--config",
+      config,
+      ...LOOPBACK_PORTS,
+      "--api-password-file",
+      pw,
+    ]);
     try {
-      const listening = props(
-        await d.waitForLog(
-          "listening",
-          (l) => String(l.message).startsWith("listening for clients"),
-        ),
-      );
+      const port = await clientPort(d);
       const apiLine = props(
         await d.waitForLog("API port", (l) => String(l.message).startsWith("API on")),
       );
       await d.waitForLog("first active node", (l) => props(l).active === "db0");
-      const client = await connectClient(Number(listening.port));
+      const client = await connectClient(port);
       await client.waitFor("hello db0");
       const api = `http://127.0.0.1:${apiLine.port}`;
       const health = `http://127.0.0.1:${apiLine.healthPort}`;
@@ -212,7 +206,7 @@ describe("galerad proxy as a process", () => {
       await client.closed;
       const line = await d.waitForLog("failover", (l) => props(l).active === "db1");
       expect(String(props(line).reason)).toContain("db0 is down for 1 of 1 live proxies");
-      const second = await connectClient(Number(listening.port));
+      const second = await connectClient(port);
       await second.waitFor("hello db1");
 
       d.child.kill("SIGTERM");
@@ -228,10 +222,17 @@ describe("galerad proxy as a process", () => {
 
   test("a SIGTERM while the proxy is still starting is a clean stop (exit 0)", async () => {
     const spec = backends.map((b, i) => `db${i}=127.0.0.1:${b.port},health=${agents[i].url}`);
-    const d = startDaemon(["proxy", ...ports0, "--api-password", "x", "--backend", spec[0]]);
+    const d = startDaemon([
+      "proxy",
+      ...LOOPBACK_PORTS,
+      "--api-password",
+      "x",
+      "--backend",
+      spec[0],
+    ]);
     try {
       // The client port is bound before the API: signal in between.
-      await d.waitForLog("listening", (l) => String(l.message).startsWith("listening"));
+      await clientPort(d);
       d.child.kill("SIGTERM");
       expect(await d.exited).toBe(0);
       expect(d.logs().some((l) => l.message === "stopped")).toBe(true);
@@ -244,7 +245,7 @@ describe("galerad proxy as a process", () => {
     const spec = backends.map((b, i) => `db${i}=127.0.0.1:${b.port},health=${agents[i].url}`).join(
       " ",
     );
-    const d = startDaemon(["proxy", ...ports0, "--api-password", "x"], {
+    const d = startDaemon(["proxy", ...LOOPBACK_PORTS, "--api-password", "x"], {
       env: { GALERAD_BACKEND: spec },
     });
     try {

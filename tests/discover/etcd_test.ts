@@ -13,7 +13,14 @@ import {
   type TestBackend,
   waitFor,
 } from "../helpers/fixtures.ts";
-import { type Daemon, props, runCli, startDaemon } from "../helpers/spawn.ts";
+import {
+  clientPort,
+  type Daemon,
+  LOOPBACK_PORTS,
+  props,
+  runCli,
+  startDaemon,
+} from "../helpers/spawn.ts";
 
 let etcd: Etcd;
 beforeAll(async () => {
@@ -171,12 +178,7 @@ describe("galerad proxy --discover (etcd)", () => {
       );
       const proxy = startDaemon([
         "proxy",
-        "--listen",
-        "127.0.0.1:0",
-        "--api-listen",
-        "127.0.0.1:0",
-        "--health-listen",
-        "127.0.0.1:0",
+        ...LOOPBACK_PORTS,
         "--api-password",
         "pw",
         "--discover",
@@ -187,11 +189,7 @@ describe("galerad proxy --discover (etcd)", () => {
         "50ms",
       ]);
       try {
-        const port = Number(
-          props(
-            await proxy.waitForLog("listening", (l) => String(l.message).startsWith("listening")),
-          ).port,
-        );
+        const port = await clientPort(proxy);
         await proxy.waitForLog(
           "db0 active",
           (l) => props(l).active === "db0" && props(l).epoch !== undefined,

@@ -11,7 +11,14 @@ import path from "node:path";
 import { type Etcd, startEtcd } from "../helpers/etcd.ts";
 import { waitFor } from "../helpers/fixtures.ts";
 import { type Lab, lab, whichPort } from "../helpers/lab.ts";
-import { type Daemon, props, ROOT, startDaemon } from "../helpers/spawn.ts";
+import {
+  clientPort,
+  type Daemon,
+  LOOPBACK_PORTS,
+  props,
+  ROOT,
+  startDaemon,
+} from "../helpers/spawn.ts";
 
 const L: Lab = lab({ dir: "/tmp/galerad-e2e-disc-lab", port: 30306, galeraPort: 31567 });
 const AGENT_PORT = 29500;
@@ -112,12 +119,7 @@ describe("seed 003 flow with galerad discover", () => {
       );
       const proxy = startDaemon([
         "proxy",
-        "--listen",
-        "127.0.0.1:0",
-        "--api-listen",
-        "127.0.0.1:0",
-        "--health-listen",
-        "127.0.0.1:0",
+        ...LOOPBACK_PORTS,
         "--api-password",
         "pw",
         "--discover",
@@ -126,11 +128,7 @@ describe("seed 003 flow with galerad discover", () => {
         "500ms",
       ]);
       try {
-        const port = Number(
-          props(
-            await proxy.waitForLog("listening", (l) => String(l.message).startsWith("listening")),
-          ).port,
-        );
+        const port = await clientPort(proxy);
         const line = await proxy.waitForLog(
           "an active node",
           (l) => typeof props(l).active === "string" && props(l).epoch !== undefined,

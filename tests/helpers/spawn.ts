@@ -111,3 +111,22 @@ export function startDaemon(
 export function props(line: Record<string, unknown>): Record<string, unknown> {
   return (line.properties ?? {}) as Record<string, unknown>;
 }
+
+/** Flags that bind a proxy's client, API and health ports to free loopback ports. */
+export const LOOPBACK_PORTS = [
+  "--listen",
+  "127.0.0.1:0",
+  "--api-listen",
+  "127.0.0.1:0",
+  "--health-listen",
+  "127.0.0.1:0",
+];
+
+/** The client port a started proxy says it listens on (its "listening" log line). */
+export async function clientPort(d: Daemon): Promise<number> {
+  const line = await d.waitForLog(
+    "listening for clients",
+    (l) => String(l.message).startsWith("listening for clients"),
+  );
+  return Number(props(line).port);
+}
