@@ -93,7 +93,6 @@ export class StatusReader {
         });
         conn.connect((error) => {
           settled = true;
-          this.#connecting = null;
           if (error) {
             conn.destroy();
             return reject(

@@ -46,7 +46,7 @@ export const threadCount = (max: number) =>
     text,
     v.transform((raw) => {
       if (typeof raw === "string" && raw.trim().toLowerCase() === "auto") return 0;
-      const n = typeof raw === "number" ? raw : /^\d+$/.test(raw.trim()) ? Number(raw) : 0.5;
+      const n = typeof raw === "number" ? raw : /^\d+$/.test(raw.trim()) ? Number(raw) : Number.NaN;
       return Number.isInteger(n) && n >= 1 && n <= max ? n : Number.NaN;
     }),
     v.check((n) => !Number.isNaN(n), `expected auto or a whole number from 1 to ${max}`),
