@@ -20,7 +20,7 @@ done
 [ -x node_modules/.bin/bun ] || bash scripts/setup.sh --npm
 if [ "$engine" = bun ]; then
   node_modules/.bin/bun build --compile --minify-syntax --minify-whitespace \
-    --define 'process.env.NODE_ENV="production"' mod.ts src/runtime/data_worker.ts \
+    --define 'process.env.NODE_ENV="production"' mod.ts src/runtime/data_worker.ts src/runtime/epoll_worker.ts \
     --outfile "$out" >/dev/null
 else
   # deno compile embeds node_modules by default (431 MB seen); leave the runtimes' own
@@ -29,6 +29,6 @@ else
     --exclude node_modules/bun --exclude node_modules/deno \
     --exclude 'node_modules/@oven' --exclude 'node_modules/@deno' \
     --exclude node_modules/@types --exclude node_modules/bun-types \
-    --include src/runtime/data_worker.ts --output "$out" mod.ts
+    --include src/runtime/data_worker.ts --include src/runtime/epoll_worker.ts --output "$out" mod.ts
 fi
 echo "built $out ($(du -h "$out" | cut -f1), $engine)"

@@ -55,6 +55,7 @@ const schema = v.object({
   connectTimeout: duration(10),
   keepalive: duration(0),
   threads: threadCount(64),
+  dataPlane: v.picklist(["auto", "epoll", "sockets"], "expected auto, epoll or sockets"),
   shutdownTimeout: duration(0),
   name: name,
   cluster: name,
@@ -156,6 +157,14 @@ export function proxyCommand(): Command<[], Record<string, unknown>> {
         "threads carrying client sessions: auto (one per CPU, at most 16) or 1-64; " +
           "each listens on the proxy port (SO_REUSEPORT), decisions stay on the main thread",
         "THREADS",
+      ).default("auto"),
+    )
+    .addOption(
+      opt(
+        "--data-plane <kind>",
+        "what carries the bytes: epoll (threads on Linux's epoll through libc, cheapest per " +
+          "packet), sockets (the runtime's own sockets) or auto (epoll where it loads)",
+        "DATA_PLANE",
       ).default("auto"),
     )
     .addOption(
@@ -436,6 +445,7 @@ async function runProxy(
     connectTimeoutMs: options.connectTimeout,
     keepAliveMs: options.keepalive,
     threads: options.threads || Math.min(16, availableParallelism()),
+    dataPlane: options.dataPlane,
     shutdownTimeoutMs: options.shutdownTimeout,
     name: options.name,
     cluster: options.cluster,

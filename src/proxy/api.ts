@@ -51,6 +51,7 @@ export function clusterView(proxy: Proxy) {
     ready: proxy.ready,
     currentSessionCount: proxy.sessionCount,
     threads: proxy.threads,
+    dataPlane: proxy.dataPlane,
     counters: proxy.counters,
     name: proxy.name,
     register: {

@@ -1,5 +1,5 @@
 import { getLogger } from "@logtape/logtape";
-import { type ClientConn, openDataPlane } from "../runtime/data_plane.ts";
+import { type ClientConn, type DataPlaneKind, openDataPlane } from "../runtime/data_plane.ts";
 import type { HostPort } from "../core/address.ts";
 import type { BackendSpec } from "../core/backend_spec.ts";
 import {
@@ -47,6 +47,8 @@ export interface ProxyOptions {
   sendProxyV2?: boolean;
   /** Threads carrying client sessions (data_plane.ts); default 1, the main thread. */
   threads?: number;
+  /** What carries the bytes (data_plane.ts); default auto. */
+  dataPlane?: DataPlaneKind;
   /** Upper bound of the handover fence (see Proxy.#startFence); default 1000 ms. */
   fenceTimeoutMs?: number;
 }
@@ -111,6 +113,8 @@ export class Proxy {
   draining = false;
   /** Threads carrying client sessions (data_plane.ts); known once started. */
   threads = 1;
+  /** What carries the bytes, once listening. */
+  dataPlane: "epoll" | "sockets" = "sockets";
   readonly name: string;
   readonly peerGroup: PeerGroup | null = null;
   /** Where the register came from at start: "state file", "peer NAME", or "decided". */
@@ -195,13 +199,14 @@ export class Proxy {
 
   /** Binds the client port and starts the health checks. */
   async start(): Promise<void> {
-    const plane = openDataPlane(this.options.threads ?? 1);
+    const plane = openDataPlane(this.options.threads ?? 1, this.options.dataPlane);
     this.#listener = await plane.listen(
       this.options.listen,
       { keepAliveMs: this.options.keepAliveMs },
       (conn) => this.#accept(conn),
     );
     this.threads = plane.threads;
+    this.dataPlane = plane.kind;
     log.info("listening for clients on {host}:{port}", {
       host: this.options.listen.host,
       port: this.port,

@@ -5,8 +5,11 @@
 
 /** Main thread → data-plane thread. `request` numbers are answered by `done`/`failed`. */
 export type ToWorker =
-  | ["listen", host: string, port: number, keepAliveMs: number]
+  /** `mailbox` (epoll threads): a shared counter of messages sent, see epoll_worker.ts. */
+  | ["listen", host: string, port: number, keepAliveMs: number, mailbox?: SharedArrayBuffer]
   | ["stop"]
+  /** Leave for good (sent before the thread is terminated). */
+  | ["quit"]
   | [
     "dial",
     request: number,
@@ -23,7 +26,8 @@ export type ToWorker =
 
 /** Data-plane thread → main thread. */
 export type FromWorker =
-  | ["listening", port: number]
+  /** `wakeFd` (epoll threads): the eventfd to write to after each message. */
+  | ["listening", port: number, wakeFd?: number]
   | ["listenFailed", message: string, code: string]
   | ["stopped"]
   | [

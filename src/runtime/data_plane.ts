@@ -7,9 +7,11 @@
  * (docs/BENCHMARKS.md). The main thread keeps every decision (it answers each new client with
  * "dial this node" or "refuse"), so the proxy logic is the same whichever plane runs underneath.
  */
-import { connectTcp, dataThreadsSupported, listenTcp, splice } from "#runtime";
+import { connectTcp, dataThreadsSupported, listenTcp, loadLibc, splice } from "#runtime";
 import { getLogger } from "@logtape/logtape";
+import { lookup } from "node:dns/promises";
 import type { HostPort } from "../core/address.ts";
+import { type Libc, parseIp } from "./libc.ts";
 import type { FromWorker, ToWorker } from "./data_messages.ts";
 import type { ConnectOptions, ListenOptions, SpliceStats, TcpConn, TcpListener } from "./types.ts";
 
@@ -21,9 +23,18 @@ export interface ClientConn extends TcpConn {
   splice(server: TcpConn, stats: SpliceStats): Promise<void>;
 }
 
+/**
+ * What carries the bytes: `epoll` threads (epoll_worker.ts: Linux's epoll and recv/send through
+ * the runtime's FFI, the cheapest per packet), or the runtime's own `sockets` (the main thread,
+ * plus data_worker.ts threads); `auto` is epoll where it loads (Linux, glibc, Bun or Deno).
+ */
+export type DataPlaneKind = "auto" | "epoll" | "sockets";
+
 export interface DataPlane {
   /** Threads carrying sessions (1: the main thread). */
   readonly threads: number;
+  /** What carries the bytes, once listening: "epoll" or "sockets". */
+  readonly kind: "epoll" | "sockets";
   listen(
     address: HostPort,
     options: ListenOptions,
@@ -35,8 +46,13 @@ export interface DataPlane {
 export const threadsSupported: boolean = dataThreadsSupported &&
   typeof (globalThis as { Worker?: unknown }).Worker === "function";
 
-/** The data plane for `threads` threads; 1 (or a runtime without threads) is the main thread. */
-export function openDataPlane(threads: number): DataPlane {
+/**
+ * The data plane for `threads` threads of `kind`. Sockets on one thread (or on a runtime without
+ * threads) run on the main thread; epoll threads are always workers, the main thread keeps the
+ * decisions, health checks and API.
+ */
+export function openDataPlane(threads: number, kind: DataPlaneKind = "auto"): DataPlane {
+  if (kind !== "sockets" && hasWorkers) return new ThreadedPlane(threads, kind);
   if (threads > 1 && !threadsSupported) {
     log.warn(
       "--threads {threads}: this runtime cannot share the port between threads (Deno needs " +
@@ -44,8 +60,10 @@ export function openDataPlane(threads: number): DataPlane {
       { threads },
     );
   }
-  return threads > 1 && threadsSupported ? new ThreadedPlane(threads) : localPlane;
+  return threads > 1 && threadsSupported ? new ThreadedPlane(threads, "sockets") : localPlane;
 }
+
+const hasWorkers = typeof (globalThis as { Worker?: unknown }).Worker === "function";
 
 const log = getLogger(["galerad", "proxy"]);
 
@@ -87,6 +105,7 @@ class LocalClient implements ClientConn {
 
 const localPlane: DataPlane = {
   threads: 1,
+  kind: "sockets",
   listen: (address, options, onConnection) =>
     listenTcp(address, options, (conn) => onConnection(new LocalClient(conn))),
 };
@@ -103,16 +122,28 @@ interface Waiter {
  * the binary itself and the worker is an extra entry point, found by its path from the project
  * root (compile.sh adds it).
  */
-function workerUrl(): string {
+function workerUrl(file: string): string {
   return import.meta.url.includes("/$bunfs/")
-    ? "./src/runtime/data_worker.ts"
-    : new URL("./data_worker.ts", import.meta.url).href;
+    ? `./src/runtime/${file}`
+    : new URL(`./${file}`, import.meta.url).href;
+}
+
+/** An eventfd counter increment (8 bytes, little-endian 1). */
+const WAKE = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]);
+
+/** A node's address as an IP literal (epoll threads dial addresses, not names). */
+async function resolveIp(host: string): Promise<string> {
+  if (parseIp(host)) return host.replace(/^\[(.*)\]$/, "$1");
+  return (await lookup(host)).address;
 }
 
 /** One data-plane thread as the main thread sees it. */
 class Thread {
   readonly worker: Worker;
   readonly clients = new Map<number, RemoteClient>();
+  /** Epoll threads: messages sent (shared with the thread) and the eventfd that wakes it. */
+  readonly mailbox: Int32Array | null;
+  wakeFd = -1;
   #requests = new Map<number, Waiter>();
   #nextRequest = 1;
   #control: ((message: FromWorker) => void) | null = null;
@@ -120,8 +151,12 @@ class Thread {
   constructor(
     readonly plane: ThreadedPlane,
     readonly onConnection: (conn: ClientConn) => void,
+    readonly libc: Libc | null,
   ) {
-    this.worker = new Worker(workerUrl(), { type: "module" });
+    this.mailbox = libc ? new Int32Array(new SharedArrayBuffer(4)) : null;
+    this.worker = new Worker(workerUrl(libc ? "epoll_worker.ts" : "data_worker.ts"), {
+      type: "module",
+    });
     this.worker.onmessage = (event: MessageEvent<FromWorker>) => this.#receive(event.data);
     this.worker.onerror = (event: ErrorEvent) => {
       event.preventDefault?.();
@@ -130,7 +165,18 @@ class Thread {
   }
 
   post(message: ToWorker): void {
+    if (this.mailbox) Atomics.add(this.mailbox, 0, 1);
     this.worker.postMessage(message);
+    if (this.wakeFd >= 0) this.libc!.write(this.wakeFd, WAKE, 8);
+  }
+
+  /** Ends the thread (an epoll thread leaves its loop and closes its descriptors first). */
+  terminate(): void {
+    if (this.wakeFd >= 0) this.post(["quit"]);
+    this.wakeFd = -1; // closed by the thread after "quit": never written again
+    // Give an epoll thread a moment to leave epoll_wait before it is stopped.
+    if (this.libc) setTimeout(() => this.worker.terminate(), 100);
+    else this.worker.terminate();
   }
 
   /** Sends a request and resolves when the thread answers `done`. */
@@ -203,6 +249,7 @@ class Thread {
 
   /** A thread that broke: its sessions are gone; the plane starts a replacement. */
   #fail(why: string): void {
+    this.wakeFd = -1;
     this.worker.terminate();
     for (const waiter of this.#requests.values()) waiter.reject(new Error(why));
     this.#requests.clear();
@@ -289,11 +336,20 @@ class RemoteClient implements ClientConn {
   }
   async dial(target: HostPort, options: ConnectOptions): Promise<TcpConn> {
     if (this.#isClosed) throw new Error("client closed");
+    let host = target.host;
+    if (this.thread.libc) {
+      try {
+        host = await resolveIp(host);
+      } catch (error) {
+        const code = (error as { code?: string }).code ?? String(error);
+        throw new Error(`connect to ${target.host}:${target.port} failed: ${code}`);
+      }
+    }
     await this.thread.request((r) => [
       "dial",
       r,
       this.id,
-      target.host,
+      host,
       target.port,
       options.timeoutMs,
       options.keepAliveMs,
@@ -308,6 +364,8 @@ class RemoteClient implements ClientConn {
 }
 
 class ThreadedPlane implements DataPlane {
+  kind: "epoll" | "sockets" = "sockets";
+  #libc: Libc | null = null;
   #threads = new Set<Thread>();
   #local: TcpListener | null = null;
   #address: HostPort | null = null;
@@ -318,7 +376,7 @@ class ThreadedPlane implements DataPlane {
   /** Every thread has stopped listening: a thread ends with its last session. */
   #stopped = false;
 
-  constructor(public threads: number) {}
+  constructor(public threads: number, readonly wanted: DataPlaneKind) {}
 
   async listen(
     address: HostPort,
@@ -334,46 +392,80 @@ class ThreadedPlane implements DataPlane {
     );
     const port = probe.port;
     await probe.close();
-    this.#address = { host: address.host, port };
     this.#options = options;
     this.#onConnection = onConnection;
-    try {
-      // The main thread is one of the threads: it listens too, and its sessions cost no
-      // messages. The others are workers.
-      this.#local = await localPlane.listen(
-        this.#address,
-        { ...options, reusePort: true },
-        onConnection,
+    if (this.wanted !== "sockets") this.#libc = await loadLibc();
+    if (this.wanted === "epoll" && !this.#libc) {
+      log.warn(
+        "--data-plane epoll: this runtime or system cannot load libc's socket calls (Linux " +
+          "with glibc under Bun or Deno is needed); using the runtime's sockets",
       );
-      await Promise.all(Array.from({ length: this.threads - 1 }, () => this.#start()));
+    }
+    this.kind = this.#libc ? "epoll" : "sockets";
+    if (!this.#libc && (this.threads === 1 || !threadsSupported)) {
+      if (this.threads > 1) {
+        log.warn(
+          "--threads {threads}: this runtime cannot share the port between threads; " +
+            "sessions run on the main thread",
+          { threads: this.threads },
+        );
+      }
+      this.threads = 1;
+      return localPlane.listen({ host: address.host, port }, options, onConnection);
+    }
+    this.#address = {
+      host: this.#libc ? await resolveIp(address.host) : address.host,
+      port,
+    };
+    try {
+      if (!this.#libc) {
+        // With the runtime's sockets the main thread is one of the threads: it listens too,
+        // and its sessions cost no messages. The others are workers. Epoll threads are all
+        // workers (each blocks in epoll_wait).
+        this.#local = await localPlane.listen(
+          this.#address,
+          { ...options, reusePort: true },
+          onConnection,
+        );
+      }
+      const workers = this.#libc ? this.threads : this.threads - 1;
+      await Promise.all(Array.from({ length: workers }, () => this.#start()));
     } catch (error) {
       await this.#local?.close();
-      for (const thread of this.#threads) thread.worker.terminate();
+      for (const thread of this.#threads) thread.terminate();
       this.#threads.clear();
-      // A binary built without the worker entry point (compile.sh adds it) still proxies.
-      if (!/ModuleNotFound|data_worker/.test(String(error))) throw error;
+      // A binary built without the worker entry points (compile.sh adds them) still proxies.
+      if (!/ModuleNotFound|data_worker|epoll_worker/.test(String(error))) throw error;
       log.warn(
         "--threads {threads}: this build lacks the data-plane thread module (build with " +
           "compile.sh); sessions run on the main thread",
         { threads: this.threads, reason: String(error) },
       );
       this.threads = 1;
-      return localPlane.listen(this.#address, options, onConnection);
+      this.kind = "sockets";
+      return localPlane.listen({ host: address.host, port }, options, onConnection);
     }
     return { port, close: () => this.#stop() };
   }
 
   async #start(): Promise<void> {
-    const thread = new Thread(this, this.#onConnection!);
+    const thread = new Thread(this, this.#onConnection!, this.#libc);
     this.#threads.add(thread);
     const { host, port } = this.#address!;
-    const answer = await thread.control(["listen", host, port, this.#options!.keepAliveMs]);
+    const answer = await thread.control([
+      "listen",
+      host,
+      port,
+      this.#options!.keepAliveMs,
+      thread.mailbox?.buffer as SharedArrayBuffer | undefined,
+    ]);
     if (answer[0] !== "listening") {
       this.#threads.delete(thread);
-      thread.worker.terminate();
+      thread.terminate();
       const [, message, code] = answer as ["listenFailed", string, string];
       throw Object.assign(new Error(message), { code: code || undefined });
     }
+    if (this.#libc) thread.wakeFd = answer[2] ?? -1;
   }
 
   /** Stops accepting on every thread; a thread ends once its last session has. */
@@ -391,7 +483,7 @@ class ThreadedPlane implements DataPlane {
   sessionEnded(thread: Thread): void {
     if (!this.#stopped || thread.clients.size > 0) return;
     this.#threads.delete(thread);
-    thread.worker.terminate();
+    thread.terminate();
   }
 
   threadFailed(thread: Thread, why: string): void {

@@ -5,17 +5,21 @@
  */
 import assert from "node:assert/strict";
 import net from "node:net";
-import { type ClientConn, openDataPlane } from "../../src/runtime/data_plane.ts";
+import {
+  type ClientConn,
+  type DataPlaneKind,
+  openDataPlane,
+} from "../../src/runtime/data_plane.ts";
 import type { SpliceStats, TcpConn } from "../../src/runtime/types.ts";
 import { connectClient, startBackend, waitFor } from "../helpers/fixtures.ts";
 import type { Case } from "./conformance.ts";
 
 const OPTIONS = { timeoutMs: 1000, keepAliveMs: 0 };
 
-export function dataPlaneCases(threads: number): Case[] {
+export function dataPlaneCases(threads: number, kind: DataPlaneKind): Case[] {
   /** Listens on a fresh port; every accepted client is queued for the test to handle. */
   async function listen() {
-    const plane = openDataPlane(threads);
+    const plane = openDataPlane(threads, kind);
     const accepted: ClientConn[] = [];
     const listener = await plane.listen(
       { host: "127.0.0.1", port: 0 },
@@ -26,6 +30,8 @@ export function dataPlaneCases(threads: number): Case[] {
       await waitFor("an accepted client", () => accepted.length > 0);
       return accepted.shift()!;
     };
+    // The plane asked for is the plane under test (epoll loads on Linux under Bun and Deno).
+    assert.equal(plane.kind, kind === "auto" ? plane.kind : kind);
     return { plane, listener, next };
   }
 
@@ -37,42 +43,45 @@ export function dataPlaneCases(threads: number): Case[] {
   }
 
   return [
-    [`${threads} thread(s): many clients spliced, bytes counted, live and at the end`, async () => {
-      const backend = await startBackend("b");
-      const { listener, next } = await listen();
-      try {
-        const clients = await Promise.all(
-          Array.from({ length: 12 }, () => connectClient(listener.port)),
-        );
-        const sessions = [];
-        const stats: SpliceStats[] = [];
-        for (let i = 0; i < clients.length; i++) {
-          const conn = await next();
-          assert.equal(conn.remoteAddress.replace(/^::ffff:/, ""), "127.0.0.1");
-          assert.equal(conn.localPort, listener.port);
-          stats.push({ up: 0, down: 0 });
-          sessions.push(forward(conn, backend.port, stats[i]));
+    [
+      `${kind}, ${threads} thread(s): many clients spliced, bytes counted, live and at the end`,
+      async () => {
+        const backend = await startBackend("b");
+        const { listener, next } = await listen();
+        try {
+          const clients = await Promise.all(
+            Array.from({ length: 12 }, () => connectClient(listener.port)),
+          );
+          const sessions = [];
+          const stats: SpliceStats[] = [];
+          for (let i = 0; i < clients.length; i++) {
+            const conn = await next();
+            assert.equal(conn.remoteAddress.replace(/^::ffff:/, ""), "127.0.0.1");
+            assert.equal(conn.localPort, listener.port);
+            stats.push({ up: 0, down: 0 });
+            sessions.push(forward(conn, backend.port, stats[i]));
+          }
+          for (const [i, c] of clients.entries()) {
+            await c.waitFor("hello b\n");
+            c.send(`ping ${i}|`.repeat(100));
+            await c.waitFor(`ping ${i}|`.repeat(100));
+          }
+          const total = () => stats.reduce((n, s) => n + s.up, 0);
+          const sent = clients.reduce((n, _, i) => n + `ping ${i}|`.repeat(100).length, 0);
+          // Live counts arrive within about a second with threads, at once without.
+          await waitFor("live byte counts", () => total() === sent, 5000);
+          for (const c of clients) c.socket.end();
+          await Promise.all(sessions);
+          assert.equal(total(), sent);
+          assert.equal(stats.reduce((n, s) => n + s.down, 0), sent + 8 * clients.length);
+          await waitFor("backend sockets closed", () => backend.open === 0 || undefined);
+        } finally {
+          await listener.close();
+          await backend.close();
         }
-        for (const [i, c] of clients.entries()) {
-          await c.waitFor("hello b\n");
-          c.send(`ping ${i}|`.repeat(100));
-          await c.waitFor(`ping ${i}|`.repeat(100));
-        }
-        const total = () => stats.reduce((n, s) => n + s.up, 0);
-        const sent = clients.reduce((n, _, i) => n + `ping ${i}|`.repeat(100).length, 0);
-        // Live counts arrive within about a second with threads, at once without.
-        await waitFor("live byte counts", () => total() === sent, 5000);
-        for (const c of clients) c.socket.end();
-        await Promise.all(sessions);
-        assert.equal(total(), sent);
-        assert.equal(stats.reduce((n, s) => n + s.down, 0), sent + 8 * clients.length);
-        await waitFor("backend sockets closed", () => backend.open === 0 || undefined);
-      } finally {
-        await listener.close();
-        await backend.close();
-      }
-    }],
-    [`${threads} thread(s): destroy() severs client and backend at once`, async () => {
+      },
+    ],
+    [`${kind}, ${threads} thread(s): destroy() severs client and backend at once`, async () => {
       const backend = await startBackend("b");
       const { listener, next } = await listen();
       try {
@@ -89,7 +98,7 @@ export function dataPlaneCases(threads: number): Case[] {
         await backend.close();
       }
     }],
-    [`${threads} thread(s): endWith() delivers the packet, then closes`, async () => {
+    [`${kind}, ${threads} thread(s): endWith() delivers the packet, then closes`, async () => {
       const { listener, next } = await listen();
       try {
         const client = await connectClient(listener.port);
@@ -103,7 +112,7 @@ export function dataPlaneCases(threads: number): Case[] {
       }
     }],
     [
-      `${threads} thread(s): a failed dial names the target; the client can still be answered`,
+      `${kind}, ${threads} thread(s): a failed dial names the target; the client can still be answered`,
       async () => {
         const { listener, next } = await listen();
         const dead = await new Promise<number>((resolve) => {
@@ -128,7 +137,7 @@ export function dataPlaneCases(threads: number): Case[] {
       },
     ],
     [
-      `${threads} thread(s): a dialled backend can be dropped and another dialled (re-route)`,
+      `${kind}, ${threads} thread(s): a dialled backend can be dropped and another dialled (re-route)`,
       async () => {
         const old = await startBackend("old");
         const fresh = await startBackend("new");
@@ -156,7 +165,7 @@ export function dataPlaneCases(threads: number): Case[] {
         }
       },
     ],
-    [`${threads} thread(s): a port in use fails to listen with EADDRINUSE`, async () => {
+    [`${kind}, ${threads} thread(s): a port in use fails to listen with EADDRINUSE`, async () => {
       const taken = net.createServer();
       const port = await new Promise<number>((resolve) =>
         taken.listen(0, "127.0.0.1", () => resolve((taken.address() as net.AddressInfo).port))
@@ -171,7 +180,7 @@ export function dataPlaneCases(threads: number): Case[] {
         await new Promise((r) => taken.close(r));
       }
     }],
-    [`${threads} thread(s): close() stops accepting; open sessions go on`, async () => {
+    [`${kind}, ${threads} thread(s): close() stops accepting; open sessions go on`, async () => {
       const backend = await startBackend("b");
       const { listener, next } = await listen();
       const client = await connectClient(listener.port);
@@ -191,21 +200,68 @@ export function dataPlaneCases(threads: number): Case[] {
       await done;
       await backend.close();
     }],
-    [`${threads} thread(s): close() while the last sessions end still completes`, async () => {
-      const backend = await startBackend("b");
-      const { listener, next } = await listen();
-      const clients = await Promise.all([1, 2, 3, 4].map(() => connectClient(listener.port)));
-      const done = [];
-      for (const _ of clients) done.push(forward(await next(), backend.port));
-      for (const c of clients) await c.waitFor("hello b");
-      // The sessions' "closed" reports cross the stop request on the way.
-      for (const c of clients) c.socket.destroy();
-      await new Promise((r) => setTimeout(r, 1));
-      const closing = listener.close().then(() => true);
-      const timeout = new Promise((r) => setTimeout(() => r(false), 5000));
-      assert.ok(await Promise.race([closing, timeout]), "close() did not complete");
-      await Promise.all(done);
-      await backend.close();
-    }],
+    [
+      `${kind}, ${threads} thread(s): 8 MiB each way through a reader that stalls: intact, ` +
+      `counted, half-close passed on`,
+      async () => {
+        const backend = await startBackend("b");
+        const { listener, next } = await listen();
+        try {
+          const size = 8 * 1024 * 1024;
+          const payload = new Uint8Array(size);
+          for (let i = 0; i < size; i++) payload[i] = (i * 7 + (i >> 12)) & 0xff;
+          const socket = net.connect({
+            host: "127.0.0.1",
+            port: listener.port,
+            allowHalfOpen: true,
+          });
+          const chunks: Uint8Array[] = [];
+          let got = 0;
+          const ended = new Promise<void>((resolve) => socket.once("end", () => resolve()));
+          socket.on("data", (chunk: Uint8Array) => {
+            chunks.push(chunk);
+            got += chunk.length;
+          });
+          // Not reading for a while: the echo backs up through the proxy into the backend.
+          socket.pause();
+          const stats = { up: 0, down: 0 };
+          const session = forward(await next(), backend.port, stats);
+          socket.end(payload);
+          await new Promise((r) => setTimeout(r, 500));
+          socket.resume();
+          await ended; // the backend ends after our FIN: the FIN crossed both ways
+          const hello = new TextEncoder().encode("hello b\n");
+          const all = Buffer.concat(chunks);
+          assert.equal(got, hello.length + size);
+          assert.ok(Buffer.from(all.subarray(0, hello.length)).equals(Buffer.from(hello)));
+          assert.ok(Buffer.from(all.subarray(hello.length)).equals(Buffer.from(payload)));
+          socket.destroy();
+          await session;
+          assert.deepEqual(stats, { up: size, down: hello.length + size });
+        } finally {
+          await listener.close();
+          await backend.close();
+        }
+      },
+    ],
+    [
+      `${kind}, ${threads} thread(s): close() while the last sessions end still completes`,
+      async () => {
+        const backend = await startBackend("b");
+        const { listener, next } = await listen();
+        const clients = await Promise.all([1, 2, 3, 4].map(() => connectClient(listener.port)));
+        const done = [];
+        for (const _ of clients) done.push(forward(await next(), backend.port));
+        for (const c of clients) await c.waitFor("hello b");
+        // The sessions' "closed" reports cross the stop request on the way.
+        for (const c of clients) c.socket.destroy();
+        await new Promise((r) => setTimeout(r, 1));
+        const closing = listener.close().then(() => true);
+        const timeout = new Promise((r) => setTimeout(() => r(false), 5000));
+        assert.ok(await Promise.race([closing, timeout]), "close() did not complete");
+        await Promise.all(done);
+        await backend.close();
+      },
+    ],
   ];
 }

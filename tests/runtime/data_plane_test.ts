@@ -1,7 +1,10 @@
 import { test } from "bun:test";
 import { dataPlaneCases } from "./data_plane_cases.ts";
 
-// The main-thread plane and the worker-thread plane (what `galerad proxy` uses by default).
-for (const threads of [1, 2]) {
-  for (const [name, run] of dataPlaneCases(threads)) test(`data plane: ${name}`, run, 20_000);
+// The runtime's sockets on the main thread and on worker threads, and epoll threads (what
+// `galerad proxy` uses by default on Linux).
+for (
+  const [threads, kind] of [[1, "sockets"], [2, "sockets"], [1, "epoll"], [2, "epoll"]] as const
+) {
+  for (const [name, run] of dataPlaneCases(threads, kind)) test(`data plane: ${name}`, run, 20_000);
 }

@@ -1,6 +1,6 @@
 import { dataPlaneCases } from "../data_plane_cases.ts";
 
-for (const [name, run] of dataPlaneCases(2)) {
+for (const [name, run] of [...dataPlaneCases(2, "sockets"), ...dataPlaneCases(2, "epoll")]) {
   Deno.test({
     name: `data plane (deno): ${name}`,
     fn: run,
