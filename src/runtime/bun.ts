@@ -129,6 +129,7 @@ class BunConn implements TcpConn {
   earlyEnd = false;
   #writeWaiters: (() => void)[] = [];
   #endAfterFlush = false;
+  #closeWhenFlushed = false;
 
   constructor() {
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
@@ -185,7 +186,29 @@ class BunConn implements TcpConn {
   #finish(): void {
     this.#endAfterFlush = false;
     this.socket.shutdown();
-    if (this.readEnded) this.destroy(true);
+    if (this.#closeWhenFlushed) this.destroy(true);
+    else this.settle();
+  }
+
+  /** Its peer is gone: sends what is queued, then FIN, then closes. */
+  closeAfterFlush(): void {
+    if (this.isClosed) return;
+    this.#closeWhenFlushed = true;
+    this.endWrite();
+    if (this.queue.length === 0) this.destroy(true);
+  }
+
+  /** Both directions through this socket are over: FIN read, and FIN sent after every byte. */
+  get done(): boolean {
+    return this.readEnded && this.writeEnded && !this.#endAfterFlush && this.queue.length === 0;
+  }
+
+  /**
+   * Closes the pair once both sockets are done. Not before: the peer may still hold bytes for
+   * its side (a big result's tail behind the backend's FIN).
+   */
+  settle(): void {
+    if (this.done && (!this.peer || this.peer.done)) this.destroy(true);
   }
 
   write(data: Uint8Array): Promise<void> {
@@ -201,8 +224,10 @@ class BunConn implements TcpConn {
   }
 
   /**
-   * Closes the connection and its peer. `graceful` (both directions are done) lets the kernel
-   * send what it holds; otherwise the socket is torn down at once (a severed session).
+   * Closes the connection. Torn down at once (a severed session, an error), it takes its peer
+   * along. `graceful` (this side is finished, not failed) lets the kernel send what it holds,
+   * and the peer closes only once it has sent its own queue: the tail of a result can still be
+   * on its way to a slow client when the backend's side is long closed.
    */
   destroy(graceful = false): void {
     if (this.isClosed) return;
@@ -215,7 +240,8 @@ class BunConn implements TcpConn {
     }
     this.#resolveClosed();
     for (const w of this.#writeWaiters.splice(0)) w();
-    this.peer?.destroy(graceful);
+    if (graceful) this.peer?.closeAfterFlush();
+    else this.peer?.destroy();
   }
 }
 
@@ -251,11 +277,13 @@ function handlers(keepAliveMs: number, onOpen?: (conn: BunConn) => void): Handle
         return;
       }
       conn.peer.endWrite();
-      if (conn.writeEnded && conn.queue.length === 0) conn.destroy(true);
+      conn.settle();
     },
     close(socket) {
       const conn = socket.data;
-      conn?.destroy(conn.readEnded && conn.writeEnded);
+      // Closed without an error (that comes through `error`): what its peer still holds for
+      // the other side is delivered first.
+      conn?.destroy(true);
     },
     error(socket) {
       socket.data?.destroy();
