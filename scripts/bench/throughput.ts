@@ -53,7 +53,22 @@ function sysbenchTarget(port: number): string[] {
   ];
 }
 
-function sysbench(port: number, test: string, threads: number, seconds: number) {
+const CLOCK_TICKS = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
+
+/** CPU seconds (user + system, all threads) a process has used so far; NaN without one. */
+function cpuSeconds(pid: number | undefined): number {
+  if (!pid) return Number.NaN;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS; // utime, stime
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** One sysbench run through `port`; `pid` is the proxy whose CPU per query is read. */
+function sysbench(port: number, test: string, threads: number, seconds: number, pid?: number) {
+  const cpuBefore = cpuSeconds(pid);
   const out = execFileSync("sysbench", [
     test,
     ...sysbenchTarget(port),
@@ -64,9 +79,11 @@ function sysbench(port: number, test: string, threads: number, seconds: number) 
     "--mysql-ignore-errors=1213,1205",
     "run",
   ], { encoding: "utf8", maxBuffer: 16 << 20 });
+  const cpu = cpuSeconds(pid) - cpuBefore;
+  const queries = Number(/queries:\s+(\d+)/.exec(out)?.[1]);
   const qps = Number(/queries:\s+\d+\s+\(([\d.]+) per sec/.exec(out)?.[1]);
   const p95 = Number(/95th percentile:\s+([\d.]+)/.exec(out)?.[1]);
-  return { qps, p95 };
+  return { qps, p95, cpuUs: (cpu * 1e6) / queries };
 }
 
 function rssMiB(pid: number | undefined): number {
@@ -283,10 +300,11 @@ async function main() {
   const bunPort = 20400;
   const haPort = 20401;
   const denoPort = 20402;
-  const oneThreadPort = 20403;
+  const socketsPort = 20403;
   const bunProxy = startDaemon(proxyArgs(bunPort), { command: [BIN] });
-  // The same binary with its sessions on the main thread: what the data-plane threads buy.
-  const oneThreadProxy = startDaemon([...proxyArgs(oneThreadPort), "--threads", "1"], {
+  // The same binary on the runtime's own sockets (the data plane before epoll threads), as
+  // many threads: what the epoll data plane buys.
+  const socketsProxy = startDaemon([...proxyArgs(socketsPort), "--data-plane", "sockets"], {
     command: [BIN],
   });
   const denoProxy = startDaemon(proxyArgs(denoPort), {
@@ -299,11 +317,7 @@ async function main() {
   const targets: Target[] = [
     { name: "galerad (bun binary)", port: bunPort, pid: () => bunProxy.child.pid },
     { name: "haproxy", port: haPort, pid: () => haproxy.pid },
-    {
-      name: "galerad (bun, --threads 1)",
-      port: oneThreadPort,
-      pid: () => oneThreadProxy.child.pid,
-    },
+    { name: "galerad (bun, sockets)", port: socketsPort, pid: () => socketsProxy.child.pid },
     { name: "galerad (deno)", port: denoPort, pid: () => denoProxy.child.pid },
     { name: "direct", port: L.port(0) },
   ];
@@ -363,18 +377,26 @@ Samples (MiB): ${samples.map((v) => fmt(v, 1)).join(", ")}.
       ["oltp_read_write", 8],
       ["oltp_read_write", 32],
     ];
-    const results = new Map<string, Map<string, { qps: number[]; p95: number[] }>>();
+    const results = new Map<
+      string,
+      Map<string, { qps: number[]; p95: number[]; cpuUs: number[] }>
+    >();
     for (const [test, threads] of workloads) {
       const key = `${test} ${threads}`;
       results.set(key, new Map());
       for (let round = 0; round < ROUNDS; round++) {
         for (const t of targets) {
-          const r = sysbench(t.port, test, threads, SECONDS);
-          const entry = results.get(key)!.get(t.name) ?? { qps: [], p95: [] };
+          const r = sysbench(t.port, test, threads, SECONDS, t.pid?.());
+          const entry = results.get(key)!.get(t.name) ?? { qps: [], p95: [], cpuUs: [] };
           entry.qps.push(r.qps);
           entry.p95.push(r.p95);
+          entry.cpuUs.push(r.cpuUs);
           results.get(key)!.set(t.name, entry);
-          console.log(`${key} round ${round + 1} ${t.name}: ${fmt(r.qps)} qps, p95 ${r.p95} ms`);
+          console.log(
+            `${key} round ${round + 1} ${t.name}: ${fmt(r.qps)} qps, p95 ${r.p95} ms, proxy CPU ${
+              fmt(r.cpuUs, 1)
+            } µs/query`,
+          );
         }
       }
     }
@@ -427,11 +449,13 @@ Samples (MiB): ${samples.map((v) => fmt(v, 1)).join(", ")}.
       const d = byTarget.get("direct")!;
       for (const t of targets) {
         const r = byTarget.get(t.name)!;
-        const q = median(r.qps), p = median(r.p95);
+        const q = median(r.qps), p = median(r.p95), c = median(r.cpuUs);
         tableRows.push(
           `| ${key} | ${t.name} | ${fmt(q)} | ${fmt(p, 2)} | ${fmt(q / median(h.qps), 2)}× | ${
             fmt(p / median(h.p95), 2)
-          }× | ${fmt(q / median(d.qps), 2)}× |`,
+          }× | ${fmt(q / median(d.qps), 2)}× | ${
+            Number.isNaN(c) ? "—" : `${fmt(c, 1)} (${fmt(c / median(h.cpuUs), 2)}×)`
+          } |`,
         );
       }
     }
@@ -446,15 +470,19 @@ Samples (MiB): ${samples.map((v) => fmt(v, 1)).join(", ")}.
       }\` — ${new Date().toISOString().slice(0, 10)}; ${machine()}.
 
 Local 3-node Galera lab; every target routes to node0 (one active server, the others backup).
-galerad runs with its default \`--threads auto\` (${availableParallelism()} data-plane threads
-here, one per CPU, like HAProxy's default \`nbthread\`) and, as a control, with \`--threads 1\`.
+galerad runs with its defaults: \`--threads auto\` (${availableParallelism()} data-plane threads
+here, one per CPU, like HAProxy's default \`nbthread\`) and \`--data-plane auto\` (epoll
+threads); as a control, the same binary with \`--data-plane sockets\` (the runtime's own
+sockets, as many threads). "proxy CPU" is the proxy process's user + system CPU (all threads,
+from /proc/PID/stat) per query, and its ratio to HAProxy's: unlike qps it hardly moves with
+the machine's noise.
 HAProxy 2.6 in TCP mode with \`on-marked-down shutdown-sessions\` and the agent as \`httpchk\`.
 sysbench 1.0.20, 4 tables × 10,000 rows (\`--auto_inc=off\`), ${SECONDS} s per run, targets
 alternating, ${ROUNDS} rounds; medians. sysbench, MariaDB and the proxy share 2 cores, so a
 proxy's CPU per query shows directly in throughput.
 
-| workload threads | target | qps | p95 ms | qps vs HAProxy | p95 vs HAProxy | qps vs direct |
-| --- | --- | --- | --- | --- | --- | --- |
+| workload threads | target | qps | p95 ms | qps vs HAProxy | p95 vs HAProxy | qps vs direct | proxy CPU µs/query |
+| --- | --- | --- | --- | --- | --- | --- | --- |
 ${tableRows.join("\n")}
 
 1,000 idle sessions (full MySQL handshakes) held open through each proxy, RSS before → after:
@@ -484,7 +512,7 @@ ${soakText}
   } finally {
     haproxy.kill("SIGKILL");
     await bunProxy.stop();
-    await oneThreadProxy.stop();
+    await socketsProxy.stop();
     await denoProxy.stop();
     for (const a of agents) await a.stop();
     await L.run("destroy");
