@@ -89,6 +89,14 @@ describe("galerad CLI", () => {
     }
   });
 
+  test("--data-plane takes auto, epoll or sockets and names itself otherwise", async () => {
+    const r = await runCli(["proxy", "--backend", "db0=127.0.0.1:3306", "--data-plane", "iouring"]);
+    expect(r.code).toBe(2);
+    expect(oneLine(r.stderr)).toBe(
+      'galerad: invalid --data-plane (flag): "iouring": expected auto, epoll or sockets',
+    );
+  });
+
   test("a bad backend spec names --backend", async () => {
     const r = await runCli(["proxy", "--backend", "10.0.0.1:3306"]);
     expect(r.code).toBe(2);
