@@ -5,45 +5,11 @@
  */
 import type { HostPort } from "../core/address.ts";
 import type { ConnectOptions, ListenOptions, SpliceStats, TcpConn, TcpListener } from "./types.ts";
-import { type Libc, LIBC_SYMBOLS, type LibcKind } from "./libc.ts";
 
 export { bindUdp, serveHttp } from "./node.ts";
 
 /** Bun runs the data plane on worker threads that each listen with SO_REUSEPORT. */
 export const dataThreadsSupported = true;
-
-/** The part of `bun:ffi` used here, typed locally so `deno check` needs no Bun types. */
-interface BunFfi {
-  dlopen(
-    path: string,
-    symbols: Record<string, { args: string[]; returns: string }>,
-  ): { symbols: Record<string, (...args: unknown[]) => unknown> };
-  read: { i32(pointer: number, offset: number): number };
-}
-
-const BUN_KINDS: Record<LibcKind, string> = { i32: "i32", u32: "u32", usize: "u64", buf: "ptr" };
-
-/** glibc's socket calls through `bun:ffi`, for the epoll data plane; null off Linux/glibc. */
-export async function loadLibc(): Promise<Libc | null> {
-  if (process.platform !== "linux") return null;
-  try {
-    const ffi = await import("bun:ffi" as string) as BunFfi;
-    const declarations: Record<string, { args: string[]; returns: string }> = {
-      __errno_location: { args: [], returns: "ptr" },
-    };
-    for (const [name, [args, result]] of Object.entries(LIBC_SYMBOLS)) {
-      declarations[name] = { args: args.map((k) => BUN_KINDS[k]), returns: BUN_KINDS[result] };
-    }
-    const symbols = ffi.dlopen("libc.so.6", declarations).symbols;
-    const errnoAt = symbols.__errno_location() as number;
-    const read = ffi.read;
-    return Object.assign(Object.create(null), symbols, {
-      errno: () => read.i32(errnoAt, 0),
-    }) as Libc;
-  } catch {
-    return null;
-  }
-}
 
 /** The part of Bun's socket API used here, typed locally so `deno check` needs no Bun types. */
 interface NativeSocket {

@@ -7,7 +7,8 @@
  * (docs/BENCHMARKS.md). The main thread keeps every decision (it answers each new client with
  * "dial this node" or "refuse"), so the proxy logic is the same whichever plane runs underneath.
  */
-import { connectTcp, dataThreadsSupported, listenTcp, loadLibc, splice } from "#runtime";
+import { connectTcp, dataThreadsSupported, listenTcp, splice } from "#runtime";
+import { loadLibc } from "#ffi";
 import { getLogger } from "@logtape/logtape";
 import { lookup } from "node:dns/promises";
 import type { HostPort } from "../core/address.ts";
@@ -154,9 +155,12 @@ class Thread {
     readonly libc: Libc | null,
   ) {
     this.mailbox = libc ? new Int32Array(new SharedArrayBuffer(4)) : null;
+    // `smol` (Bun): JavaScriptCore's small heap. An epoll thread allocates next to nothing per
+    // packet, and each thread's heap counts in the proxy's memory.
     this.worker = new Worker(workerUrl(libc ? "epoll_worker.ts" : "data_worker.ts"), {
       type: "module",
-    });
+      smol: libc !== null,
+    } as WorkerOptions);
     this.worker.onmessage = (event: MessageEvent<FromWorker>) => this.#receive(event.data);
     this.worker.onerror = (event: ErrorEvent) => {
       event.preventDefault?.();

@@ -10,7 +10,7 @@
  * counter and writing to an eventfd this thread watches; the loop then yields to the event loop
  * until it has received every message counted, and blocks again.
  */
-import { loadLibc } from "#runtime";
+import { loadLibc } from "#ffi";
 import * as C from "./libc.ts";
 import type { FromWorker, ToWorker } from "./data_messages.ts";
 

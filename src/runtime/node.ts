@@ -14,18 +14,12 @@ import type {
   TcpConn,
   TcpListener,
 } from "./types.ts";
-import type { Libc } from "./libc.ts";
 
 /**
  * Node has no global Worker and only recent versions share a port between listeners: the data
  * plane stays on the main thread.
  */
 export const dataThreadsSupported = false;
-
-/** No foreign-function interface here: the epoll data plane is not available. */
-export function loadLibc(): Promise<Libc | null> {
-  return Promise.resolve(null);
-}
 
 class NodeConn implements TcpConn {
   readonly closed: Promise<void>;
