@@ -1,11 +1,13 @@
 /**
- * Where client sessions run. With one thread, on the main thread through the runtime's own
- * sockets. With more, on the main thread and data-plane worker threads (data_worker.ts), each
- * listening on the proxy port with SO_REUSEPORT, as HAProxy's `nbthread` does: on a busy host a
- * proxy that is a single runnable thread waits for the CPU behind the database and its clients;
- * measured here, two threads carried 9-47% more point selects than one at 8-128 clients
- * (docs/BENCHMARKS.md). The main thread keeps every decision (it answers each new client with
- * "dial this node" or "refuse"), so the proxy logic is the same whichever plane runs underneath.
+ * Where client sessions run. By default on epoll threads (epoll_worker.ts: Linux's epoll and
+ * recv/send through the runtime's FFI, less CPU per query than HAProxy here), all workers. On
+ * the runtime's own sockets otherwise: with one thread on the main thread, with more on the main
+ * thread and data_worker.ts threads. Every thread listens on the proxy port with SO_REUSEPORT,
+ * as HAProxy's `nbthread` does: on a busy host a proxy that is a single runnable thread waits
+ * for the CPU behind the database and its clients; measured here, two threads carried 9-47%
+ * more point selects than one at 8-128 clients (docs/BENCHMARKS.md). The main thread keeps
+ * every decision (it answers each new client with "dial this node" or "refuse"), so the proxy
+ * logic is the same whichever plane runs underneath.
  */
 import { connectTcp, dataThreadsSupported, listenTcp, splice } from "#runtime";
 import { loadLibc } from "#ffi";
@@ -43,9 +45,18 @@ export interface DataPlane {
   ): Promise<TcpListener>;
 }
 
-/** Whether this runtime can run the data plane on worker threads. */
-export const threadsSupported: boolean = dataThreadsSupported &&
-  typeof (globalThis as { Worker?: unknown }).Worker === "function";
+const hasWorkers = typeof (globalThis as { Worker?: unknown }).Worker === "function";
+
+/** Whether this runtime can run the socket data plane on worker threads. */
+export const threadsSupported: boolean = dataThreadsSupported && hasWorkers;
+
+function warnOneThread(threads: number): void {
+  log.warn(
+    "--threads {threads}: this runtime cannot share the port between threads (Deno needs " +
+      "--unstable-net); sessions run on the main thread",
+    { threads },
+  );
+}
 
 /**
  * The data plane for `threads` threads of `kind`. Sockets on one thread (or on a runtime without
@@ -54,17 +65,9 @@ export const threadsSupported: boolean = dataThreadsSupported &&
  */
 export function openDataPlane(threads: number, kind: DataPlaneKind = "auto"): DataPlane {
   if (kind !== "sockets" && hasWorkers) return new ThreadedPlane(threads, kind);
-  if (threads > 1 && !threadsSupported) {
-    log.warn(
-      "--threads {threads}: this runtime cannot share the port between threads (Deno needs " +
-        "--unstable-net); sessions run on the main thread",
-      { threads },
-    );
-  }
+  if (threads > 1 && !threadsSupported) warnOneThread(threads);
   return threads > 1 && threadsSupported ? new ThreadedPlane(threads, "sockets") : localPlane;
 }
-
-const hasWorkers = typeof (globalThis as { Worker?: unknown }).Worker === "function";
 
 const log = getLogger(["galerad", "proxy"]);
 
@@ -407,13 +410,7 @@ class ThreadedPlane implements DataPlane {
     }
     this.kind = this.#libc ? "epoll" : "sockets";
     if (!this.#libc && (this.threads === 1 || !threadsSupported)) {
-      if (this.threads > 1) {
-        log.warn(
-          "--threads {threads}: this runtime cannot share the port between threads; " +
-            "sessions run on the main thread",
-          { threads: this.threads },
-        );
-      }
+      if (this.threads > 1) warnOneThread(this.threads);
       this.threads = 1;
       return localPlane.listen({ host: address.host, port }, options, onConnection);
     }
