@@ -26,6 +26,7 @@ import { keepRegistered, registryField } from "./discover.ts";
 import { createKeyRing } from "../peers/keyring.ts";
 import { createApi, createHealthApp } from "../proxy/api.ts";
 import { Proxy } from "../proxy/proxy.ts";
+import { DATA_PLANE_KINDS } from "../runtime/data_plane.ts";
 import {
   applyLogging,
   bindError,
@@ -55,7 +56,7 @@ const schema = v.object({
   connectTimeout: duration(10),
   keepalive: duration(0),
   threads: threadCount(64),
-  dataPlane: v.picklist(["auto", "epoll", "sockets"], "expected auto, epoll or sockets"),
+  dataPlane: v.picklist(DATA_PLANE_KINDS, "expected auto, epoll or sockets"),
   shutdownTimeout: duration(0),
   name: name,
   cluster: name,

@@ -31,7 +31,8 @@ export interface ClientConn extends TcpConn {
  * the runtime's FFI, the cheapest per packet), or the runtime's own `sockets` (the main thread,
  * plus data_worker.ts threads); `auto` is epoll where it loads (Linux, glibc, Bun or Deno).
  */
-export type DataPlaneKind = "auto" | "epoll" | "sockets";
+export const DATA_PLANE_KINDS = ["auto", "epoll", "sockets"] as const;
+export type DataPlaneKind = (typeof DATA_PLANE_KINDS)[number];
 
 export interface DataPlane {
   /** Threads carrying sessions (1: the main thread). */

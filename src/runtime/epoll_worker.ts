@@ -214,7 +214,7 @@ function acceptAll(): void {
     );
     if (fd < 0) {
       const code = libc.errno();
-      if (code === C.EAGAIN || code === C.EINTR || code === 103 /* ECONNABORTED */) return;
+      if (C.isTransient(code) || code === C.ECONNABORTED) return;
       // Out of descriptors: the pending connection stays in the backlog; stop watching the
       // listen socket for a moment instead of spinning on it.
       control(C.EPOLL_CTL_DEL, listenFd, 0, 0);
@@ -241,12 +241,9 @@ function send(to: Sock, data: Uint8Array, length: number): boolean {
   }
   const n = libc.send(to.fd, data, length, C.MSG_NOSIGNAL);
   if (n === length) return true;
-  if (n < 0) {
-    const code = libc.errno();
-    if (code !== C.EAGAIN && code !== C.EINTR) {
-      finish(to.session);
-      return false;
-    }
+  if (n < 0 && !C.isTransient(libc.errno())) {
+    finish(to.session);
+    return false;
   }
   to.queue.push(data.slice(Math.max(0, n), length));
   sync(to);
@@ -271,8 +268,7 @@ function readable(s: Sock): void {
     return;
   }
   if (n < 0) {
-    const code = libc.errno();
-    if (code !== C.EAGAIN && code !== C.EINTR) finish(session);
+    if (!C.isTransient(libc.errno())) finish(session);
     return;
   }
   s.readEnded = true;
@@ -305,9 +301,7 @@ function writable(s: Sock): void {
     const chunk = s.queue[0];
     const n = libc.send(s.fd, chunk, chunk.length, C.MSG_NOSIGNAL);
     if (n < 0) {
-      const code = libc.errno();
-      if (code === C.EAGAIN || code === C.EINTR) return;
-      finish(s.session);
+      if (!C.isTransient(libc.errno())) finish(s.session);
       return;
     }
     if (n < chunk.length) {

@@ -84,6 +84,12 @@ export const EPOLL_CTL_MOD = 3;
 export const EAGAIN = 11;
 export const EINTR = 4;
 export const EINPROGRESS = 115;
+export const ECONNABORTED = 103;
+
+/** A non-blocking call that failed only for now (nothing to read, no room, a signal). */
+export function isTransient(code: number): boolean {
+  return code === EAGAIN || code === EINTR;
+}
 
 const ERRNO_NAMES: Record<number, string> = {
   1: "EPERM",
