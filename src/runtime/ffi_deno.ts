@@ -12,6 +12,21 @@ const DENO_KINDS: Record<LibcKind, Deno.NativeType> = {
   buf: "buffer",
 };
 
+type Native = (...args: unknown[]) => unknown;
+
+/**
+ * Deno takes a `usize` argument on its fast path only as a BigInt: given a number, the call
+ * goes the slow way (measured: recv 750 ns instead of 400 ns, as much as the syscall itself).
+ * Lengths stay numbers for the callers; these wrappers convert them, and V8 inlines them.
+ */
+function widenSizes(fn: Native, kinds: readonly LibcKind[]): Native {
+  const at = kinds.indexOf("usize");
+  if (at < 0) return fn;
+  if (at === 2 && kinds.length === 3) return (a, b, c) => fn(a, b, BigInt(c as number));
+  if (at === 2 && kinds.length === 4) return (a, b, c, d) => fn(a, b, BigInt(c as number), d);
+  throw new Error(`no usize wrapper for ${kinds.join(", ")}`);
+}
+
 /** glibc's socket calls through `Deno.dlopen`, for the epoll data plane; null off Linux/glibc. */
 export function loadLibc(): Promise<Libc | null> {
   if (Deno.build.os !== "linux") return Promise.resolve(null);
@@ -25,10 +40,10 @@ export function loadLibc(): Promise<Libc | null> {
         result: DENO_KINDS[result] as Deno.NativeResultType,
       };
     }
-    const symbols = Deno.dlopen("libc.so.6", declarations).symbols as Record<
-      string,
-      (...args: unknown[]) => unknown
-    >;
+    const symbols = Deno.dlopen("libc.so.6", declarations).symbols as Record<string, Native>;
+    for (const [name, [args]] of Object.entries(LIBC_SYMBOLS)) {
+      symbols[name] = widenSizes(symbols[name], args);
+    }
     const errnoAt = symbols.__errno_location() as Deno.PointerObject;
     const view = new Deno.UnsafePointerView(errnoAt);
     return Promise.resolve(
