@@ -1,6 +1,5 @@
 import { Command } from "@commander-js/extra-typings";
 import { getLogger } from "@logtape/logtape";
-import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { availableParallelism, hostname } from "node:os";
 import * as v from "valibot";
@@ -311,7 +310,7 @@ export function proxyCommand(): Command<[], Record<string, unknown>> {
       password = readSecretFile("--api-password-file", options.apiPasswordFile);
     }
     if (!password) {
-      password = randomBytes(12).toString("base64url");
+      password = randomPassword();
       log.warn("no --api-password given; generated one for user {user}: {password}", {
         user: options.apiUser,
         password,
@@ -516,4 +515,10 @@ async function startProxy(
     }, options.registerTtl)
     : null;
   return { api, health, stopDiscovery, registration };
+}
+
+/** 16 URL-safe characters from 12 random bytes (Web Crypto: no node:crypto to load). */
+function randomPassword(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(12));
+  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_");
 }

@@ -1,4 +1,5 @@
-import { Resolver } from "node:dns/promises";
+import type { Resolver } from "node:dns/promises";
+import { parseHostPort } from "../core/address.ts";
 import {
   type Member,
   type Registration,
@@ -13,7 +14,9 @@ import {
  * `?server=HOST:PORT` picks the resolver; `?role=proxy` says what the records are (default node).
  */
 export class DnsRegistry implements Registry {
-  readonly #resolver = new Resolver({ timeout: 2000, tries: 2 });
+  /** Made on first use: node:dns is loaded only by a process that reads DNS. */
+  #resolver: Promise<Resolver> | null = null;
+  readonly #server: string | undefined;
 
   constructor(
     readonly url: string,
@@ -23,14 +26,30 @@ export class DnsRegistry implements Registry {
     readonly role: Role,
     server?: string,
   ) {
-    if (server) this.#resolver.setServers([server]);
+    if (server !== undefined) {
+      const host = parseHostPort(server, "")?.host ?? server.replace(/^\[(.*)\]$/, "$1");
+      if (!/^(\d{1,3}(\.\d{1,3}){3}|[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)$/.test(host)) {
+        throw new TypeError(`"${url}": server must be an IP address with an optional port`);
+      }
+      this.#server = server;
+    }
+  }
+
+  #open(): Promise<Resolver> {
+    this.#resolver ??= import("node:dns/promises").then(({ Resolver }) => {
+      const resolver = new Resolver({ timeout: 2000, tries: 2 });
+      if (this.#server) resolver.setServers([this.#server]);
+      return resolver;
+    });
+    return this.#resolver;
   }
 
   async list(role?: Role): Promise<Member[]> {
     if (role && role !== this.role) return [];
     try {
+      const resolver = await this.#open();
       if (this.kind === "srv") {
-        const records = await this.#resolver.resolveSrv(this.name);
+        const records = await resolver.resolveSrv(this.name);
         return sortMembers(records.map((r) => ({
           role: this.role,
           name: r.name.split(".")[0] || r.name,
@@ -38,8 +57,8 @@ export class DnsRegistry implements Registry {
         })));
       }
       const [v4, v6] = await Promise.all([
-        this.#resolver.resolve4(this.name).catch(() => [] as string[]),
-        this.#resolver.resolve6(this.name).catch(() => [] as string[]),
+        resolver.resolve4(this.name).catch(() => [] as string[]),
+        resolver.resolve6(this.name).catch(() => [] as string[]),
       ]);
       if (v4.length + v6.length === 0) {
         throw Object.assign(new Error("no A or AAAA records"), { code: "ENODATA" });

@@ -1,12 +1,13 @@
 /**
  * Runtime adapter for Bun: Bun's native sockets (`Bun.listen`/`Bun.connect`) on the TCP hot path,
  * which cost less CPU per round trip than `node:net` under Bun (DESIGN.md §5, measured again in
- * docs/BENCHMARKS.md); HTTP and UDP as in the node adapter.
+ * docs/BENCHMARKS.md); HTTP and UDP as in the node adapter (without loading node:net).
  */
 import type { HostPort } from "../core/address.ts";
 import type { ConnectOptions, ListenOptions, SpliceStats, TcpConn, TcpListener } from "./types.ts";
 
-export { bindUdp, serveHttp } from "./node.ts";
+export { serveHttp } from "./http_serve.ts";
+export { bindUdp } from "./udp_dgram.ts";
 
 /** Bun runs the data plane on worker threads that each listen with SO_REUSEPORT. */
 export const dataThreadsSupported = true;

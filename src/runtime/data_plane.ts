@@ -12,7 +12,6 @@
 import { connectTcp, dataThreadsSupported, listenTcp, splice } from "#runtime";
 import { loadLibc } from "#ffi";
 import { getLogger } from "@logtape/logtape";
-import { lookup } from "node:dns/promises";
 import type { HostPort } from "../core/address.ts";
 import { type Libc, parseIp } from "./libc.ts";
 import type { FromWorker, ToWorker } from "./data_messages.ts";
@@ -139,6 +138,8 @@ const WAKE = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]);
 /** A node's address as an IP literal (epoll threads dial addresses, not names). */
 async function resolveIp(host: string): Promise<string> {
   if (parseIp(host)) return host.replace(/^\[(.*)\]$/, "$1");
+  // node:dns is loaded only for a name: most deployments give addresses.
+  const { lookup } = await import("node:dns/promises");
   return (await lookup(host)).address;
 }
 

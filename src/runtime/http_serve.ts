@@ -1,0 +1,76 @@
+/**
+ * HTTP serving for the Bun and Node adapters: `Bun.serve` when present, else `node:http`,
+ * which is imported only then (a builtin module that is loaded costs memory in every process,
+ * docs/BENCHMARKS.md).
+ */
+import type { HostPort } from "../core/address.ts";
+import type { FetchHandler, HttpServer } from "./types.ts";
+
+/** The part of Bun's API used here, typed locally so `deno check` needs no Bun types. */
+interface BunServe {
+  serve(options: {
+    hostname: string;
+    port: number;
+    fetch: FetchHandler;
+    idleTimeout: number;
+    error: () => Response;
+  }): { port?: number; stop(force: boolean): Promise<void> | void };
+}
+
+/** Serves HTTP with a fetch-style handler. */
+export function serveHttp(address: HostPort, handler: FetchHandler): Promise<HttpServer> {
+  const bun = (globalThis as { Bun?: BunServe }).Bun;
+  if (bun) {
+    const server = bun.serve({
+      hostname: address.host,
+      port: address.port,
+      fetch: handler,
+      idleTimeout: 30,
+      error: () => new Response("internal error\n", { status: 500 }),
+    });
+    return Promise.resolve({
+      port: server.port ?? address.port,
+      close: async () => {
+        await server.stop(true);
+      },
+    });
+  }
+  return serveWithNodeHttp(address, handler);
+}
+
+async function serveWithNodeHttp(address: HostPort, handler: FetchHandler): Promise<HttpServer> {
+  const { default: http } = await import("node:http");
+  const server = http.createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const method = req.method ?? "GET";
+    const body = method === "GET" || method === "HEAD" ? undefined : Buffer.concat(chunks);
+    const url = `http://${req.headers.host ?? "localhost"}${req.url ?? "/"}`;
+    const headers = new Headers();
+    for (const [key, value] of Object.entries(req.headers)) {
+      if (typeof value === "string") headers.set(key, value);
+    }
+    let response: Response;
+    try {
+      response = await handler(new Request(url, { method, headers, body }));
+    } catch {
+      response = new Response("internal error\n", { status: 500 });
+    }
+    res.writeHead(response.status, Object.fromEntries(response.headers));
+    res.end(Buffer.from(await response.arrayBuffer()));
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(address.port, address.host, () => {
+      const bound = server.address();
+      resolve({
+        port: typeof bound === "object" && bound ? bound.port : address.port,
+        close: () =>
+          new Promise<void>((done) => {
+            server.close(() => done());
+            server.closeAllConnections();
+          }),
+      });
+    });
+  });
+}
