@@ -22,6 +22,16 @@ describe("openRegistry()", () => {
     expect(() => openRegistry("dns+srv://_x._tcp.example?role=db")).toThrow(
       "role must be node or proxy",
     );
+    expect(() => openRegistry("dns://db.example.com:3306?server=ns1.example")).toThrow(
+      "server must be an IP address with an optional port",
+    );
+    expect(() => openRegistry("dns://db.example.com:3306?server=10.0.0.2:70000")).toThrow(
+      "server must be an IP address",
+    );
+    for (const server of ["10.0.0.2", "10.0.0.2:5353", "[fd00::53]:53", "fd00::53"]) {
+      expect(openRegistry(`dns://db.example.com:3306?server=${server}`).constructor.name)
+        .toBe("DnsRegistry");
+    }
   });
   test("a static list is listed by role, sorted, and cannot be registered with", async () => {
     const r = openRegistry(
