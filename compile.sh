@@ -19,7 +19,11 @@ while [ $# -gt 0 ]; do
 done
 [ -x node_modules/.bin/bun ] || bash scripts/setup.sh --npm
 if [ "$engine" = bun ]; then
-  node_modules/.bin/bun build --compile --minify-syntax --minify-whitespace \
+  # --splitting: modules only some commands import (mysql2 for the agent, yaml for config
+  # files) stay out of the code every process parses. No .env or bunfig.toml is read from
+  # the working directory: configuration comes from flags, GALERAD_* and --config only.
+  node_modules/.bin/bun build --compile --splitting --minify-syntax --minify-whitespace \
+    --no-compile-autoload-dotenv --no-compile-autoload-bunfig \
     --define 'process.env.NODE_ENV="production"' mod.ts src/runtime/data_worker.ts src/runtime/epoll_worker.ts \
     --outfile "$out" >/dev/null
 else

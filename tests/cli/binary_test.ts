@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { execFileSync } from "node:child_process";
-import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { connectClient, startAgent, startBackend } from "../helpers/fixtures.ts";
@@ -32,6 +32,21 @@ describe("compiled binary", () => {
     });
     expect(bad.code).toBe(2);
     expect(bad.stderr).toStartWith('galerad: invalid --backend (flag): ["nonsense"]');
+  });
+
+  test("reads no .env or bunfig.toml from the working directory", async () => {
+    const cwd = mkdtempSync(path.join(tmpdir(), "galerad-cwd-"));
+    try {
+      writeFileSync(path.join(cwd, ".env"), "GALERAD_BACKEND=from-dotenv\n");
+      writeFileSync(path.join(cwd, "preload.js"), 'require("fs").writeFileSync("ran", "")\n');
+      writeFileSync(path.join(cwd, "bunfig.toml"), 'preload = ["./preload.js"]\n');
+      const run = await runCli(["proxy"], { command: [binary], cwd, env: { PATH: "" } });
+      expect(run.code).toBe(2);
+      expect(run.stderr).toStartWith("galerad: missing --backend");
+      expect(existsSync(path.join(cwd, "ran"))).toBe(false);
+    } finally {
+      rmSync(cwd, { recursive: true, force: true });
+    }
   });
 
   test("proxies a session to the active node and fails over", async () => {
