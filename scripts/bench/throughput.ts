@@ -120,6 +120,30 @@ async function idleSessions(port: number, count: number) {
   };
 }
 
+/** RSS of each proxy before and with 1,000 idle sessions open through it. */
+async function idleRss(targets: Target[], label: string) {
+  const idle: Record<string, { before: number; after: number }> = {};
+  for (const t of targets.filter((x) => x.pid)) {
+    const before = rssMiB(t.pid!());
+    const close = await idleSessions(t.port, 1000);
+    await new Promise((r) => setTimeout(r, 1000));
+    idle[t.name] = { before, after: rssMiB(t.pid!()) };
+    close();
+    console.log(
+      `idle 1000 (${label}) ${t.name}: RSS ${fmt(idle[t.name].before, 1)} → ${
+        fmt(idle[t.name].after, 1)
+      } MiB`,
+    );
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  return idle;
+}
+
+function idleText(idle: Record<string, { before: number; after: number }>): string {
+  return Object.entries(idle).map(([n, v]) => `${n} ${fmt(v.before, 1)} → ${fmt(v.after, 1)} MiB`)
+    .join("; ");
+}
+
 /** New TCP connections per second for `seconds`: connect, read the server greeting, close. */
 async function connectionRate(port: number, perSecond: number, seconds: number) {
   let ok = 0;
@@ -370,6 +394,9 @@ Samples (MiB): ${samples.map((v) => fmt(v, 1)).join(", ")}.
       );
       return;
     }
+    // Idle sessions: RSS with 1,000 open sessions through each proxy, first on the freshly
+    // started processes (the target: a proxy holding 1,000 idle clients).
+    const idleFresh = await idleRss(targets, "fresh");
     const workloads: [string, number][] = [
       ["oltp_point_select", 8],
       ["oltp_point_select", 32],
@@ -401,21 +428,8 @@ Samples (MiB): ${samples.map((v) => fmt(v, 1)).join(", ")}.
       }
     }
 
-    // Idle sessions: RSS with 1,000 open sessions through each proxy.
-    const idle: Record<string, { before: number; after: number }> = {};
-    for (const t of targets.filter((x) => x.pid)) {
-      const before = rssMiB(t.pid!());
-      const close = await idleSessions(t.port, 1000);
-      await new Promise((r) => setTimeout(r, 1000));
-      idle[t.name] = { before, after: rssMiB(t.pid!()) };
-      close();
-      console.log(
-        `idle 1000 ${t.name}: RSS ${fmt(idle[t.name].before, 1)} → ${
-          fmt(idle[t.name].after, 1)
-        } MiB`,
-      );
-      await new Promise((r) => setTimeout(r, 1000));
-    }
+    // Idle sessions again, after the sysbench rounds: what the runtimes kept from the load.
+    const idleAfterLoad = await idleRss(targets, "after load");
 
     // Connection rate: 1,000 new connections per second for 5 s.
     const rate: Record<string, Awaited<ReturnType<typeof connectionRate>>> = {};
@@ -485,11 +499,10 @@ proxy's CPU per query shows directly in throughput.
 | --- | --- | --- | --- | --- | --- | --- | --- |
 ${tableRows.join("\n")}
 
-1,000 idle sessions (full MySQL handshakes) held open through each proxy, RSS before → after:
-${
-        Object.entries(idle).map(([n, v]) => `${n} ${fmt(v.before, 1)} → ${fmt(v.after, 1)} MiB`)
-          .join("; ")
-      }.
+1,000 idle sessions (full MySQL handshakes) held open through each proxy, RSS before → after,
+on the freshly started processes: ${idleText(idleFresh)}.
+The same after the sysbench rounds above (memory the runtimes kept from the load included):
+${idleText(idleAfterLoad)}.
 
 New connections at 1,000/s for 5 s (connect, read the greeting, close):
 ${
