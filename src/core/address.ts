@@ -25,3 +25,54 @@ export function formatHostPort(address: HostPort): string {
     ? `[${address.host}]:${address.port}`
     : `${address.host}:${address.port}`;
 }
+
+/** Parses an IPv4 or IPv6 literal into its bytes (4 or 16); null when it is neither. */
+export function parseIp(text: string): Uint8Array | null {
+  const v4 = parseIpv4(text);
+  if (v4) return v4;
+  const host = text.startsWith("[") && text.endsWith("]") ? text.slice(1, -1) : text;
+  if (!host.includes(":") || host.includes("%")) return null;
+  const halves = host.split("::");
+  if (halves.length > 2) return null;
+  const groups = (part: string): number[] | null => {
+    if (part === "") return [];
+    const out: number[] = [];
+    const pieces = part.split(":");
+    for (let i = 0; i < pieces.length; i++) {
+      const piece = pieces[i];
+      if (i === pieces.length - 1 && piece.includes(".")) {
+        const tail = parseIpv4(piece);
+        if (!tail) return null;
+        out.push((tail[0] << 8) | tail[1], (tail[2] << 8) | tail[3]);
+      } else if (/^[0-9a-fA-F]{1,4}$/.test(piece)) {
+        out.push(parseInt(piece, 16));
+      } else {
+        return null;
+      }
+    }
+    return out;
+  };
+  const head = groups(halves[0]);
+  const tail = halves.length === 2 ? groups(halves[1]) : [];
+  if (!head || !tail) return null;
+  const missing = 8 - head.length - tail.length;
+  if (halves.length === 2 ? missing < 1 : missing !== 0) return null;
+  const all = [...head, ...new Array(halves.length === 2 ? missing : 0).fill(0), ...tail];
+  const bytes = new Uint8Array(16);
+  all.forEach((group, i) => {
+    bytes[2 * i] = group >> 8;
+    bytes[2 * i + 1] = group & 0xff;
+  });
+  return bytes;
+}
+
+function parseIpv4(text: string): Uint8Array | null {
+  const parts = text.split(".");
+  if (parts.length !== 4) return null;
+  const bytes = new Uint8Array(4);
+  for (let i = 0; i < 4; i++) {
+    if (!/^\d{1,3}$/.test(parts[i]) || Number(parts[i]) > 255) return null;
+    bytes[i] = Number(parts[i]);
+  }
+  return bytes;
+}

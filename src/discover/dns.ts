@@ -1,5 +1,5 @@
 import type { Resolver } from "node:dns/promises";
-import { parseHostPort } from "../core/address.ts";
+import { parseHostPort, parseIp } from "../core/address.ts";
 import {
   type Member,
   type Registration,
@@ -27,8 +27,7 @@ export class DnsRegistry implements Registry {
     server?: string,
   ) {
     if (server !== undefined) {
-      const host = parseHostPort(server, "")?.host ?? server.replace(/^\[(.*)\]$/, "$1");
-      if (!/^(\d{1,3}(\.\d{1,3}){3}|[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)$/.test(host)) {
+      if (!parseIp(parseHostPort(server, "")?.host ?? server)) {
         throw new TypeError(`"${url}": server must be an IP address with an optional port`);
       }
       this.#server = server;

@@ -12,8 +12,8 @@
 import { connectTcp, dataThreadsSupported, listenTcp, splice } from "#runtime";
 import { loadLibc } from "#ffi";
 import { getLogger } from "@logtape/logtape";
-import type { HostPort } from "../core/address.ts";
-import { type Libc, parseIp } from "./libc.ts";
+import { type HostPort, parseIp } from "../core/address.ts";
+import type { Libc } from "./libc.ts";
 import type { FromWorker, ToWorker } from "./data_messages.ts";
 import type { ConnectOptions, ListenOptions, SpliceStats, TcpConn, TcpListener } from "./types.ts";
 

@@ -1,9 +1,9 @@
 import { describe, expect, test } from "bun:test";
+import { parseIp } from "../../src/core/address.ts";
 import {
   epollDataOffset,
   epollEventSize,
   errnoName,
-  parseIp,
   readSockaddr,
   sockaddr,
 } from "../../src/runtime/libc.ts";
