@@ -11,9 +11,11 @@
  */
 import { startAgent, startBackend, type TestAgent, waitFor } from "../../tests/helpers/fixtures.ts";
 import { Tier } from "../../tests/helpers/tier.ts";
-import { fmt, machine, summary, writeSection } from "./report.ts";
+import { benchOptions, fmt, machine, summary, writeSection } from "./report.ts";
 
-const changes = Number(process.argv[process.argv.indexOf("--changes") + 1]) || 20;
+const { changes } = benchOptions("convergence.ts [--changes 20]", {
+  changes: { fallback: 20, min: 1 },
+});
 const BACKENDS = ["db0", "db1"];
 const GOSSIP_MS = 200;
 

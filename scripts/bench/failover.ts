@@ -20,14 +20,12 @@ import mysql from "mysql2/promise";
 import { freePort, waitFor } from "../../tests/helpers/fixtures.ts";
 import { lab } from "../../tests/helpers/lab.ts";
 import { type Daemon, props, startDaemon } from "../../tests/helpers/spawn.ts";
-import { fmt, machine, ROOT, summary, writeSection } from "./report.ts";
+import { benchOptions, fmt, machine, ROOT, summary, writeSection } from "./report.ts";
 
-const arg = (name: string, fallback: number) => {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-};
-const RUNS = arg("--runs", 5);
-const SOAK = arg("--soak", 0);
+const { runs: RUNS, soak: SOAK } = benchOptions("failover.ts [--runs 5] [--soak 300]", {
+  runs: { fallback: 5, min: 1 },
+  soak: { fallback: 0, min: 0 },
+});
 const BIN = path.join(ROOT, "galerad");
 const L = lab({ dir: "/tmp/galerad-bench-lab", port: 17306, galeraPort: 18567 });
 const AGENT = 19300;

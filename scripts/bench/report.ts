@@ -27,6 +27,43 @@ export function summary(values: number[]) {
 
 export const fmt = (n: number, digits = 0) => n.toFixed(digits);
 
+/**
+ * A benchmark's options: `--name N` (a whole number, at least `min`) or `--flag`, each known by
+ * the script; anything else stops it with a one-line error before a lab is started.
+ */
+export function benchOptions<N extends string, F extends string = never>(
+  usage: string,
+  numbers: Record<N, { fallback: number; min: number }>,
+  flags: readonly F[] = [],
+): Record<N, number> & Record<F, boolean> {
+  const out: Record<string, number | boolean> = {};
+  for (const [name, spec] of Object.entries(numbers) as [string, { fallback: number }][]) {
+    out[name] = spec.fallback;
+  }
+  for (const flag of flags) out[flag] = false;
+  const fail = (message: string): never => {
+    console.error(`${message} (usage: ${usage})`);
+    process.exit(2);
+  };
+  const argv = process.argv.slice(2);
+  for (let i = 0; i < argv.length; i++) {
+    const name = argv[i].replace(/^--/, "");
+    if (!argv[i].startsWith("--") || !(name in out)) fail(`unknown argument '${argv[i]}'`);
+    if (typeof out[name] === "boolean") {
+      out[name] = true;
+      continue;
+    }
+    const text = argv[++i];
+    const value = Number(text);
+    const { min } = (numbers as Record<string, { min: number }>)[name];
+    if (text === undefined || !/^\d+$/.test(text) || value < min) {
+      fail(`--${name}: expected a whole number of at least ${min}, got ${text ?? "nothing"}`);
+    }
+    out[name] = value;
+  }
+  return out as Record<N, number> & Record<F, boolean>;
+}
+
 /** The machine and versions, for the head of every section. */
 export function machine(): string {
   const version = (cmd: string, args: string[]) => {

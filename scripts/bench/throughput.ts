@@ -18,16 +18,21 @@ import mysql from "mysql2/promise";
 import { waitFor } from "../../tests/helpers/fixtures.ts";
 import { lab } from "../../tests/helpers/lab.ts";
 import { type Daemon, startDaemon } from "../../tests/helpers/spawn.ts";
-import { fmt, machine, median, ROOT, writeSection } from "./report.ts";
+import { benchOptions, fmt, machine, median, ROOT, writeSection } from "./report.ts";
 
-const arg = (name: string, fallback: number) => {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? Number(process.argv[i + 1]) : fallback;
-};
-const ROUNDS = arg("--rounds", 3);
-const SECONDS = arg("--seconds", 10);
-const SOAK = arg("--soak", 0);
-const SOAK_ONLY = process.argv.includes("--soak-only");
+const OPTIONS = benchOptions(
+  "throughput.ts [--rounds 3] [--seconds 10] [--soak 600] [--soak-only]",
+  {
+    rounds: { fallback: 3, min: 1 },
+    seconds: { fallback: 10, min: 1 },
+    soak: { fallback: 0, min: 0 },
+  },
+  ["soak-only"],
+);
+const ROUNDS = OPTIONS.rounds;
+const SECONDS = OPTIONS.seconds;
+const SOAK = OPTIONS.soak;
+const SOAK_ONLY = OPTIONS["soak-only"];
 const BIN = path.join(ROOT, "galerad");
 const DENO = path.join(ROOT, "node_modules/.bin/deno");
 const L = lab({ dir: "/tmp/galerad-perf-lab", port: 20306, galeraPort: 21567 });
