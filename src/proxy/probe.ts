@@ -1,4 +1,5 @@
 import { interpretStatusCode, interpretStatusJson } from "../core/agent_status.ts";
+import { fetchErrorCode } from "../core/fetch_error.ts";
 import type { ProbeResult } from "../core/health_state.ts";
 
 /** How the agent at one URL is asked; learned from its first answers. */
@@ -41,8 +42,6 @@ export async function probeAgent(
 
 function describe(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
-  const cause = (error as { cause?: unknown }).cause;
-  const code = (error as { code?: string }).code ??
-    (cause instanceof Error ? (cause as { code?: string }).code : undefined);
+  const code = fetchErrorCode(error);
   return code ? `${code} (${error.message})` : error.message;
 }

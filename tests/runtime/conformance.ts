@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import net from "node:net";
 import * as defaultRuntime from "#runtime";
+import { probeAgent } from "../../src/proxy/probe.ts";
 import type { SpliceStats, TcpConn } from "../../src/runtime/types.ts";
 import { connectClient, startBackend, waitFor } from "../helpers/fixtures.ts";
 
@@ -175,6 +176,42 @@ export function conformance(runtime: Runtime = defaultRuntime): Case[] {
         assert.equal(await res.text(), "you asked /x");
       } finally {
         await server.close();
+      }
+    }],
+    ["a health probe names a refused agent's error and gives up on a silent one", async () => {
+      // The runtime's fetch under probeAgent: each runtime reports failures its own way.
+      const closed = net.createServer();
+      await new Promise<void>((r) => closed.listen(0, "127.0.0.1", r));
+      const port = (closed.address() as net.AddressInfo).port;
+      await new Promise((r) => closed.close(r));
+      const refused = await probeAgent(`http://127.0.0.1:${port}`, { statusApi: true }, 2000);
+      assert.equal(refused.ok, false);
+      assert.match(refused.reason, /^agent unreachable: ECONNREFUSED \(/);
+
+      const sockets: net.Socket[] = [];
+      let closes = 0;
+      const silent = net.createServer((socket) => {
+        sockets.push(socket);
+        socket.on("close", () => closes++).on("error", () => {}).resume();
+      });
+      await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+      const started = performance.now();
+      const silence = await probeAgent(
+        `http://127.0.0.1:${(silent.address() as net.AddressInfo).port}`,
+        { statusApi: true },
+        150,
+      );
+      const waited = performance.now() - started;
+      try {
+        assert.equal(silence.reason, "agent did not answer within 150ms");
+        assert.ok(waited >= 140 && waited < 1500, `gave up after ${waited}ms`);
+        await waitFor(
+          "the silent agent's connection closed",
+          () => sockets.length > 0 && closes === sockets.length,
+        );
+      } finally {
+        for (const s of sockets) s.destroy();
+        silent.close();
       }
     }],
     ["bindUdp sends and receives datagrams with the sender's address", async () => {
