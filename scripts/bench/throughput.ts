@@ -18,7 +18,7 @@ import mysql from "mysql2/promise";
 import { waitFor } from "../../tests/helpers/fixtures.ts";
 import { lab } from "../../tests/helpers/lab.ts";
 import { type Daemon, startDaemon } from "../../tests/helpers/spawn.ts";
-import { benchOptions, fmt, machine, median, ROOT, writeSection } from "./report.ts";
+import { benchOptions, fmt, machine, median, ROOT, roundOrder, writeSection } from "./report.ts";
 
 const OPTIONS = benchOptions(
   "throughput.ts [--rounds 3] [--seconds 10] [--soak 600] [--soak-only]",
@@ -424,7 +424,7 @@ Samples (MiB): ${samples.map((v) => fmt(v, 1)).join(", ")}.
       const key = `${test} ${threads}`;
       results.set(key, new Map());
       for (let round = 0; round < ROUNDS; round++) {
-        for (const t of targets) {
+        for (const t of roundOrder(targets, round)) {
           const r = sysbench(t.port, test, threads, SECONDS, t.pid?.());
           const entry = results.get(key)!.get(t.name) ?? { qps: [], p95: [], cpuUs: [] };
           entry.qps.push(r.qps);
@@ -455,10 +455,10 @@ Samples (MiB): ${samples.map((v) => fmt(v, 1)).join(", ")}.
       await new Promise((r) => setTimeout(r, 1000));
     }
 
-    // Bulk: a 64 MiB result, rounds alternating.
+    // Bulk: a 64 MiB result, rounds alternating (reversed every other round).
     const bulkMBs = new Map<string, number[]>();
     for (let round = 0; round < ROUNDS; round++) {
-      for (const t of targets) {
+      for (const t of roundOrder(targets, round)) {
         const v = await bulk(t.port);
         bulkMBs.set(t.name, [...(bulkMBs.get(t.name) ?? []), v]);
       }
@@ -508,7 +508,8 @@ the machine's noise. "qps vs HAProxy" divides the medians; "per round" is the me
 round's ratio to the HAProxy run beside it, which cancels the machine's drift between rounds.
 HAProxy 2.6 in TCP mode with \`on-marked-down shutdown-sessions\` and the agent as \`httpchk\`.
 sysbench 1.0.20, 4 tables × 10,000 rows (\`--auto_inc=off\`), ${SECONDS} s per run, targets
-alternating, ${ROUNDS} rounds after an unrecorded 5 s warm-up of each; medians. sysbench, MariaDB and the proxy share 2 cores, so a
+alternating (each round in the reverse order of the one before), ${ROUNDS} rounds after an
+unrecorded 5 s warm-up of each; medians. sysbench, MariaDB and the proxy share 2 cores, so a
 proxy's CPU per query shows directly in throughput.
 
 | workload threads | target | qps | p95 ms | qps vs HAProxy | per round | p95 vs HAProxy | qps vs direct | proxy CPU µs/query |

@@ -36,3 +36,17 @@ describe("benchmark options", () => {
     });
   }
 });
+
+describe("round order", () => {
+  test("every other round runs the targets in reverse, so none always runs first", async () => {
+    const { roundOrder } = await import("../../scripts/bench/report.ts");
+    const targets = ["galerad", "haproxy", "direct"];
+    expect([0, 1, 2, 3].map((round) => roundOrder(targets, round).join(" "))).toEqual([
+      "galerad haproxy direct",
+      "direct haproxy galerad",
+      "galerad haproxy direct",
+      "direct haproxy galerad",
+    ]);
+    expect(targets).toEqual(["galerad", "haproxy", "direct"]); // not reordered in place
+  });
+});
