@@ -20,7 +20,16 @@ import mysql from "mysql2/promise";
 import { freePort, waitFor } from "../../tests/helpers/fixtures.ts";
 import { lab } from "../../tests/helpers/lab.ts";
 import { type Daemon, props, startDaemon } from "../../tests/helpers/spawn.ts";
-import { benchOptions, fmt, machine, ROOT, summary, writeSection } from "./report.ts";
+import {
+  benchOptions,
+  type Cleanup,
+  fmt,
+  machine,
+  ROOT,
+  runBench,
+  summary,
+  writeSection,
+} from "./report.ts";
 
 const { runs: RUNS, soak: SOAK } = benchOptions("failover.ts [--runs 5] [--soak 300]", {
   runs: { fallback: 5, min: 1 },
@@ -224,11 +233,15 @@ async function soak(apiPort: number, proxyPort: number, seconds: number) {
   };
 }
 
-async function main() {
+async function main(cleanup: Cleanup) {
   execFileSync("bash", [path.join(ROOT, "scripts/setup.sh")], { stdio: "inherit" });
   execFileSync("bash", [path.join(ROOT, "compile.sh")], { stdio: "inherit" });
   await L.run("destroy");
+  cleanup.add(() => L.run("destroy"));
   await L.run("up", "3");
+  cleanup.add(async () => {
+    for (const a of agents) await a.stop();
+  });
   await L.sql(
     0,
     "CREATE TABLE lab.failover (id BIGINT AUTO_INCREMENT PRIMARY KEY, tag VARCHAR(64), at TIMESTAMP(3) DEFAULT CURRENT_TIMESTAMP(3))",
@@ -260,11 +273,14 @@ async function main() {
       i,
     ) => ["--backend", `node${i}=127.0.0.1:${L.port(i)},health=http://127.0.0.1:${AGENT + i}`]),
   ], { command: [BIN] });
+  cleanup.add(() => galerad.stop());
   await galerad.waitForLog("active node", (l) => typeof props(l).active === "string", 30_000);
   const seedPort = await freePort();
   const tunedPort = await freePort();
   const seed = startHaproxy("seed", seedPort, "10000");
+  cleanup.add(() => seed.stop());
   const tuned = startHaproxy("tuned", tunedPort, "1s");
+  cleanup.add(() => tuned.stop());
   const targets: Target[] = [
     { name: "galerad", port: galeradPort },
     { name: "haproxy-tuned", port: tunedPort },
@@ -274,45 +290,44 @@ async function main() {
     string,
     { proxy: number[]; direct: number[]; share: number[]; route: number[] }
   > = {};
-  try {
-    await new Promise((r) => setTimeout(r, 2000));
-    for (let run = 0; run < RUNS; run++) {
-      for (const t of targets) {
-        const r = await oneRun(t);
-        const entry = (results[t.name] ??= { proxy: [], direct: [], share: [], route: [] });
-        entry.route.push(r.route);
-        entry.proxy.push(r.proxy);
-        entry.direct.push(r.direct);
-        entry.share.push(r.proxy - r.direct);
-        console.log(
-          `run ${run + 1} ${t.name}: rerouted ${fmt(r.route)} ms, write through proxy ${
-            fmt(r.proxy)
-          } ms, direct ${fmt(r.direct)} ms, proxy share ${fmt(r.proxy - r.direct)} ms`,
-        );
-      }
+  await new Promise((r) => setTimeout(r, 2000));
+  for (let run = 0; run < RUNS; run++) {
+    for (const t of targets) {
+      const r = await oneRun(t);
+      const entry = (results[t.name] ??= { proxy: [], direct: [], share: [], route: [] });
+      entry.route.push(r.route);
+      entry.proxy.push(r.proxy);
+      entry.direct.push(r.direct);
+      entry.share.push(r.proxy - r.direct);
+      console.log(
+        `run ${run + 1} ${t.name}: rerouted ${fmt(r.route)} ms, write through proxy ${
+          fmt(r.proxy)
+        } ms, direct ${fmt(r.direct)} ms, proxy share ${fmt(r.proxy - r.direct)} ms`,
+      );
     }
-    const soakResult = SOAK > 0 ? await soak(apiPort, galeradPort, SOAK) : null;
-    if (soakResult) console.log(`soak ${SOAK}s:`, JSON.stringify(soakResult));
-    const g = summary(results.galerad.share);
-    const rows = targets.map((t) => {
-      const r = results[t.name];
-      const p = summary(r.proxy), d = summary(r.direct), s = summary(r.share), q = summary(r.route);
-      return `| ${t.name} | ${fmt(q.median)} (${fmt(q.min)}–${fmt(q.max)}) | ${fmt(p.median)} (${
-        fmt(p.min)
-      }–${fmt(p.max)}) | ${fmt(d.median)} (${fmt(d.min)}–${fmt(d.max)}) | ${fmt(s.median)} (${
-        fmt(s.min)
-      }–${fmt(s.max)}) | ${
-        t.name === "galerad" ? "1.00×" : `${fmt(s.median / Math.max(g.median, 1), 1)}×`
-      } |`;
-    });
-    writeSection(
-      "failover",
-      `
+  }
+  const soakResult = SOAK > 0 ? await soak(apiPort, galeradPort, SOAK) : null;
+  if (soakResult) console.log(`soak ${SOAK}s:`, JSON.stringify(soakResult));
+  const g = summary(results.galerad.share);
+  const rows = targets.map((t) => {
+    const r = results[t.name];
+    const p = summary(r.proxy), d = summary(r.direct), s = summary(r.share), q = summary(r.route);
+    return `| ${t.name} | ${fmt(q.median)} (${fmt(q.min)}–${fmt(q.max)}) | ${fmt(p.median)} (${
+      fmt(p.min)
+    }–${fmt(p.max)}) | ${fmt(d.median)} (${fmt(d.min)}–${fmt(d.max)}) | ${fmt(s.median)} (${
+      fmt(s.min)
+    }–${fmt(s.max)}) | ${
+      t.name === "galerad" ? "1.00×" : `${fmt(s.median / Math.max(g.median, 1), 1)}×`
+    } |`;
+  });
+  writeSection(
+    "failover",
+    `
 ## Failover: kill -9 of the active node on the Galera lab
 
 \`node_modules/.bin/bun scripts/bench/failover.ts --runs ${RUNS}${
-        SOAK ? ` --soak ${SOAK}` : ""
-      }\` — ${new Date().toISOString().slice(0, 10)}; ${machine()}.
+      SOAK ? ` --soak ${SOAK}` : ""
+    }\` — ${new Date().toISOString().slice(0, 10)}; ${machine()}.
 
 Three nodes (Galera defaults: evs.suspect_timeout 5 s), one \`galerad healthcheck\` per node, and
 in front of them, side by side: galerad (compiled binary, defaults: probe every 500 ms, fall 2),
@@ -331,26 +346,18 @@ median.
 | --- | --- | --- | --- | --- | --- |
 ${rows.join("\n")}
 ${
-        soakResult
-          ? `
+      soakResult
+        ? `
 No false failover under load: ${SOAK} s of \`sysbench oltp_read_write\` (8 threads, 4×10,000 rows)
 through galerad at ${
-            fmt(soakResult.tps, 1)
-          } tps: register epoch ${soakResult.epochBefore} before and ${soakResult.epochAfter} after, backends whose health changed: ${
-            soakResult.healthChanges.length ? soakResult.healthChanges.join(", ") : "none"
-          }; errors sysbench ignored (1213/1205; on one node these are InnoDB lock conflicts between its own threads, which oltp_read_write produces direct too): ${soakResult.errors}.
+          fmt(soakResult.tps, 1)
+        } tps: register epoch ${soakResult.epochBefore} before and ${soakResult.epochAfter} after, backends whose health changed: ${
+          soakResult.healthChanges.length ? soakResult.healthChanges.join(", ") : "none"
+        }; errors sysbench ignored (1213/1205; on one node these are InnoDB lock conflicts between its own threads, which oltp_read_write produces direct too): ${soakResult.errors}.
 `
-          : ""
-      }`,
-    );
-  } finally {
-    seed.stop();
-    tuned.stop();
-    await galerad.stop();
-    for (const a of agents) await a.stop();
-    await L.run("destroy");
-  }
+        : ""
+    }`,
+  );
 }
 
-await main();
-process.exit(0);
+await runBench(main);

@@ -107,3 +107,55 @@ export function writeSection(name: string, markdown: string): void {
 export function roundOrder<T>(targets: readonly T[], round: number): T[] {
   return round % 2 === 0 ? [...targets] : [...targets].reverse();
 }
+
+/** What a bench started and must stop however it ends (see `runBench`). */
+export interface Cleanup {
+  /** Adds a step; steps run once, the last added first. */
+  add(step: () => unknown): void;
+}
+
+/**
+ * Runs a bench's `main` so that what it started (the lab's MariaDB servers, agents, proxies,
+ * HAProxy) is stopped however the run ends: at the end, on an error (printed as one line, exit
+ * 1) and on Ctrl-C or SIGTERM (exit 130 / 143). An interrupted bench used to leave all of it
+ * running, holding the ports and the lab directory the next run needs.
+ */
+export async function runBench(main: (cleanup: Cleanup) => Promise<void>): Promise<never> {
+  const steps: (() => unknown)[] = [];
+  let running: Promise<void> | null = null;
+  const cleanUp = () =>
+    running ??= (async () => {
+      for (const step of steps.splice(0).reverse()) {
+        try {
+          await step();
+        } catch (error) {
+          console.error(`clean-up: ${error instanceof Error ? error.message : String(error)}`);
+        }
+      }
+    })();
+  const codes = { SIGINT: 130, SIGTERM: 143 } as const;
+  let exitCode = 0;
+  const interrupted = (signal: keyof typeof codes) => {
+    if (exitCode === 0) console.error(`${signal}: stopping what the bench started`);
+    exitCode = codes[signal];
+  };
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.on(signal, () => {
+      interrupted(signal);
+      cleanUp().finally(() => process.exit(exitCode));
+    });
+  }
+  try {
+    await main({ add: (step) => steps.push(step) });
+  } catch (error) {
+    // Ctrl-C reaches sysbench too: its death arrives here, before our own handler has run.
+    const signal = (error as { signal?: string } | null)?.signal;
+    if (signal === "SIGINT" || signal === "SIGTERM") interrupted(signal);
+    else if (exitCode === 0) {
+      console.error(`bench failed: ${error instanceof Error ? error.message : String(error)}`);
+      exitCode = 1;
+    }
+  }
+  await cleanUp();
+  process.exit(exitCode);
+}

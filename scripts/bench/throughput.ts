@@ -18,7 +18,17 @@ import mysql from "mysql2/promise";
 import { waitFor } from "../../tests/helpers/fixtures.ts";
 import { lab } from "../../tests/helpers/lab.ts";
 import { type Daemon, startDaemon } from "../../tests/helpers/spawn.ts";
-import { benchOptions, fmt, machine, median, ROOT, roundOrder, writeSection } from "./report.ts";
+import {
+  benchOptions,
+  type Cleanup,
+  fmt,
+  machine,
+  median,
+  ROOT,
+  roundOrder,
+  runBench,
+  writeSection,
+} from "./report.ts";
 
 const OPTIONS = benchOptions(
   "throughput.ts [--rounds 3] [--seconds 10] [--soak 600] [--soak-only]",
@@ -281,12 +291,16 @@ function soakLine(samples: number[]): string {
     : "Memory soak: not run (pass --soak 600).";
 }
 
-async function main() {
+async function main(cleanup: Cleanup) {
   execFileSync("bash", [path.join(ROOT, "scripts/setup.sh")], { stdio: "inherit" });
   execFileSync("bash", [path.join(ROOT, "compile.sh")], { stdio: "inherit" });
   await L.run("destroy");
+  cleanup.add(() => L.run("destroy"));
   await L.run("up", "3");
   const agents: Daemon[] = [];
+  cleanup.add(async () => {
+    for (const a of agents) await a.stop();
+  });
   for (let i = 0; i < 3; i++) {
     agents.push(
       startDaemon([
@@ -331,18 +345,22 @@ async function main() {
   const denoPort = 20402;
   const socketsPort = 20403;
   const bunProxy = startDaemon(proxyArgs(bunPort), { command: [BIN] });
+  cleanup.add(() => bunProxy.stop());
   // The same binary on the runtime's own sockets (the data plane before epoll threads), as
   // many threads: what the epoll data plane buys.
   const socketsProxy = startDaemon([...proxyArgs(socketsPort), "--data-plane", "sockets"], {
     command: [BIN],
   });
+  cleanup.add(() => socketsProxy.stop());
   const denoProxy = startDaemon(proxyArgs(denoPort), {
     command: [DENO, "run", "-A", path.join(ROOT, "mod.ts")],
   });
+  cleanup.add(() => denoProxy.stop());
   writeFileSync("/tmp/galerad-perf-haproxy.cfg", haproxyConfig(haPort));
   const haproxy = spawn("haproxy", ["-db", "-f", "/tmp/galerad-perf-haproxy.cfg"], {
     stdio: "ignore",
   });
+  cleanup.add(() => haproxy.kill("SIGKILL"));
   const targets: Target[] = [
     { name: "galerad (bun binary)", port: bunPort, pid: () => bunProxy.child.pid },
     { name: "haproxy", port: haPort, pid: () => haproxy.pid },
@@ -350,153 +368,152 @@ async function main() {
     { name: "galerad (deno)", port: denoPort, pid: () => denoProxy.child.pid },
     { name: "direct", port: L.port(0) },
   ];
-  try {
-    for (const t of targets) {
-      await waitFor(`${t.name} to accept connections`, () =>
-        new Promise<boolean>((resolve) => {
-          const probe = net.connect({ host: "127.0.0.1", port: t.port });
-          probe.once("connect", () => (probe.destroy(), resolve(true)));
-          probe.once("error", () => resolve(false));
-        }), 60_000);
+  for (const t of targets) {
+    await waitFor(`${t.name} to accept connections`, () =>
+      new Promise<boolean>((resolve) => {
+        const probe = net.connect({ host: "127.0.0.1", port: t.port });
+        probe.once("connect", () => (probe.destroy(), resolve(true)));
+        probe.once("error", () => resolve(false));
+      }), 60_000);
+  }
+  await new Promise((r) => setTimeout(r, 2000));
+  for (const t of targets) {
+    const c = await mysql.createConnection({
+      host: "127.0.0.1",
+      port: t.port,
+      user: "lab",
+      password: "lab",
+    });
+    const [rows] = await c.query("SELECT @@port AS p");
+    await c.end();
+    if ((rows as { p: number }[])[0].p !== L.port(0)) {
+      throw new Error(`${t.name} routes to ${(rows as { p: number }[])[0].p}, not node0`);
     }
-    await new Promise((r) => setTimeout(r, 2000));
-    for (const t of targets) {
-      const c = await mysql.createConnection({
-        host: "127.0.0.1",
-        port: t.port,
-        user: "lab",
-        password: "lab",
-      });
-      const [rows] = await c.query("SELECT @@port AS p");
-      await c.end();
-      if ((rows as { p: number }[])[0].p !== L.port(0)) {
-        throw new Error(`${t.name} routes to ${(rows as { p: number }[])[0].p}, not node0`);
-      }
-    }
-    const common = [...sysbenchTarget(L.port(0)), "--auto_inc=off"];
-    execFileSync("sysbench", ["oltp_read_write", ...common, "prepare"], { stdio: "ignore" });
-    await L.sql(
-      0,
-      "CREATE TABLE lab.bulk (id INT PRIMARY KEY); INSERT INTO lab.bulk SELECT seq FROM test.seq_1_to_64",
-    );
+  }
+  const common = [...sysbenchTarget(L.port(0)), "--auto_inc=off"];
+  execFileSync("sysbench", ["oltp_read_write", ...common, "prepare"], { stdio: "ignore" });
+  await L.sql(
+    0,
+    "CREATE TABLE lab.bulk (id INT PRIMARY KEY); INSERT INTO lab.bulk SELECT seq FROM test.seq_1_to_64",
+  );
 
-    if (SOAK_ONLY) {
-      const samples = await soak(bunPort, bunProxy.child.pid);
-      console.log(soakLine(samples));
-      writeSection(
-        "soak",
-        `
+  if (SOAK_ONLY) {
+    const samples = await soak(bunPort, bunProxy.child.pid);
+    console.log(soakLine(samples));
+    writeSection(
+      "soak",
+      `
 ## Memory soak
 
 \`node_modules/.bin/bun scripts/bench/throughput.ts --soak ${SOAK} --soak-only\` — ${
-          new Date().toISOString().slice(0, 10)
-        }; ${machine()}.
+        new Date().toISOString().slice(0, 10)
+      }; ${machine()}.
 
 ${soakLine(samples)}
 
 Samples (MiB): ${samples.map((v) => fmt(v, 1)).join(", ")}.
 `,
-      );
-      return;
-    }
-    // Idle sessions: RSS with 1,000 open sessions through each proxy, first on the freshly
-    // started processes (the target: a proxy holding 1,000 idle clients).
-    const idleFresh = await idleRss(targets, "fresh");
-    const workloads: [string, number][] = [
-      ["oltp_point_select", 8],
-      ["oltp_point_select", 32],
-      ["oltp_point_select", 128],
-      ["oltp_read_write", 8],
-      ["oltp_read_write", 32],
-    ];
-    // Warm-up, not recorded: 5 s of each workload through every target, so no target's first
-    // measured round also pays its start-up (the runtimes' JIT compiling the hot path;
-    // HAProxy's and MariaDB's caches filling).
-    for (const [test, threads] of workloads) {
-      for (const t of targets) sysbench(t.port, test, threads, 5);
-    }
-    console.log("warm-up done");
-    const results = new Map<
-      string,
-      Map<string, { qps: number[]; p95: number[]; cpuUs: number[] }>
-    >();
-    for (const [test, threads] of workloads) {
-      const key = `${test} ${threads}`;
-      results.set(key, new Map());
-      for (let round = 0; round < ROUNDS; round++) {
-        for (const t of roundOrder(targets, round)) {
-          const r = sysbench(t.port, test, threads, SECONDS, t.pid?.());
-          const entry = results.get(key)!.get(t.name) ?? { qps: [], p95: [], cpuUs: [] };
-          entry.qps.push(r.qps);
-          entry.p95.push(r.p95);
-          entry.cpuUs.push(r.cpuUs);
-          results.get(key)!.set(t.name, entry);
-          console.log(
-            `${key} round ${round + 1} ${t.name}: ${fmt(r.qps)} qps, p95 ${r.p95} ms, proxy CPU ${
-              fmt(r.cpuUs, 1)
-            } µs/query`,
-          );
-        }
-      }
-    }
-
-    // Idle sessions again, after the sysbench rounds: what the runtimes kept from the load.
-    const idleAfterLoad = await idleRss(targets, "after load");
-
-    // Connection rate: 1,000 new connections per second for 5 s.
-    const rate: Record<string, Awaited<ReturnType<typeof connectionRate>>> = {};
-    for (const t of targets) {
-      rate[t.name] = await connectionRate(t.port, 1000, 5);
-      console.log(
-        `rate ${t.name}: ${rate[t.name].ok} ok, ${rate[t.name].failed} failed, ${
-          fmt(rate[t.name].achieved)
-        } /s`,
-      );
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-
-    // Bulk: a 64 MiB result, rounds alternating (reversed every other round).
-    const bulkMBs = new Map<string, number[]>();
+    );
+    return;
+  }
+  // Idle sessions: RSS with 1,000 open sessions through each proxy, first on the freshly
+  // started processes (the target: a proxy holding 1,000 idle clients).
+  const idleFresh = await idleRss(targets, "fresh");
+  const workloads: [string, number][] = [
+    ["oltp_point_select", 8],
+    ["oltp_point_select", 32],
+    ["oltp_point_select", 128],
+    ["oltp_read_write", 8],
+    ["oltp_read_write", 32],
+  ];
+  // Warm-up, not recorded: 5 s of each workload through every target, so no target's first
+  // measured round also pays its start-up (the runtimes' JIT compiling the hot path;
+  // HAProxy's and MariaDB's caches filling).
+  for (const [test, threads] of workloads) {
+    for (const t of targets) sysbench(t.port, test, threads, 5);
+  }
+  console.log("warm-up done");
+  const results = new Map<
+    string,
+    Map<string, { qps: number[]; p95: number[]; cpuUs: number[] }>
+  >();
+  for (const [test, threads] of workloads) {
+    const key = `${test} ${threads}`;
+    results.set(key, new Map());
     for (let round = 0; round < ROUNDS; round++) {
       for (const t of roundOrder(targets, round)) {
-        const v = await bulk(t.port);
-        bulkMBs.set(t.name, [...(bulkMBs.get(t.name) ?? []), v]);
-      }
-    }
-    const slow: Record<string, number> = {};
-    for (const t of targets.filter((x) => x.pid)) slow[t.name] = await slowReader(t.port, t.pid!());
-
-    // Soak: galerad's RSS under steady point selects.
-    const soakSamples = SOAK > 0 ? await soak(bunPort, bunProxy.child.pid) : [];
-    const ha = "haproxy";
-    const tableRows: string[] = [];
-    for (const [key, byTarget] of results) {
-      const h = byTarget.get(ha)!;
-      const d = byTarget.get("direct")!;
-      for (const t of targets) {
-        const r = byTarget.get(t.name)!;
-        const q = median(r.qps), p = median(r.p95), c = median(r.cpuUs);
-        // Round by round against the HAProxy run next to it: drift of the machine between
-        // rounds cancels out of these ratios.
-        const paired = median(r.qps.map((v, i) => v / h.qps[i]));
-        tableRows.push(
-          `| ${key} | ${t.name} | ${fmt(q)} | ${fmt(p, 2)} | ${fmt(q / median(h.qps), 2)}× | ${
-            fmt(paired, 2)
-          }× | ${fmt(p / median(h.p95), 2)}× | ${fmt(q / median(d.qps), 2)}× | ${
-            Number.isNaN(c) ? "—" : `${fmt(c, 1)} (${fmt(c / median(h.cpuUs), 2)}×)`
-          } |`,
+        const r = sysbench(t.port, test, threads, SECONDS, t.pid?.());
+        const entry = results.get(key)!.get(t.name) ?? { qps: [], p95: [], cpuUs: [] };
+        entry.qps.push(r.qps);
+        entry.p95.push(r.p95);
+        entry.cpuUs.push(r.cpuUs);
+        results.get(key)!.set(t.name, entry);
+        console.log(
+          `${key} round ${round + 1} ${t.name}: ${fmt(r.qps)} qps, p95 ${r.p95} ms, proxy CPU ${
+            fmt(r.cpuUs, 1)
+          } µs/query`,
         );
       }
     }
-    const soakText = soakLine(soakSamples);
-    writeSection(
-      "throughput",
-      `
+  }
+
+  // Idle sessions again, after the sysbench rounds: what the runtimes kept from the load.
+  const idleAfterLoad = await idleRss(targets, "after load");
+
+  // Connection rate: 1,000 new connections per second for 5 s.
+  const rate: Record<string, Awaited<ReturnType<typeof connectionRate>>> = {};
+  for (const t of targets) {
+    rate[t.name] = await connectionRate(t.port, 1000, 5);
+    console.log(
+      `rate ${t.name}: ${rate[t.name].ok} ok, ${rate[t.name].failed} failed, ${
+        fmt(rate[t.name].achieved)
+      } /s`,
+    );
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+
+  // Bulk: a 64 MiB result, rounds alternating (reversed every other round).
+  const bulkMBs = new Map<string, number[]>();
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const t of roundOrder(targets, round)) {
+      const v = await bulk(t.port);
+      bulkMBs.set(t.name, [...(bulkMBs.get(t.name) ?? []), v]);
+    }
+  }
+  const slow: Record<string, number> = {};
+  for (const t of targets.filter((x) => x.pid)) slow[t.name] = await slowReader(t.port, t.pid!());
+
+  // Soak: galerad's RSS under steady point selects.
+  const soakSamples = SOAK > 0 ? await soak(bunPort, bunProxy.child.pid) : [];
+  const ha = "haproxy";
+  const tableRows: string[] = [];
+  for (const [key, byTarget] of results) {
+    const h = byTarget.get(ha)!;
+    const d = byTarget.get("direct")!;
+    for (const t of targets) {
+      const r = byTarget.get(t.name)!;
+      const q = median(r.qps), p = median(r.p95), c = median(r.cpuUs);
+      // Round by round against the HAProxy run next to it: drift of the machine between
+      // rounds cancels out of these ratios.
+      const paired = median(r.qps.map((v, i) => v / h.qps[i]));
+      tableRows.push(
+        `| ${key} | ${t.name} | ${fmt(q)} | ${fmt(p, 2)} | ${fmt(q / median(h.qps), 2)}× | ${
+          fmt(paired, 2)
+        }× | ${fmt(p / median(h.p95), 2)}× | ${fmt(q / median(d.qps), 2)}× | ${
+          fmt(p / median(d.p95), 2)
+        }× | ${Number.isNaN(c) ? "—" : `${fmt(c, 1)} (${fmt(c / median(h.cpuUs), 2)}×)`} |`,
+      );
+    }
+  }
+  const soakText = soakLine(soakSamples);
+  writeSection(
+    "throughput",
+    `
 ## Throughput and cost per query: sysbench through galerad, HAProxy and direct
 
 \`node_modules/.bin/bun scripts/bench/throughput.ts --rounds ${ROUNDS} --seconds ${SECONDS}${
-        SOAK ? ` --soak ${SOAK}` : ""
-      }\` — ${new Date().toISOString().slice(0, 10)}; ${machine()}.
+      SOAK ? ` --soak ${SOAK}` : ""
+    }\` — ${new Date().toISOString().slice(0, 10)}; ${machine()}.
 
 Local 3-node Galera lab; every target routes to node0 (one active server, the others backup).
 galerad runs with its defaults: \`--threads auto\` (${availableParallelism()} data-plane threads
@@ -512,8 +529,8 @@ alternating (each round in the reverse order of the one before), ${ROUNDS} round
 unrecorded 5 s warm-up of each; medians. sysbench, MariaDB and the proxy share 2 cores, so a
 proxy's CPU per query shows directly in throughput.
 
-| workload threads | target | qps | p95 ms | qps vs HAProxy | per round | p95 vs HAProxy | qps vs direct | proxy CPU µs/query |
-| --- | --- | --- | --- | --- | --- | --- | --- | --- |
+| workload threads | target | qps | p95 ms | qps vs HAProxy | per round | p95 vs HAProxy | qps vs direct | p95 vs direct | proxy CPU µs/query |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 ${tableRows.join("\n")}
 
 1,000 idle sessions (full MySQL handshakes) held open through each proxy, RSS before → after,
@@ -523,31 +540,22 @@ ${idleText(idleAfterLoad)}.
 
 New connections at 1,000/s for 5 s (connect, read the greeting, close):
 ${
-        Object.entries(rate).map(([n, v]) =>
-          `${n} ${v.ok} ok / ${v.failed} failed (${fmt(v.achieved)}/s)`
-        ).join("; ")
-      }.
+      Object.entries(rate).map(([n, v]) =>
+        `${n} ${v.ok} ok / ${v.failed} failed (${fmt(v.achieved)}/s)`
+      ).join("; ")
+    }.
 
 Bulk: a 64 MiB result (\`SELECT REPEAT('x', 1 MiB)\` × 64 rows), median MB/s:
 ${
-        targets.map((t) => `${t.name} ${fmt(median(bulkMBs.get(t.name)!))}`).join("; ")
-      }; galerad (bun) / HAProxy = ${
-        fmt(median(bulkMBs.get("galerad (bun binary)")!) / median(bulkMBs.get(ha)!), 2)
-      }×. Back-pressure: a client reading that result one row per 100 ms grew the proxy's RSS by
+      targets.map((t) => `${t.name} ${fmt(median(bulkMBs.get(t.name)!))}`).join("; ")
+    }; galerad (bun) / HAProxy = ${
+      fmt(median(bulkMBs.get("galerad (bun binary)")!) / median(bulkMBs.get(ha)!), 2)
+    }×. Back-pressure: a client reading that result one row per 100 ms grew the proxy's RSS by
 ${Object.entries(slow).map(([n, v]) => `${n} ${fmt(v, 1)} MiB`).join("; ")}.
 
 ${soakText}
 `,
-    );
-  } finally {
-    haproxy.kill("SIGKILL");
-    await bunProxy.stop();
-    await socketsProxy.stop();
-    await denoProxy.stop();
-    for (const a of agents) await a.stop();
-    await L.run("destroy");
-  }
+  );
 }
 
-await main();
-process.exit(0);
+await runBench(main);
