@@ -50,3 +50,52 @@ describe("round order", () => {
     expect(targets).toEqual(["galerad", "haproxy", "direct"]); // not reordered in place
   });
 });
+
+describe("runBench", () => {
+  const fixture = path.join(ROOT, "tests/bench/fixtures/run_bench.ts");
+
+  test("stops what the bench started, last first, when it finishes or fails", () => {
+    for (
+      const [mode, code, stderr] of [["ok", 0, ""], [
+        "fail",
+        1,
+        "bench failed: sysbench not found\n",
+      ]] as const
+    ) {
+      const r = Bun.spawnSync([process.execPath, fixture, mode], {
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      expect(r.exitCode).toBe(code);
+      expect(r.stdout.toString()).toBe("stopped proxy\nstopped lab\n");
+      expect(r.stderr.toString()).toBe(stderr);
+    }
+  });
+
+  for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+    test(`stops what the bench started on ${signal} and exits ${code}`, async () => {
+      const child = Bun.spawn([process.execPath, fixture, "wait"], {
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      const reader = child.stdout.getReader();
+      let out = "";
+      while (!out.includes("running")) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        out += new TextDecoder().decode(value);
+      }
+      child.kill(signal);
+      expect(await child.exited).toBe(code);
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        out += new TextDecoder().decode(value);
+      }
+      expect(out).toBe("running\nstopped proxy\nstopped lab\n");
+      expect(await new Response(child.stderr).text()).toBe(
+        `${signal}: stopping what the bench started\n`,
+      );
+    });
+  }
+});
