@@ -19,6 +19,23 @@ export function parseHostPort(text: string, defaultHost = "0.0.0.0"): HostPort |
   return { host: match[1] === "" ? defaultHost : match[1], port };
 }
 
+/**
+ * What is wrong with the port of a `HOST:PORT` that parseHostPort refused, when it is the port
+ * (missing, not a number, above 65535); undefined when the whole shape is wrong.
+ */
+export function portProblem(text: string): string | undefined {
+  const t = text.trim();
+  const colon = t.lastIndexOf(":");
+  if (colon < 0) return undefined;
+  // An unbracketed IPv6 literal has several colons: its last group is no port.
+  if (t.startsWith("[") ? t.indexOf("]") !== colon - 1 : t.indexOf(":") !== colon) return undefined;
+  const port = t.slice(colon + 1);
+  if (port === "") return "the port is missing";
+  if (!/^\d+$/.test(port)) return `port "${port}" is not a number`;
+  if (Number(port) > 65535) return `port ${port} is above 65535`;
+  return undefined;
+}
+
 /** Formats a HostPort back into `HOST:PORT`, bracketing IPv6 literals. */
 export function formatHostPort(address: HostPort): string {
   return address.host.includes(":")

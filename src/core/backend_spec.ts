@@ -1,4 +1,4 @@
-import { formatHostPort, parseHostPort } from "./address.ts";
+import { formatHostPort, parseHostPort, portProblem } from "./address.ts";
 
 /** One Galera node the proxy may route to, with the agent URL that says whether it may. */
 export interface BackendSpec {
@@ -29,9 +29,11 @@ export function parseBackendSpec(text: string): BackendSpec {
     throw new TypeError(`"${text}": name "${name}" must be letters, digits, '.', '_' or '-'`);
   }
   const address = parseHostPort(head.slice(eq + 1), "");
-  if (!address || address.host === "" || address.port === 0) {
-    throw new TypeError(`"${text}": ${expected}`);
+  if (!address || address.host === "") {
+    const problem = portProblem(head.slice(eq + 1));
+    throw new TypeError(`"${text}": ${problem ? `${problem}, ` : ""}${expected}`);
   }
+  if (address.port === 0) throw new TypeError(`"${text}": port 0, expected a port from 1 to 65535`);
   let health = `http://${formatHostPort({ host: address.host, port: DEFAULT_AGENT_PORT })}`;
   for (const option of options) {
     const [key, ...rest] = option.split("=");

@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import { type HostPort, parseHostPort } from "./address.ts";
+import { type HostPort, parseHostPort, portProblem } from "./address.ts";
 import { type BackendSpec, parseBackendSpec } from "./backend_spec.ts";
 import { splitCommandLine } from "./command_line.ts";
 import { parseDuration } from "./duration.ts";
@@ -56,9 +56,15 @@ export const threadCount = (max: number) =>
 export const hostPort = (defaultHost = "0.0.0.0") =>
   v.pipe(
     v.string("expected HOST:PORT"),
-    v.transform((raw): HostPort | null => parseHostPort(raw, defaultHost) ?? null),
-    v.check((value) => value !== null, "expected HOST:PORT, [IPv6]:PORT or :PORT"),
-    v.transform((value) => value!),
+    v.rawTransform(({ dataset, addIssue, NEVER }): HostPort => {
+      const parsed = parseHostPort(dataset.value, defaultHost);
+      if (parsed) return parsed;
+      const problem = portProblem(dataset.value);
+      addIssue({
+        message: `expected HOST:PORT, [IPv6]:PORT or :PORT${problem ? ` (${problem})` : ""}`,
+      });
+      return NEVER;
+    }),
   );
 
 /** A list of backends, each `NAME=HOST:PORT[,health=URL]` or an object with those keys. */

@@ -105,6 +105,14 @@ describe("galerad CLI", () => {
     );
   });
 
+  test("a listen address whose port is out of range says so", async () => {
+    const r = await runCli(["proxy", "--backend", "db0=127.0.0.1:3306", "--listen", ":70000"]);
+    expect(r.code).toBe(2);
+    expect(oneLine(r.stderr)).toBe(
+      'galerad: invalid --listen (flag): ":70000": expected HOST:PORT, [IPv6]:PORT or :PORT (port 70000 is above 65535)',
+    );
+  });
+
   test("a bad environment variable names the variable", async () => {
     const r = await runCli(["proxy", "--backend", "db0=127.0.0.1:3306"], {
       env: { GALERAD_RISE: "0" },

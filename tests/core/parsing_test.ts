@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { parseHostPort } from "../../src/core/address.ts";
+import { parseHostPort, portProblem } from "../../src/core/address.ts";
 import { interpretStatusCode, interpretStatusJson } from "../../src/core/agent_status.ts";
 import { parseBackendSpec } from "../../src/core/backend_spec.ts";
 import { parseDuration } from "../../src/core/duration.ts";
@@ -57,6 +57,26 @@ describe("parseBackendSpec()", () => {
     expect(() => parseBackendSpec("db0=h:1,health=ftp://x")).toThrow("must be an http://");
     expect(() => parseBackendSpec("db0=h:1,weight=3")).toThrow('unknown option "weight=3"');
     expect(() => parseBackendSpec("d b=h:1")).toThrow("must be letters");
+  });
+  test("says when it is the port that is wrong", () => {
+    expect(() => parseBackendSpec("db0=10.0.0.5:99999")).toThrow(
+      '"db0=10.0.0.5:99999": port 99999 is above 65535, expected NAME=HOST:PORT',
+    );
+    expect(() => parseBackendSpec("db0=10.0.0.5:0")).toThrow(
+      '"db0=10.0.0.5:0": port 0, expected a port from 1 to 65535',
+    );
+  });
+});
+
+describe("portProblem()", () => {
+  test("names what is wrong with the port, and nothing when the shape is wrong", () => {
+    expect(portProblem("127.0.0.1:99999")).toBe("port 99999 is above 65535");
+    expect(portProblem("127.0.0.1:-1")).toBe('port "-1" is not a number');
+    expect(portProblem("db1:")).toBe("the port is missing");
+    expect(portProblem("[::1]:70000")).toBe("port 70000 is above 65535");
+    expect(portProblem("foo")).toBeUndefined();
+    expect(portProblem("::1")).toBeUndefined(); // an IPv6 literal, not HOST:PORT
+    expect(portProblem("127.0.0.1:3306")).toBeUndefined();
   });
 });
 
