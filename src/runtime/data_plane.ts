@@ -14,6 +14,7 @@ import { loadLibc } from "#ffi";
 import { getLogger } from "@logtape/logtape";
 import { type HostPort, parseIp } from "../core/address.ts";
 import type { Libc } from "./libc.ts";
+import { releaseAfterStart } from "./release_memory.ts";
 import type { FromWorker, ToWorker } from "./data_messages.ts";
 import type { ConnectOptions, ListenOptions, SpliceStats, TcpConn, TcpListener } from "./types.ts";
 
@@ -433,6 +434,8 @@ class ThreadedPlane implements DataPlane {
       }
       const workers = this.#libc ? this.threads : this.threads - 1;
       await Promise.all(Array.from({ length: workers }, () => this.#start()));
+      // What starting up left (configuration, modules run once) is given back, once.
+      releaseAfterStart();
     } catch (error) {
       await this.#local?.close();
       for (const thread of this.#threads) thread.terminate();

@@ -12,6 +12,7 @@
  */
 import { loadLibc } from "#ffi";
 import * as C from "./libc.ts";
+import { RELEASE_AFTER_START_MS, releaseMemory } from "./release_memory.ts";
 import type { FromWorker, ToWorker } from "./data_messages.ts";
 
 const scope = globalThis as unknown as {
@@ -41,6 +42,8 @@ let mailWaiter: { target: number; resolve: () => void } | null = null;
 let quitting = false;
 let keepAliveMs = 0;
 let acceptPausedUntil = 0;
+/** When to give back what loading the thread left (release_memory.ts); 0 once done. */
+let releaseAt = 0;
 
 const events = new Uint8Array(EVENT_SIZE * MAX_EVENTS);
 const eventsView = new DataView(events.buffer);
@@ -411,6 +414,7 @@ function answerListen(host: string, port: number): void {
   listenFd = fd;
   control(C.EPOLL_CTL_ADD, listenFd, C.EPOLLIN, 0);
   post(["listening", localAddress(fd).port, wakeFd]);
+  releaseAt = now() + RELEASE_AFTER_START_MS;
   setTimeout(() => {
     run().catch((error) => {
       // The thread is done for: close its sockets, then fail so the plane replaces it.
@@ -561,11 +565,14 @@ function receive(message: ToWorker): void {
 
 /** Milliseconds epoll_wait may block: until the next deadline or byte report; -1 for none. */
 function timeout(): number {
-  if (timed.size === 0 && dirty.length === 0 && acceptPausedUntil === 0) return -1;
+  if (timed.size === 0 && dirty.length === 0 && acceptPausedUntil === 0 && releaseAt === 0) {
+    return -1;
+  }
   const t = now();
   let next = Infinity;
   if (dirty.length > 0) next = nextReport;
   if (acceptPausedUntil > 0) next = Math.min(next, acceptPausedUntil);
+  if (releaseAt > 0) next = Math.min(next, releaseAt);
   for (const session of timed) {
     if (session.dial) next = Math.min(next, session.dial.deadline);
     if (session.closeAt > 0) next = Math.min(next, session.closeAt);
@@ -574,8 +581,14 @@ function timeout(): number {
 }
 
 function timers(): void {
-  if (timed.size === 0 && dirty.length === 0 && acceptPausedUntil === 0) return;
+  if (timed.size === 0 && dirty.length === 0 && acceptPausedUntil === 0 && releaseAt === 0) {
+    return;
+  }
   const t = now();
+  if (releaseAt > 0 && t >= releaseAt) {
+    releaseAt = 0;
+    releaseMemory();
+  }
   if (acceptPausedUntil > 0 && t >= acceptPausedUntil) {
     acceptPausedUntil = 0;
     if (listenFd >= 0) control(C.EPOLL_CTL_ADD, listenFd, C.EPOLLIN, 0);
