@@ -30,17 +30,12 @@ export function releaseMemory(): void {
   bun.shrink();
 }
 
-let pending: ReturnType<typeof setTimeout> | null = null;
-
-/** Main thread: releases start-up memory `delayMs` from now; once while one is pending. */
+/** Main thread: releases start-up memory once, `delayMs` from now. */
 export function releaseAfterStart(
   release: () => void = releaseMemory,
   delayMs = RELEASE_AFTER_START_MS,
 ): void {
-  if (pending || (!bun?.shrink && release === releaseMemory)) return;
-  pending = setTimeout(() => {
-    pending = null;
-    release();
-  }, delayMs);
-  (pending as { unref?: () => void }).unref?.();
+  if (!bun?.shrink && release === releaseMemory) return;
+  const timer = setTimeout(release, delayMs);
+  (timer as { unref?: () => void }).unref?.();
 }
