@@ -4,32 +4,37 @@ export interface HostPort {
   port: number;
 }
 
-const BRACKETED = /^\[([0-9a-fA-F:.]+)\]:(\d+)$/;
-const PLAIN = /^([^:\s\[\]]*):(\d+)$/;
+// The shape of an endpoint; the port part is anything without a colon, checked afterwards so a
+// bad port can be named (portProblem).
+const BRACKETED = /^\[([0-9a-fA-F:.]+)\]:([^:]*)$/;
+const PLAIN = /^([^:\s\[\]]*):([^:]*)$/;
+
+/** `[host, port text]` of something shaped `HOST:PORT`, `[v6]:PORT` or `:PORT`; else null. */
+function splitHostPort(text: string): [string, string] | null {
+  const match = BRACKETED.exec(text.trim()) ?? PLAIN.exec(text.trim());
+  return match ? [match[1], match[2]] : null;
+}
 
 /**
  * Parses `HOST:PORT`, `[v6]:PORT` or `:PORT` (all interfaces). An empty host becomes
  * `defaultHost`. Returns undefined for anything else so the caller can name the field.
  */
 export function parseHostPort(text: string, defaultHost = "0.0.0.0"): HostPort | undefined {
-  const match = BRACKETED.exec(text.trim()) ?? PLAIN.exec(text.trim());
-  if (!match) return undefined;
-  const port = Number(match[2]);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) return undefined;
-  return { host: match[1] === "" ? defaultHost : match[1], port };
+  const split = splitHostPort(text);
+  if (!split || badPort(split[1])) return undefined;
+  return { host: split[0] === "" ? defaultHost : split[0], port: Number(split[1]) };
 }
 
 /**
- * What is wrong with the port of a `HOST:PORT` that parseHostPort refused, when it is the port
- * (missing, not a number, above 65535); undefined when the whole shape is wrong.
+ * What is wrong with the port of something shaped `HOST:PORT` (missing, not a number, above
+ * 65535); undefined when the port is fine or the shape is not that of an endpoint.
  */
 export function portProblem(text: string): string | undefined {
-  const t = text.trim();
-  const colon = t.lastIndexOf(":");
-  if (colon < 0) return undefined;
-  // An unbracketed IPv6 literal has several colons: its last group is no port.
-  if (t.startsWith("[") ? t.indexOf("]") !== colon - 1 : t.indexOf(":") !== colon) return undefined;
-  const port = t.slice(colon + 1);
+  const split = splitHostPort(text);
+  return split ? badPort(split[1]) : undefined;
+}
+
+function badPort(port: string): string | undefined {
   if (port === "") return "the port is missing";
   if (!/^\d+$/.test(port)) return `port "${port}" is not a number`;
   if (Number(port) > 65535) return `port ${port} is above 65535`;
