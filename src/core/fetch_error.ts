@@ -9,8 +9,9 @@ const ERRNO: Record<string, string> = {
 
 /**
  * The system error behind a failed `fetch` (ECONNREFUSED, ENOTFOUND, …), if it names one. Bun
- * and Node set `code` on the error or its cause (the cause's, the lower-level one, wins); Deno throws a bare "fetch failed" whose cause's
- * message ends "Connection refused (os error 111)", or says "dns error".
+ * and Node set `code` on the error or its cause (the cause's, the lower-level one, wins); Deno
+ * throws a bare "fetch failed" whose cause's message ends "Connection refused (os error 111)",
+ * or says "dns error".
  */
 export function fetchErrorCode(error: unknown): string | undefined {
   const e = error as { code?: string; cause?: { code?: string; message?: string } };

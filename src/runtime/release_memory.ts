@@ -1,15 +1,14 @@
 /**
- * Gives back what starting up left in memory, before the first sessions.
+ * Gives back what starting up left in memory, once, a moment after the listener is up.
  *
  * Under Bun, loading the modules, parsing the configuration and starting the threads leave
  * memory a collection alone does not return: compiled code run once, and allocator pages.
  * `Bun.shrink()` (JavaScriptCore's "shrink footprint": drop compiled code, collect, return free
- * allocator pages) gives it back, in each thread that calls it: measured, a fresh proxy 51.4–52.2
- * → 50.2–50.5 MiB, and with 1,000 idle sessions 59.6–60.2 → 58.1–58.2. It runs once, a moment
- * after the listener is up; sessions that came sooner recompile their path once. Run after
- * every quiet spell (tried), it took 1,000 idle sessions 4 MiB lower, but cost 0.3–2 µs of CPU
- * per query in the next 8 s of traffic, from recompiling the data path and from the collection
- * itself (docs/BENCHMARKS.md).
+ * allocator pages) gives it back, in each thread that calls it: measured, a fresh proxy
+ * 51.4–52.2 → 50.2–50.5 MiB, and with 1,000 idle sessions 59.6–60.2 → 58.1–58.2. Sessions that
+ * came sooner recompile their path once. Run after every quiet spell (tried), it took 1,000
+ * idle sessions 4 MiB lower, but cost 0.3–2 µs of CPU per query in the next 8 s of traffic,
+ * from recompiling the data path and from the collection itself (docs/BENCHMARKS.md).
  * Elsewhere (Deno: V8 manages its own heap) it does nothing.
  */
 
