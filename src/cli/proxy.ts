@@ -25,6 +25,7 @@ import { keepRegistered, registryField } from "./discover.ts";
 import { createKeyRing } from "../peers/keyring.ts";
 import { createApi, createHealthApp } from "../proxy/api.ts";
 import { Proxy } from "../proxy/proxy.ts";
+import { threadPlan } from "../core/threads.ts";
 import { DATA_PLANE_KINDS } from "../runtime/data_plane.ts";
 import {
   applyLogging,
@@ -154,8 +155,9 @@ export function proxyCommand(): Command<[], Record<string, unknown>> {
     .addOption(
       opt(
         "--threads <count>",
-        "threads carrying client sessions: auto (one per CPU, at most 16) or 1-64; " +
-          "each listens on the proxy port (SO_REUSEPORT), decisions stay on the main thread",
+        "threads carrying client sessions: auto (2, then one more at a time while they are " +
+          "busy, up to one per CPU and at most 16) or 1-64; each listens on the proxy port " +
+          "(SO_REUSEPORT), decisions stay on the main thread",
         "THREADS",
       ).default("auto"),
     )
@@ -444,7 +446,7 @@ async function runProxy(
     fall: options.fall,
     connectTimeoutMs: options.connectTimeout,
     keepAliveMs: options.keepalive,
-    threads: options.threads || Math.min(16, availableParallelism()),
+    ...threadPlan(options.threads, availableParallelism()),
     dataPlane: options.dataPlane,
     shutdownTimeoutMs: options.shutdownTimeout,
     name: options.name,

@@ -1,5 +1,10 @@
 import { getLogger } from "@logtape/logtape";
-import { type ClientConn, type DataPlaneKind, openDataPlane } from "../runtime/data_plane.ts";
+import {
+  type ClientConn,
+  type DataPlane,
+  type DataPlaneKind,
+  openDataPlane,
+} from "../runtime/data_plane.ts";
 import type { HostPort } from "../core/address.ts";
 import type { BackendSpec } from "../core/backend_spec.ts";
 import {
@@ -47,6 +52,8 @@ export interface ProxyOptions {
   sendProxyV2?: boolean;
   /** Threads carrying client sessions (data_plane.ts); default 1, the main thread. */
   threads?: number;
+  /** Epoll threads may be added under load up to this many (`--threads auto`, core/threads.ts). */
+  maxThreads?: number;
   /** What carries the bytes (data_plane.ts); default auto. */
   dataPlane?: DataPlaneKind;
   /** Upper bound of the handover fence (see Proxy.#startFence); default 1000 ms. */
@@ -111,8 +118,10 @@ export class Proxy {
   activeReason = "not decided yet";
   activeSince: number | null = null;
   draining = false;
-  /** Threads carrying client sessions (data_plane.ts); known once started. */
-  threads = 1;
+  /** Threads carrying client sessions now (data_plane.ts); known once started. */
+  get threads(): number {
+    return this.#plane?.threads ?? 1;
+  }
   /** What carries the bytes, once listening. */
   dataPlane: "epoll" | "sockets" = "sockets";
   readonly name: string;
@@ -120,6 +129,7 @@ export class Proxy {
   /** Where the register came from at start: "state file", "peer NAME", or "decided". */
   learnedFrom: string | null = null;
   #listener: TcpListener | null = null;
+  #plane: DataPlane | null = null;
   #monitor: HealthMonitor;
   #ready: Promise<void>;
   #markReady!: () => void;
@@ -199,13 +209,15 @@ export class Proxy {
 
   /** Binds the client port and starts the health checks. */
   async start(): Promise<void> {
-    const plane = openDataPlane(this.options.threads ?? 1, this.options.dataPlane);
+    const threads = this.options.threads ?? 1;
+    const max = this.options.maxThreads ?? threads;
+    const plane = openDataPlane(threads, this.options.dataPlane, { max });
+    this.#plane = plane;
     this.#listener = await plane.listen(
       this.options.listen,
       { keepAliveMs: this.options.keepAliveMs },
       (conn) => this.#accept(conn),
     );
-    this.threads = plane.threads;
     this.dataPlane = plane.kind;
     log.info("listening for clients on {host}:{port}", {
       host: this.options.listen.host,

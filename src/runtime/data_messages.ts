@@ -26,8 +26,11 @@ export type ToWorker =
 
 /** Data-plane thread → main thread. */
 export type FromWorker =
-  /** `wakeFd` (epoll threads): the eventfd to write to after each message. */
-  | ["listening", port: number, wakeFd?: number]
+  /**
+   * `wakeFd` (epoll threads): the eventfd to write to after each message; `tid`: the thread's
+   * id, whose schedstat tells `--threads auto` how busy it is (core/threads.ts).
+   */
+  | ["listening", port: number, wakeFd?: number, tid?: number]
   | ["listenFailed", message: string, code: string]
   | ["stopped"]
   | [

@@ -13,6 +13,15 @@ import { connectTcp, dataThreadsSupported, listenTcp, splice } from "#runtime";
 import { loadLibc } from "#ffi";
 import { getLogger } from "@logtape/logtape";
 import { type HostPort, parseIp } from "../core/address.ts";
+import {
+  demand,
+  DEMAND_WINDOW_MS,
+  meanDemand,
+  parseSchedstat,
+  shouldGrow,
+  type ThreadTimes,
+} from "../core/threads.ts";
+import { readFileSync } from "node:fs";
 import type { Libc } from "./libc.ts";
 import { releaseAfterStart } from "./release_memory.ts";
 import type { FromWorker, ToWorker } from "./data_messages.ts";
@@ -35,7 +44,7 @@ export const DATA_PLANE_KINDS = ["auto", "epoll", "sockets"] as const;
 export type DataPlaneKind = (typeof DATA_PLANE_KINDS)[number];
 
 export interface DataPlane {
-  /** Threads carrying sessions (1: the main thread). */
+  /** Threads carrying sessions now (1: the main thread); `--threads auto` adds some under load. */
   readonly threads: number;
   /** What carries the bytes, once listening: "epoll" or "sockets". */
   readonly kind: "epoll" | "sockets";
@@ -59,13 +68,26 @@ function warnOneThread(threads: number): void {
   );
 }
 
+/** Growing the epoll threads under load (`--threads auto`, core/threads.ts). */
+export interface ThreadGrowth {
+  /** The most threads to grow to. */
+  max: number;
+  /** How often the threads' demand is read (DEMAND_WINDOW_MS unless a test asks otherwise). */
+  windowMs?: number;
+}
+
 /**
  * The data plane for `threads` threads of `kind`. Sockets on one thread (or on a runtime without
  * threads) run on the main thread; epoll threads are always workers, the main thread keeps the
- * decisions, health checks and API.
+ * decisions, health checks and API. With `growth`, epoll threads are added one at a time while
+ * the ones running are in demand (the sockets plane stays at `threads`).
  */
-export function openDataPlane(threads: number, kind: DataPlaneKind = "auto"): DataPlane {
-  if (kind !== "sockets" && hasWorkers) return new ThreadedPlane(threads, kind);
+export function openDataPlane(
+  threads: number,
+  kind: DataPlaneKind = "auto",
+  growth?: ThreadGrowth,
+): DataPlane {
+  if (kind !== "sockets" && hasWorkers) return new ThreadedPlane(threads, kind, growth);
   if (threads > 1 && !threadsSupported) warnOneThread(threads);
   return threads > 1 && threadsSupported ? new ThreadedPlane(threads, "sockets") : localPlane;
 }
@@ -151,6 +173,10 @@ class Thread {
   /** Epoll threads: messages sent (shared with the thread) and the eventfd that wakes it. */
   readonly mailbox: Int32Array | null;
   wakeFd = -1;
+  /** Epoll threads: the thread's id, and its schedstat at the last reading (ThreadedPlane). */
+  tid = -1;
+  times: ThreadTimes | null = null;
+  timesAt = 0;
   #requests = new Map<number, Waiter>();
   #nextRequest = 1;
   #control: ((message: FromWorker) => void) | null = null;
@@ -386,7 +412,13 @@ class ThreadedPlane implements DataPlane {
   /** Every thread has stopped listening: a thread ends with its last session. */
   #stopped = false;
 
-  constructor(public threads: number, readonly wanted: DataPlaneKind) {}
+  #growth: ThreadGrowth | null;
+  #growTimer: ReturnType<typeof setInterval> | null = null;
+  #growing = false;
+
+  constructor(public threads: number, readonly wanted: DataPlaneKind, growth?: ThreadGrowth) {
+    this.#growth = growth && growth.max > threads ? growth : null;
+  }
 
   async listen(
     address: HostPort,
@@ -436,6 +468,7 @@ class ThreadedPlane implements DataPlane {
       await Promise.all(Array.from({ length: workers }, () => this.#start()));
       // What starting up left (configuration, modules run once) is given back, once.
       releaseAfterStart();
+      if (this.#libc && this.#growth) this.#watchDemand(this.#growth);
     } catch (error) {
       await this.#local?.close();
       for (const thread of this.#threads) thread.terminate();
@@ -471,13 +504,76 @@ class ThreadedPlane implements DataPlane {
       const [, message, code] = answer as ["listenFailed", string, string];
       throw Object.assign(new Error(message), { code: code || undefined });
     }
-    if (this.#libc) thread.wakeFd = answer[2] ?? -1;
+    if (this.#libc) {
+      thread.wakeFd = answer[2] ?? -1;
+      thread.tid = answer[3] ?? -1;
+    }
+  }
+
+  /** Reads the threads' demand every window and adds a thread while it is high enough. */
+  #watchDemand(growth: ThreadGrowth): void {
+    const windowMs = growth.windowMs ?? DEMAND_WINDOW_MS;
+    this.#growTimer = setInterval(() => this.#checkDemand(growth.max, windowMs), windowMs);
+    // Never what keeps the process alive.
+    (this.#growTimer as { unref?: () => void }).unref?.();
+  }
+
+  #stopWatching(): void {
+    if (this.#growTimer) clearInterval(this.#growTimer);
+    this.#growTimer = null;
+  }
+
+  #checkDemand(max: number, windowMs: number): void {
+    if (this.#stopping || this.threads >= max) return this.#stopWatching();
+    if (this.#growing) return;
+    const at = performance.now();
+    const demands: number[] = [];
+    let complete = true;
+    for (const thread of this.#threads) {
+      const times = thread.tid > 0 ? readThreadTimes(thread.tid) : null;
+      if (!times) {
+        log.warn(
+          "--threads auto: cannot read the data-plane threads' load (/proc/self/task/*/schedstat); " +
+            "staying at {threads} threads",
+          { threads: this.threads },
+        );
+        return this.#stopWatching();
+      }
+      if (thread.times) demands.push(demand(thread.times, times, (at - thread.timesAt) * 1e6));
+      else complete = false; // started since the last reading: its first window starts now
+      thread.times = times;
+      thread.timesAt = at;
+    }
+    if (!complete || !shouldGrow(demands, this.threads, max)) return;
+    this.#growing = true;
+    this.#start().then(
+      () => {
+        this.threads++;
+        log.info(
+          "--threads auto: {from} → {to} data-plane threads (they wanted a CPU {demand}% of " +
+            "the last {window} s)",
+          {
+            from: this.threads - 1,
+            to: this.threads,
+            demand: Math.round(meanDemand(demands) * 100),
+            window: windowMs / 1000,
+          },
+        );
+      },
+      (error) => {
+        log.error("--threads auto: cannot start another data-plane thread: {reason}", {
+          reason: String(error),
+        });
+        this.#stopWatching();
+      },
+    ).finally(() => (this.#growing = false));
   }
 
   /** Stops accepting on every thread; a thread ends once its last session has. */
   async #stop(): Promise<void> {
     if (this.#stopping) return;
     this.#stopping = true;
+    this.#stopWatching();
     await Promise.all([
       this.#local?.close(),
       ...[...this.#threads].map((thread) => thread.control(["stop"])),
@@ -500,5 +596,14 @@ class ThreadedPlane implements DataPlane {
     this.#start().catch((error) =>
       log.error("cannot restart a data-plane thread: {reason}", { reason: String(error) })
     );
+  }
+}
+
+/** A thread's schedstat (time on a CPU and waiting for one); null where Linux does not give it. */
+function readThreadTimes(tid: number): ThreadTimes | null {
+  try {
+    return parseSchedstat(readFileSync(`/proc/self/task/${tid}/schedstat`, "utf8"));
+  } catch {
+    return null;
   }
 }

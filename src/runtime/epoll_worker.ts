@@ -413,7 +413,7 @@ function answerListen(host: string, port: number): void {
   }
   listenFd = fd;
   control(C.EPOLL_CTL_ADD, listenFd, C.EPOLLIN, 0);
-  post(["listening", localAddress(fd).port, wakeFd]);
+  post(["listening", localAddress(fd).port, wakeFd, libc.gettid()]);
   releaseAt = now() + RELEASE_AFTER_START_MS;
   setTimeout(() => {
     run().catch((error) => {

@@ -29,6 +29,8 @@ export interface Libc {
   epoll_create1(flags: number): number;
   epoll_ctl(epfd: number, op: number, fd: number, event: Uint8Array): number;
   epoll_wait(epfd: number, events: Uint8Array, max: number, timeoutMs: number): number;
+  /** The calling thread's id (its /proc/self/task entry). */
+  gettid(): number;
   /** The calling thread's errno, read right after a call that returned -1. */
   errno(): number;
 }
@@ -55,6 +57,7 @@ export const LIBC_SYMBOLS = {
   epoll_create1: [["i32"], "i32"],
   epoll_ctl: [["i32", "i32", "i32", "buf"], "i32"],
   epoll_wait: [["i32", "buf", "i32", "i32"], "i32"],
+  gettid: [[], "i32"],
 } as const;
 
 export type LibcKind = "i32" | "u32" | "usize" | "buf";

@@ -271,3 +271,82 @@ export function dataPlaneCases(threads: number, kind: DataPlaneKind): Case[] {
     ],
   ];
 }
+
+/**
+ * `--threads auto` (core/threads.ts): epoll threads are added while they are in demand, never
+ * while idle, and a thread added later takes its share of new clients like the others.
+ */
+export function threadGrowthCases(): Case[] {
+  async function growing(windowMs: number) {
+    const backend = await startBackend("b");
+    const plane = openDataPlane(1, "epoll", { max: 2, windowMs });
+    const sessions: Promise<SpliceStats>[] = [];
+    const forwardAll = async (conn: ClientConn) => {
+      const server = await conn.dial({ host: "127.0.0.1", port: backend.port }, OPTIONS);
+      const stats = { up: 0, down: 0 };
+      await conn.splice(server, stats);
+      return stats;
+    };
+    const listener = await plane.listen(
+      { host: "127.0.0.1", port: 0 },
+      { keepAliveMs: 0 },
+      (conn) => sessions.push(forwardAll(conn)),
+    );
+    assert.equal(plane.kind, "epoll");
+    assert.equal(plane.threads, 1);
+    const close = async () => {
+      await listener.close();
+      await backend.close();
+      await Promise.allSettled(sessions);
+    };
+    return { plane, listener, close };
+  }
+
+  return [
+    ["epoll, auto: a busy thread gets a second one; new clients are still served", async () => {
+      const { plane, listener, close } = await growing(250);
+      try {
+        // Two clients push 64 KiB writes through the echo backend as fast as it takes them.
+        const chunk = new Uint8Array(65536).fill(7);
+        let pumping = true;
+        const pumps = [1, 2].map(() => {
+          const socket = net.connect({ host: "127.0.0.1", port: listener.port });
+          socket.on("data", () => {});
+          socket.on("error", () => {});
+          const pump = () => {
+            while (pumping && socket.write(chunk));
+          };
+          socket.on("drain", pump);
+          socket.once("connect", pump);
+          return socket;
+        });
+        await waitFor("a second data-plane thread", () => plane.threads === 2, 20_000);
+        pumping = false;
+        for (const socket of pumps) socket.destroy();
+        const clients = await Promise.all(
+          Array.from({ length: 16 }, () => connectClient(listener.port)),
+        );
+        for (const client of clients) {
+          await client.waitFor("hello b");
+          client.send("after growth\n");
+          await client.waitFor("after growth");
+          client.socket.destroy();
+        }
+      } finally {
+        await close();
+      }
+    }],
+    ["epoll, auto: an idle plane stays at its threads", async () => {
+      const { plane, listener, close } = await growing(100);
+      try {
+        const client = await connectClient(listener.port);
+        await client.waitFor("hello b");
+        await new Promise((r) => setTimeout(r, 1000));
+        assert.equal(plane.threads, 1);
+        client.socket.destroy();
+      } finally {
+        await close();
+      }
+    }],
+  ];
+}

@@ -1,5 +1,5 @@
 import { test } from "bun:test";
-import { dataPlaneCases } from "./data_plane_cases.ts";
+import { dataPlaneCases, threadGrowthCases } from "./data_plane_cases.ts";
 
 // The runtime's sockets on the main thread and on worker threads, and epoll threads (what
 // `galerad proxy` uses by default on Linux).
@@ -8,3 +8,4 @@ for (
 ) {
   for (const [name, run] of dataPlaneCases(threads, kind)) test(`data plane: ${name}`, run, 20_000);
 }
+for (const [name, run] of threadGrowthCases()) test(`data plane: ${name}`, run, 30_000);

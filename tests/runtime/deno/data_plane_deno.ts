@@ -1,6 +1,12 @@
-import { dataPlaneCases } from "../data_plane_cases.ts";
+import { dataPlaneCases, threadGrowthCases } from "../data_plane_cases.ts";
 
-for (const [name, run] of [...dataPlaneCases(2, "sockets"), ...dataPlaneCases(2, "epoll")]) {
+for (
+  const [name, run] of [
+    ...dataPlaneCases(2, "sockets"),
+    ...dataPlaneCases(2, "epoll"),
+    ...threadGrowthCases(),
+  ]
+) {
   Deno.test({
     name: `data plane (deno): ${name}`,
     fn: run,
