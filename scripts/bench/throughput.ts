@@ -40,6 +40,7 @@ const OPTIONS = benchOptions(
   ["soak-only"],
 );
 const ROUNDS = OPTIONS.rounds;
+const CPUS = availableParallelism();
 const SECONDS = OPTIONS.seconds;
 const SOAK = OPTIONS.soak;
 const SOAK_ONLY = OPTIONS["soak-only"];
@@ -69,6 +70,16 @@ function sysbenchTarget(port: number): string[] {
 }
 
 const CLOCK_TICKS = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
+
+/** The data-plane threads a galerad listening on `port` runs now (its API), or null. */
+async function galeradThreads(port: number): Promise<number | null> {
+  const answer = await fetch(`http://127.0.0.1:${port + 10}/v0/cluster`, {
+    headers: { authorization: `Basic ${btoa("admin:bench")}` },
+  }).catch(() => null);
+  if (!answer?.ok) return null;
+  const { threads } = await answer.json() as { threads?: unknown };
+  return typeof threads === "number" ? threads : null;
+}
 
 /** CPU seconds (user + system, all threads) a process has used so far; NaN without one. */
 function cpuSeconds(pid: number | undefined): number {
@@ -419,6 +430,7 @@ Samples (MiB): ${samples.map((v) => fmt(v, 1)).join(", ")}.
   // Idle sessions: RSS with 1,000 open sessions through each proxy, first on the freshly
   // started processes (the target: a proxy holding 1,000 idle clients).
   const idleFresh = await idleRss(targets, "fresh");
+  const threadsAtStart = await galeradThreads(bunPort);
   const workloads: [string, number][] = [
     ["oltp_point_select", 8],
     ["oltp_point_select", 32],
@@ -457,6 +469,7 @@ Samples (MiB): ${samples.map((v) => fmt(v, 1)).join(", ")}.
     }
   }
 
+  const threadsAfterRounds = await galeradThreads(bunPort);
   // Idle sessions again, after the sysbench rounds: what the runtimes kept from the load.
   const idleAfterLoad = await idleRss(targets, "after load");
 
@@ -516,18 +529,21 @@ Samples (MiB): ${samples.map((v) => fmt(v, 1)).join(", ")}.
     }\` — ${new Date().toISOString().slice(0, 10)}; ${machine()}.
 
 Local 3-node Galera lab; every target routes to node0 (one active server, the others backup).
-galerad runs with its defaults: \`--threads auto\` (${availableParallelism()} data-plane threads
-here, one per CPU, like HAProxy's default \`nbthread\`) and \`--data-plane auto\` (epoll
-threads); as a control, the same binary with \`--data-plane sockets\` (the runtime's own
-sockets, as many threads). "proxy CPU" is the proxy process's user + system CPU (all threads,
-from /proc/PID/stat) per query, and its ratio to HAProxy's: unlike qps it hardly moves with
-the machine's noise. "qps vs HAProxy" divides the medians; "per round" is the median of each
-round's ratio to the HAProxy run beside it, which cancels the machine's drift between rounds.
-HAProxy 2.6 in TCP mode with \`on-marked-down shutdown-sessions\` and the agent as \`httpchk\`.
-sysbench 1.0.20, 4 tables × 10,000 rows (\`--auto_inc=off\`), ${SECONDS} s per run, targets
-alternating (each round in the reverse order of the one before), ${ROUNDS} rounds after an
-unrecorded 5 s warm-up of each; medians. sysbench, MariaDB and the proxy share 2 cores, so a
-proxy's CPU per query shows directly in throughput.
+galerad runs with its defaults: \`--threads auto\` (two data-plane threads, more under load up
+to one per CPU; the Bun binary ran ${threadsAtStart ?? "?"} at the start and ${
+      threadsAfterRounds ?? "?"
+    } after the rounds
+on this ${CPUS}-CPU machine, where HAProxy's default \`nbthread\` runs ${CPUS}) and
+\`--data-plane auto\` (epoll threads); as a control, the same binary with \`--data-plane
+sockets\` (the runtime's own sockets, two threads). "proxy CPU" is the proxy process's user +
+system CPU (all threads, from /proc/PID/stat) per query, and its ratio to HAProxy's: unlike qps
+it hardly moves with the machine's noise. "qps vs HAProxy" divides the medians; "per round" is
+the median of each round's ratio to the HAProxy run beside it, which cancels the machine's drift
+between rounds. HAProxy 2.6 in TCP mode with \`on-marked-down shutdown-sessions\` and the agent
+as \`httpchk\`. sysbench 1.0.20, 4 tables × 10,000 rows (\`--auto_inc=off\`), ${SECONDS} s per
+run, targets alternating (each round in the reverse order of the one before), ${ROUNDS} rounds
+after an unrecorded 5 s warm-up of each; medians. sysbench, MariaDB and the proxy share ${CPUS}
+CPUs, so a proxy's CPU per query shows directly in throughput.
 
 | workload threads | target | qps | p95 ms | qps vs HAProxy | per round | p95 vs HAProxy | qps vs direct | p95 vs direct | proxy CPU µs/query |
 | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
