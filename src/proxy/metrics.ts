@@ -148,6 +148,12 @@ export function renderMetrics(proxy: Proxy): string {
       "gauge",
       "1 once this proxy can route (probed and register learned).",
       [[{}, proxy.ready ? 1 : 0]],
+    )
+    .family(
+      "galerad_data_plane_threads",
+      "gauge",
+      "Threads carrying client sessions (--threads auto adds some under load).",
+      [[{}, proxy.threads]],
     );
   const group = proxy.peerGroup;
   if (group) {
