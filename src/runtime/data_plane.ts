@@ -23,7 +23,7 @@ import {
 } from "../core/threads.ts";
 import { readFileSync } from "node:fs";
 import type { Libc } from "./libc.ts";
-import { releaseAfterStart } from "./release_memory.ts";
+import { QuietCollector, releaseAfterStart } from "./release_memory.ts";
 import type { FromWorker, ToWorker } from "./data_messages.ts";
 import type { ConnectOptions, ListenOptions, SpliceStats, TcpConn, TcpListener } from "./types.ts";
 
@@ -243,6 +243,7 @@ class Thread {
           localPort,
         });
         this.clients.set(id, client);
+        this.plane.collector.note();
         this.onConnection(client);
         return;
       }
@@ -412,6 +413,8 @@ class ThreadedPlane implements DataPlane {
   /** Every thread has stopped listening: a thread ends with its last session. */
   #stopped = false;
 
+  /** Collects what a burst of new sessions left on the main thread (release_memory.ts). */
+  readonly collector = new QuietCollector();
   #growth: ThreadGrowth | null;
   #growTimer: ReturnType<typeof setInterval> | null = null;
   #growing = false;

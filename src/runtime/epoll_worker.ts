@@ -12,7 +12,12 @@
  */
 import { loadLibc } from "#ffi";
 import * as C from "./libc.ts";
-import { RELEASE_AFTER_START_MS, releaseMemory } from "./release_memory.ts";
+import {
+  COLLECT_AFTER_QUIET_MS,
+  collectGarbage,
+  RELEASE_AFTER_START_MS,
+  releaseMemory,
+} from "./release_memory.ts";
 import type { FromWorker, ToWorker } from "./data_messages.ts";
 
 const scope = globalThis as unknown as {
@@ -44,6 +49,8 @@ let keepAliveMs = 0;
 let acceptPausedUntil = 0;
 /** When to give back what loading the thread left (release_memory.ts); 0 once done. */
 let releaseAt = 0;
+/** When to collect what the last burst of new sessions left (release_memory.ts); 0: none. */
+let collectAt = 0;
 
 const events = new Uint8Array(EVENT_SIZE * MAX_EVENTS);
 const eventsView = new DataView(events.buffer);
@@ -231,6 +238,7 @@ function acceptAll(): void {
     const session = new Session(nextId++);
     session.client = newSock(fd, session, true);
     sessions.set(session.id, session);
+    collectAt = now() + COLLECT_AFTER_QUIET_MS;
     sync(session.client);
     post(["open", session.id, remote.address, remote.port, local.address, local.port]);
   }
@@ -563,16 +571,21 @@ function receive(message: ToWorker): void {
 
 // ---- the loop -------------------------------------------------------------------------------------
 
+/** Nothing timed: no deadline, byte report, accept pause or memory release pending. */
+function idle(): boolean {
+  return timed.size === 0 && dirty.length === 0 && acceptPausedUntil === 0 && releaseAt === 0 &&
+    collectAt === 0;
+}
+
 /** Milliseconds epoll_wait may block: until the next deadline or byte report; -1 for none. */
 function timeout(): number {
-  if (timed.size === 0 && dirty.length === 0 && acceptPausedUntil === 0 && releaseAt === 0) {
-    return -1;
-  }
+  if (idle()) return -1;
   const t = now();
   let next = Infinity;
   if (dirty.length > 0) next = nextReport;
   if (acceptPausedUntil > 0) next = Math.min(next, acceptPausedUntil);
   if (releaseAt > 0) next = Math.min(next, releaseAt);
+  if (collectAt > 0) next = Math.min(next, collectAt);
   for (const session of timed) {
     if (session.dial) next = Math.min(next, session.dial.deadline);
     if (session.closeAt > 0) next = Math.min(next, session.closeAt);
@@ -581,13 +594,15 @@ function timeout(): number {
 }
 
 function timers(): void {
-  if (timed.size === 0 && dirty.length === 0 && acceptPausedUntil === 0 && releaseAt === 0) {
-    return;
-  }
+  if (idle()) return;
   const t = now();
   if (releaseAt > 0 && t >= releaseAt) {
     releaseAt = 0;
     releaseMemory();
+  }
+  if (collectAt > 0 && t >= collectAt) {
+    collectAt = 0;
+    collectGarbage();
   }
   if (acceptPausedUntil > 0 && t >= acceptPausedUntil) {
     acceptPausedUntil = 0;

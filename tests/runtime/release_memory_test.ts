@@ -1,5 +1,9 @@
 import { describe, expect, test } from "bun:test";
-import { releaseAfterStart, releaseMemory } from "../../src/runtime/release_memory.ts";
+import {
+  QuietCollector,
+  releaseAfterStart,
+  releaseMemory,
+} from "../../src/runtime/release_memory.ts";
 
 describe("start-up memory release", () => {
   test("runs the release once, after the delay", async () => {
@@ -19,5 +23,25 @@ describe("start-up memory release", () => {
     const before = heapSize();
     releaseMemory();
     expect(heapSize()).toBeLessThan(before);
+  });
+
+  test("collects once a burst of sessions is over (none for the quiet time), once per burst", async () => {
+    let calls = 0;
+    const collector = new QuietCollector(() => calls++, 300);
+    // A burst of sessions 20 ms apart for ~400 ms: no collection while it lasts.
+    for (let i = 0; i < 20; i++) {
+      collector.note();
+      await Bun.sleep(20);
+    }
+    expect(calls).toBe(0);
+    await Bun.sleep(600);
+    expect(calls).toBe(1);
+    // Quiet stays quiet: nothing more without new sessions; a new burst, one more.
+    await Bun.sleep(600);
+    expect(calls).toBe(1);
+    collector.note();
+    collector.note();
+    await Bun.sleep(600);
+    expect(calls).toBe(2);
   });
 });
