@@ -147,12 +147,17 @@ async function idleSessions(port: number, count: number) {
 }
 
 /** RSS of each proxy before and with 1,000 idle sessions open through it. */
+/** How long the 1,000 idle sessions are held before RSS is read. */
+const IDLE_SETTLE_MS = 5000;
+
 async function idleRss(targets: Target[], label: string) {
   const idle: Record<string, { before: number; after: number }> = {};
   for (const t of targets.filter((x) => x.pid)) {
     const before = rssMiB(t.pid!());
     const close = await idleSessions(t.port, 1000);
-    await new Promise((r) => setTimeout(r, 1000));
+    // Held open: measured once the burst of handshakes is over, when a proxy has settled (Bun's
+    // galerad collects 3 s after its last new session, release_memory.ts).
+    await new Promise((r) => setTimeout(r, IDLE_SETTLE_MS));
     idle[t.name] = { before, after: rssMiB(t.pid!()) };
     close();
     console.log(
@@ -549,8 +554,10 @@ CPUs, so a proxy's CPU per query shows directly in throughput.
 | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 ${tableRows.join("\n")}
 
-1,000 idle sessions (full MySQL handshakes) held open through each proxy, RSS before → after,
-on the freshly started processes: ${idleText(idleFresh)}.
+1,000 idle sessions (full MySQL handshakes) held open through each proxy, RSS before → after
+(${IDLE_SETTLE_MS / 1000} s after the last one opened), on the freshly started processes: ${
+      idleText(idleFresh)
+    }.
 The same after the sysbench rounds above (memory the runtimes kept from the load included):
 ${idleText(idleAfterLoad)}.
 
