@@ -490,7 +490,7 @@ Samples (MiB): ${samples.map((v) => fmt(v, 1)).join(", ")}.
     await new Promise((r) => setTimeout(r, 1000));
   }
 
-  // Bulk: a 64 MiB result, rounds alternating (reversed every other round).
+  // Bulk: a 64 MiB result, rounds alternating (roundOrder).
   const bulkMBs = new Map<string, number[]>();
   for (let round = 0; round < ROUNDS; round++) {
     for (const t of roundOrder(targets, round)) {
@@ -546,7 +546,7 @@ it hardly moves with the machine's noise. "qps vs HAProxy" divides the medians; 
 the median of each round's ratio to the HAProxy run beside it, which cancels the machine's drift
 between rounds. HAProxy 2.6 in TCP mode with \`on-marked-down shutdown-sessions\` and the agent
 as \`httpchk\`. sysbench 1.0.20, 4 tables × 10,000 rows (\`--auto_inc=off\`), ${SECONDS} s per
-run, targets alternating (each round in the reverse order of the one before), ${ROUNDS} rounds
+run, targets alternating (every other round in reverse order, direct always last), ${ROUNDS} rounds
 after an unrecorded 5 s warm-up of each; medians. sysbench, MariaDB and the proxy share ${CPUS}
 CPUs, so a proxy's CPU per query shows directly in throughput.
 

@@ -40,14 +40,19 @@ describe("benchmark options", () => {
 describe("round order", () => {
   test("every other round runs the targets in reverse, so none always runs first", async () => {
     const { roundOrder } = await import("../../scripts/bench/report.ts");
-    const targets = ["galerad", "haproxy", "direct"];
-    expect([0, 1, 2, 3].map((round) => roundOrder(targets, round).join(" "))).toEqual([
-      "galerad haproxy direct",
-      "direct haproxy galerad",
-      "galerad haproxy direct",
-      "direct haproxy galerad",
+    const targets = ["galerad", "haproxy", "deno", "direct"];
+    const rounds = [0, 1, 2, 3].map((round) => roundOrder(targets, round));
+    expect(rounds.map((order) => order.join(" "))).toEqual([
+      "galerad haproxy deno direct",
+      "deno haproxy galerad direct",
+      "galerad haproxy deno direct",
+      "deno haproxy galerad direct",
     ]);
-    expect(targets).toEqual(["galerad", "haproxy", "direct"]); // not reordered in place
+    // No target runs twice in a row across a round's end.
+    const sequence = rounds.flat();
+    for (let i = 1; i < sequence.length; i++) expect(sequence[i]).not.toBe(sequence[i - 1]);
+    expect(targets).toEqual(["galerad", "haproxy", "deno", "direct"]); // not reordered in place
+    expect(roundOrder(["only"], 1)).toEqual(["only"]);
   });
 });
 
