@@ -1,0 +1,647 @@
+import type { AgreementMessage } from "./agreement_message.ts";
+import { type HealthView, viewCandidate } from "./health_view.ts";
+import {
+  type HeldGrant,
+  leasedNode,
+  noteRequest,
+  recordAnswer,
+  released,
+  startHolder,
+} from "./lease_holder.ts";
+import type { HolderState } from "./lease_holder.ts";
+import {
+  answerRequest,
+  followRegister,
+  judgeRegister,
+  type LeaseTimers,
+  startVoter,
+  type VoterState,
+} from "./lease_voter.ts";
+import {
+  compareRegisters,
+  emptyRegister,
+  MAX_EPOCH,
+  MAX_REASON,
+  type Register,
+  type RegisterKind,
+  sameRegister,
+} from "./register.ts";
+import { majorityOf, type QuorumMode, voterDigest } from "./voter_set.ts";
+
+/** Everything the agreement of one proxy needs to know; fixed for its life. */
+export interface AgreementConfig {
+  self: string;
+  cluster: string;
+  mode: QuorumMode;
+  /** The fixed voter set: the proxies (self included), the backends' agents, or self alone. */
+  voters: readonly string[];
+  /** The other proxies this one gossips with. */
+  peers: readonly string[];
+  backends: readonly string[];
+  /** To agents: where each backend's agent answers, so they probe the nodes themselves. */
+  targets?: Record<string, string>;
+  timers: AgreementTimers;
+}
+
+export interface AgreementTimers extends LeaseTimers {
+  /** A voter holding a register no majority joined goes back to the majority's after this. */
+  settleMs: number;
+  /** After start, new sessions wait (rather than being refused) this long for a lease. */
+  startupHoldMs: number;
+}
+
+/** Two clocks: monotonic for every decision, wall only to stamp a register for display. */
+export interface Clock {
+  mono: number;
+  wall: number;
+}
+
+/** What this proxy knows of one other party. */
+export interface PartyInfo {
+  /** Our monotonic clock when we last heard it; null: never. */
+  at: number | null;
+  incarnation: string;
+  register: Register | null;
+  view: HealthView;
+  serving: string | null;
+  /** Its voter-set digest differs from ours: it is not counted. */
+  mismatch: string | null;
+}
+
+/** Where new sessions go: a node, or none, waiting (hold) or refused, with why. */
+export interface Route {
+  node: string | null;
+  hold: boolean;
+  reason: string;
+}
+
+export interface AgreementState {
+  config: AgreementConfig;
+  digest: string;
+  incarnation: string;
+  holder: HolderState;
+  /** Our vote, when this proxy is a voter (proxies or none mode). */
+  voter: VoterState | null;
+  view: HealthView;
+  drained: readonly string[];
+  epochSeen: number;
+  /** Our last proposal, while it may still be pending. */
+  proposal: Register | null;
+  /** Each party's latest word, by name. */
+  parties: Record<string, PartyInfo>;
+  /** The latest register each party offered, judged again when our view changes. */
+  offered: Record<string, Register>;
+  route: Route;
+  startedAt: number;
+}
+
+export type AgreementEvent =
+  | { type: "tick" }
+  | { type: "message"; message: AgreementMessage }
+  | { type: "view"; view: HealthView }
+  | { type: "severed"; node: string }
+  | { type: "switchover"; target: string; reason: string }
+  | { type: "drained"; names: readonly string[] };
+
+export type AgreementEffect =
+  | { type: "send"; message: AgreementMessage }
+  | { type: "persist"; epochSeen: number; register: Register }
+  | { type: "sever"; node: string; reason: string }
+  | { type: "route"; route: Route }
+  | { type: "drop"; reason: "voter_set" | "unknown_peer" | "wrong_cluster" | "misdirected" }
+  | { type: "log"; level: "info" | "warn" | "error"; message: string };
+
+/** Starts the agreement of one proxy: nothing served until a majority of voters grants it. */
+export function startAgreement(
+  config: AgreementConfig,
+  init: { incarnation: string; now: Clock; saved?: { register: Register; epochSeen: number } },
+): AgreementState {
+  const saved = init.saved?.register.cluster === config.cluster ? init.saved : undefined;
+  const register = saved?.register ?? emptyRegister(config.cluster);
+  const votes = config.voters.includes(config.self);
+  const parties: Record<string, PartyInfo> = {};
+  for (const name of new Set([...config.voters, ...config.peers])) {
+    if (name !== config.self) {
+      parties[name] = {
+        at: null,
+        incarnation: "",
+        register: null,
+        view: {},
+        serving: null,
+        mismatch: null,
+      };
+    }
+  }
+  return {
+    config,
+    // Availability-first proxies vote alone, but must still agree on who the tier is.
+    digest: voterDigest(
+      config.mode,
+      config.mode === "none" ? [config.self, ...config.peers] : config.voters,
+    ),
+    incarnation: init.incarnation,
+    holder: startHolder(init.incarnation),
+    voter: votes
+      ? startVoter(register, init.now.mono, config.timers, { alone: config.voters.length === 1 })
+      : null,
+    view: {},
+    drained: [],
+    epochSeen: Math.max(saved?.epochSeen ?? 0, register.epoch),
+    proposal: null,
+    parties,
+    offered: {},
+    route: { node: null, hold: true, reason: "starting: no lease from the voters yet" },
+    startedAt: init.now.mono,
+  };
+}
+
+/**
+ * The whole agreement of one proxy as a pure step: the event in, the new state and the effects
+ * out (sends, persists, severs, routes, logs), carried out by the shell in order. No clock,
+ * timer or socket inside: src/proxy/agreement_shell.ts feeds it; tests/core/agreement_sim.ts
+ * drives many of them through seeded faults.
+ */
+export function step(
+  state: AgreementState,
+  event: AgreementEvent,
+  now: Clock,
+): { state: AgreementState; effects: AgreementEffect[] } {
+  const s: AgreementState = { ...state };
+  const fx: AgreementEffect[] = [];
+  switch (event.type) {
+    case "tick":
+      for (const to of targetsOf(s)) fx.push({ type: "send", message: build(s, to, now) });
+      break;
+    case "message":
+      receive(s, event.message, now, fx);
+      break;
+    case "view":
+      s.view = event.view;
+      rejudge(s, now, fx);
+      break;
+    case "severed":
+      if (s.holder.serving === event.node && s.holder.severing) {
+        s.holder = released(s.holder);
+        fx.push({ type: "log", level: "info", message: `sessions on ${event.node} are closed` });
+      }
+      break;
+    case "switchover":
+      propose(s, now, fx, { active: event.target, kind: "switchover", why: event.reason });
+      break;
+    case "drained":
+      s.drained = event.names;
+      break;
+  }
+  settle(s, now, fx);
+  return { state: s, effects: fx };
+}
+
+/** Everyone this proxy sends to: every voter but itself, and the other proxies. */
+function targetsOf(s: AgreementState): string[] {
+  return Object.keys(s.parties);
+}
+
+function isVoter(s: AgreementState, name: string): boolean {
+  return s.config.voters.includes(name);
+}
+
+function build(
+  s: AgreementState,
+  to: string,
+  now: Clock,
+  grant?: AgreementMessage["grant"],
+): AgreementMessage {
+  const message: AgreementMessage = {
+    kind: grant ? "reply" : isVoter(s, to) ? "request" : "state",
+    from: s.config.self,
+    to,
+    incarnation: s.incarnation,
+    digest: s.digest,
+    register: ownRegister(s),
+    epochSeen: s.epochSeen,
+    view: s.view,
+    serving: s.holder.serving,
+  };
+  if (grant) message.grant = grant;
+  if (message.kind === "request") {
+    const noted = noteRequest(s.holder, to, now.mono);
+    s.holder = noted.state;
+    message.request = { t: noted.t, serving: s.holder.serving };
+    if (s.config.mode === "agents" && s.config.targets) message.targets = s.config.targets;
+  }
+  const follow = followTarget(s, now);
+  if (follow) message.follow = follow;
+  return message;
+}
+
+/** What we tell others we hold: our vote, or (not voting) the group's register or our proposal. */
+function ownRegister(s: AgreementState): Register {
+  if (s.voter) return s.voter.register;
+  const group = groupRegister(s, null) ?? emptyRegister(s.config.cluster);
+  return s.proposal && compareRegisters(s.proposal, group) > 0 ? s.proposal : group;
+}
+
+function receive(s: AgreementState, m: AgreementMessage, now: Clock, fx: AgreementEffect[]): void {
+  const party = s.parties[m.from];
+  if (m.from === s.config.self || !party) {
+    return void fx.push({ type: "drop", reason: "unknown_peer" });
+  }
+  if (m.to !== s.config.self) return void fx.push({ type: "drop", reason: "misdirected" });
+  if (m.register.cluster !== s.config.cluster) {
+    return void fx.push({ type: "drop", reason: "wrong_cluster" });
+  }
+  if (m.digest !== s.digest) {
+    if (party.mismatch !== m.digest) {
+      fx.push({
+        type: "log",
+        level: "error",
+        message:
+          `${m.from} counts another voter set (digest ${m.digest}, ours ${s.digest}): it is not counted, and does not count us, until both are started with the same --peers and --quorum`,
+      });
+    }
+    s.parties = { ...s.parties, [m.from]: { ...party, mismatch: m.digest } };
+    return void fx.push({ type: "drop", reason: "voter_set" });
+  }
+  if (party.at === null || now.mono - party.at > s.config.timers.leaseMs) {
+    fx.push({
+      type: "log",
+      level: "info",
+      message: `${m.from} is heard (epoch ${m.register.epoch}, active ${
+        m.register.active ?? "none"
+      })`,
+    });
+  }
+  s.parties = {
+    ...s.parties,
+    [m.from]: {
+      at: now.mono,
+      incarnation: m.incarnation,
+      register: m.register,
+      view: m.view,
+      serving: m.serving,
+      mismatch: null,
+    },
+  };
+  s.epochSeen = Math.min(MAX_EPOCH, Math.max(s.epochSeen, m.epochSeen, m.register.epoch));
+  if (m.kind === "reply" && m.grant && isVoter(s, m.from)) {
+    const next = recordAnswer(s.holder, m.from, { ...m.grant, register: m.register });
+    if (next) s.holder = next;
+  }
+  if (s.voter) {
+    s.offered = { ...s.offered, [m.from]: m.register };
+    judge(s, m.register, `offered by ${m.from}`, now, fx);
+    if (m.follow) follow(s, m.follow, `${m.from} reports it as the group's`, now, fx);
+    if (m.kind === "request" && m.request) {
+      const answered = answerRequest(
+        s.voter,
+        {
+          holder: m.from,
+          incarnation: m.incarnation,
+          t: m.request.t,
+          serving: m.request.serving,
+          digest: m.digest,
+        },
+        now.mono,
+        { timers: s.config.timers, digest: s.digest },
+      );
+      if (answered) {
+        s.voter = answered.state;
+        fx.push({
+          type: "send",
+          message: build(s, m.from, now, {
+            t: m.request.t,
+            incarnation: m.incarnation,
+            ...answered.answer,
+          }),
+        });
+      }
+    }
+  }
+  // A voter that moved since its last answer to us is asked again at once: handovers wait on it.
+  const answer = s.holder.grants[m.from];
+  if (
+    isVoter(s, m.from) && m.kind !== "request" && answer &&
+    !sameRegister(answer.register, m.register)
+  ) {
+    fx.push({ type: "send", message: build(s, m.from, now) });
+  }
+}
+
+/** Our view changed: registers offered earlier may be justified now. */
+function rejudge(s: AgreementState, now: Clock, fx: AgreementEffect[]): void {
+  if (!s.voter) return;
+  const offers = Object.entries(s.offered).sort(([, a], [, b]) => compareRegisters(b, a));
+  for (const [from, register] of offers) judge(s, register, `offered by ${from}`, now, fx);
+}
+
+function judge(
+  s: AgreementState,
+  register: Register,
+  source: string,
+  now: Clock,
+  fx: AgreementEffect[],
+): void {
+  const voter = s.voter!;
+  const ok = judgeRegister(voter.register, register, s.view, {
+    backends: s.config.backends,
+    anyLarger: s.config.mode === "none",
+  });
+  if (ok) vote(s, register, source, now, fx);
+}
+
+function follow(
+  s: AgreementState,
+  target: { register: Register; majority: boolean },
+  source: string,
+  now: Clock,
+  fx: AgreementEffect[],
+): void {
+  if (s.config.mode === "none") return;
+  const ok = followRegister(s.voter!, target, now.mono, {
+    backends: s.config.backends,
+    settleMs: s.config.timers.settleMs,
+  });
+  if (ok) vote(s, target.register, source, now, fx);
+}
+
+/** Our vote changes: persisted first, then told to every party. */
+function vote(
+  s: AgreementState,
+  register: Register,
+  source: string,
+  now: Clock,
+  fx: AgreementEffect[],
+): void {
+  const previous = s.voter!.register;
+  s.voter = { ...s.voter!, register, since: now.mono };
+  s.epochSeen = Math.max(s.epochSeen, register.epoch);
+  fx.push({ type: "persist", epochSeen: s.epochSeen, register });
+  fx.push({
+    type: "log",
+    level: "warn",
+    message: `vote: epoch ${register.epoch} active ${register.active ?? "none"} (was ${
+      previous.active ?? "none"
+    } at epoch ${previous.epoch}), by ${register.proposer}, ${source}: ${register.reason}`,
+  });
+  for (const to of targetsOf(s)) fx.push({ type: "send", message: build(s, to, now) });
+}
+
+/** The register a strict majority of voters holds now, as far as we heard; null if none. */
+function groupRegister(s: AgreementState, now: Clock | null): Register | null {
+  const held = heardRegisters(s, now);
+  const need = majorityOf(s.config.voters.length);
+  for (const r of held) {
+    if (held.filter((x) => sameRegister(x, r)).length >= need) return r;
+  }
+  return null;
+}
+
+/** The registers of the voters heard within a lease (all ever heard, when `now` is null). */
+function heardRegisters(s: AgreementState, now: Clock | null): Register[] {
+  const out: Register[] = [];
+  for (const voter of s.config.voters) {
+    if (voter === s.config.self && s.voter) {
+      out.push(s.voter.register);
+      continue;
+    }
+    const p = s.parties[voter];
+    if (!p || p.at === null || p.register === null || p.mismatch !== null) continue;
+    if (now && now.mono - p.at > s.config.timers.leaseMs) continue;
+    out.push(p.register);
+  }
+  return out;
+}
+
+/** The majority's register, else the largest of a majority's; what voters should converge to. */
+function followTarget(
+  s: AgreementState,
+  now: Clock,
+): { register: Register; majority: boolean } | undefined {
+  if (s.config.mode === "none") return undefined;
+  const group = groupRegister(s, now);
+  if (group) return { register: group, majority: true };
+  const held = heardRegisters(s, now);
+  if (held.length < majorityOf(s.config.voters.length)) return undefined;
+  return {
+    register: held.reduce((a, b) => (compareRegisters(a, b) >= 0 ? a : b)),
+    majority: false,
+  };
+}
+
+/**
+ * Proposes a change of the active node: a failover when the group's node is down in our view,
+ * the first node when none was ever decided, or an operator's switchover. The new epoch is
+ * persisted before anything is sent, and carries our incarnation, so no life of this proxy ever
+ * names two nodes under one version.
+ */
+function propose(
+  s: AgreementState,
+  now: Clock,
+  fx: AgreementEffect[],
+  change?: { active: string; kind: RegisterKind; why: string },
+): void {
+  const base = s.config.mode === "none" ? s.voter!.register : groupRegister(s, now);
+  if (!base) return;
+  let active: string;
+  let kind: RegisterKind;
+  let reason: string;
+  if (change) {
+    ({ active, kind } = change);
+    reason = `switchover by operator: ${change.why}`;
+  } else {
+    const down = base.active !== null && s.view[base.active]?.healthy === false;
+    if (base.active !== null && !down) return;
+    const candidate = viewCandidate(s.view, base.active, s.drained);
+    if (!candidate) return;
+    active = candidate.name;
+    kind = base.active === null ? "initial" : "failover";
+    const pick = candidate.index === null
+      ? "the first name (no wsrep_local_index reported)"
+      : `the lowest wsrep_local_index ${candidate.index}`;
+    reason = base.active === null
+      ? `no active node yet; ${active} has ${pick}`
+      : `${base.active} is down here; ${active} has ${pick}`;
+  }
+  const pending = s.proposal !== null && compareRegisters(s.proposal, base) > 0 &&
+    s.proposal.active === active && s.proposal.previous === base.active;
+  const voted = s.voter !== null && compareRegisters(s.voter.register, base) > 0 &&
+    s.voter.register.active === active;
+  if (pending || voted) return;
+  const epoch = Math.max(s.epochSeen, base.epoch) + 1;
+  if (epoch > MAX_EPOCH) {
+    fx.push({
+      type: "log",
+      level: "error",
+      message: `cannot propose: epoch ${epoch} is above ${MAX_EPOCH}`,
+    });
+    return;
+  }
+  const register: Register = {
+    cluster: s.config.cluster,
+    epoch,
+    proposer: s.config.self,
+    incarnation: s.incarnation,
+    active,
+    previous: base.active,
+    kind,
+    reason: reason.slice(0, MAX_REASON),
+    time: Math.max(0, Math.floor(now.wall)),
+  };
+  s.epochSeen = epoch;
+  s.proposal = register;
+  fx.push({ type: "persist", epochSeen: epoch, register: s.voter?.register ?? register });
+  fx.push({
+    type: "log",
+    level: "warn",
+    message: `proposing epoch ${epoch}: ${active} (${reason})`,
+  });
+  if (s.voter) judge(s, register, "proposed here", now, fx);
+  if (!s.voter || !sameRegister(s.voter.register, register)) {
+    for (const to of targetsOf(s)) fx.push({ type: "send", message: build(s, to, now) });
+  }
+}
+
+/** Our holder asks our own vote, in process, as it asks every other voter over the wire. */
+function askSelf(s: AgreementState, now: Clock): void {
+  if (!s.voter) return;
+  const noted = noteRequest(s.holder, s.config.self, now.mono);
+  s.holder = noted.state;
+  const t = noted.t;
+  const answered = answerRequest(
+    s.voter,
+    {
+      holder: s.config.self,
+      incarnation: s.incarnation,
+      t,
+      serving: s.holder.serving,
+      digest: s.digest,
+    },
+    now.mono,
+    { timers: s.config.timers, digest: s.digest },
+  );
+  if (!answered) return;
+  s.voter = answered.state;
+  const next = recordAnswer(s.holder, s.config.self, {
+    t,
+    incarnation: s.incarnation,
+    register: s.voter.register,
+    ...answered.answer,
+  });
+  if (next) s.holder = next;
+}
+
+/**
+ * After every event: our vote follows the majority, a failover is proposed when due, and the
+ * holder serves what a majority grants it, severing what it may no longer serve.
+ */
+function settle(s: AgreementState, now: Clock, fx: AgreementEffect[]): void {
+  if (s.voter) {
+    const target = followTarget(s, now);
+    if (target) follow(s, target, "following the majority", now, fx);
+  }
+  if (s.config.mode === "none" || groupRegister(s, now) !== null) propose(s, now, fx);
+  const before = s.holder.serving;
+  for (let round = 0; round < 3; round++) {
+    askSelf(s, now);
+    const serving = s.holder.serving;
+    serve(s, now, fx);
+    if (s.holder.serving === serving) break;
+  }
+  if (s.holder.serving !== before) {
+    // What we serve changed: every voter hears it at once (a release lets them grant anew).
+    for (const to of s.config.voters) {
+      if (to !== s.config.self) fx.push({ type: "send", message: build(s, to, now) });
+    }
+  }
+  const route = routeOf(s, now);
+  if (
+    route.node !== s.route.node || route.hold !== s.route.hold || route.reason !== s.route.reason
+  ) {
+    s.route = route;
+    fx.push({ type: "route", route });
+  }
+}
+
+/** Holder transitions: start severing what we may no longer serve, or serve what is granted. */
+function serve(s: AgreementState, now: Clock, fx: AgreementEffect[]): void {
+  const h = s.holder;
+  const lease = leasedNode(h, s.config.voters, now.mono, s.config.timers);
+  if (h.serving !== null && !h.severing) {
+    const why = lease === null
+      ? `lease lost: ${grantSummary(s, now)}`
+      : lease.node !== h.serving
+      ? `the group moved to ${lease.node} (epoch ${lease.register.epoch})`
+      : s.view[h.serving]?.healthy !== true
+      ? `this proxy sees ${h.serving} down`
+      : null;
+    if (why === null) return;
+    s.holder = { ...h, severing: true };
+    fx.push({ type: "sever", node: h.serving, reason: why });
+    return;
+  }
+  if (h.serving === null && lease && s.view[lease.node]?.healthy === true) {
+    s.holder = { ...h, serving: lease.node };
+    fx.push({
+      type: "log",
+      level: "info",
+      message:
+        `serving ${lease.node}: granted by ${lease.count} of ${s.config.voters.length} voters (epoch ${lease.register.epoch})`,
+    });
+  }
+}
+
+function routeOf(s: AgreementState, now: Clock): Route {
+  const h = s.holder;
+  if (h.serving !== null && !h.severing) {
+    return { node: h.serving, hold: false, reason: `${h.serving} is active` };
+  }
+  const heard = heardRegisters(s, now).length;
+  const need = majorityOf(s.config.voters.length);
+  const starting = now.mono - s.startedAt < s.config.timers.startupHoldMs;
+  if (h.severing) {
+    return { node: null, hold: true, reason: `handing over: closing sessions on ${h.serving}` };
+  }
+  if (heard < need) {
+    return {
+      node: null,
+      hold: starting,
+      reason:
+        `no quorum: this proxy hears ${heard} of ${s.config.voters.length} voters (${s.config.mode}), ${need} needed; refusing rather than routing alone`,
+    };
+  }
+  const lease = leasedNode(h, s.config.voters, now.mono, s.config.timers);
+  if (lease) {
+    return {
+      node: null,
+      hold: false,
+      reason:
+        `the group is on ${lease.node} but this proxy sees it down; refusing rather than routing alone`,
+    };
+  }
+  const candidate = viewCandidate(s.view, null, s.drained);
+  return {
+    node: null,
+    hold: starting || candidate !== null,
+    reason: candidate === null
+      ? "no healthy Galera node is active; try again later"
+      : `waiting for a majority of voters to grant a node: ${grantSummary(s, now)}`,
+  };
+}
+
+/** One line on what each voter last answered, for refusals and the log. */
+function grantSummary(s: AgreementState, now: Clock): string {
+  const parts = s.config.voters.map((voter) => {
+    const g: HeldGrant | undefined = s.holder.grants[voter];
+    if (!g) return `${voter}: no answer`;
+    const age = Math.round(now.mono - g.t);
+    return g.node === null ? `${voter}: ${g.why}` : `${voter}: ${g.node} (${age}ms ago)`;
+  });
+  return parts.join("; ");
+}
+
+/** The register the group serves as far as this proxy can tell, for the API and the log. */
+export function currentRegister(s: AgreementState, now: Clock): Register {
+  const lease = leasedNode(s.holder, s.config.voters, now.mono, s.config.timers);
+  return lease?.register ?? groupRegister(s, now) ?? s.voter?.register ??
+    ownRegister(s);
+}

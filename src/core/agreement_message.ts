@@ -1,0 +1,37 @@
+import type { HealthView } from "./health_view.ts";
+import type { Register } from "./register.ts";
+
+/**
+ * What one party of the agreement tells another: its state every time (anti-entropy), a lease
+ * request from a holder to a voter, a voter's answer to the last request. The wire format is
+ * src/peers/codec.ts; this is what the pure core sees.
+ */
+export interface AgreementMessage {
+  /** request: asks the voter for a lease and an answer at once; reply: the answer; state: news. */
+  kind: "request" | "reply" | "state";
+  from: string;
+  /** The party it was sent to: a datagram is only good where it was meant to go. */
+  to: string;
+  /** The sender's life (random, new at every start). */
+  incarnation: string;
+  /** The sender's voter-set digest (core/voter_set.ts). */
+  digest: string;
+  /** A voter's own register; a holder that votes not: the register it serves or proposes. */
+  register: Register;
+  /** The highest epoch the sender has seen or proposed. */
+  epochSeen: number;
+  view: HealthView;
+  /** The node the sender may have sessions on (holders), for the API. */
+  serving: string | null;
+  /** kind "request": the holder's clock stamp and what it may have sessions on. */
+  request?: { t: number; serving: string | null };
+  /** kind "reply": the answer to the request stamped `t` of the holder's life `incarnation`. */
+  grant?: { t: number; incarnation: string; node: string | null; why: string };
+  /**
+   * The register the sender saw a strict majority of voters hold (majority), or else the
+   * largest of the registers of a majority it heard: where voters should converge.
+   */
+  follow?: { register: Register; majority: boolean };
+  /** To an agent: the health URLs of the backends, so it can judge them itself. */
+  targets?: Record<string, string>;
+}

@@ -1,0 +1,128 @@
+import type { LeaseTimers } from "./lease_voter.ts";
+import type { Register } from "./register.ts";
+
+/** A voter's last answer to this holder. */
+export interface HeldGrant {
+  /** The node granted; null: refused. */
+  node: string | null;
+  /** Our clock when we asked: the grant runs from here. */
+  t: number;
+  /** The voter's register when it answered. */
+  register: Register;
+  why: string;
+}
+
+/** A proxy as lease holder: what it may serve, under whose grants. */
+export interface HolderState {
+  incarnation: string;
+  /** The last answer of each voter. */
+  grants: Record<string, HeldGrant>;
+  /** Answers to requests stamped up to this are void: we released everything after sending them. */
+  releasedAt: number;
+  /** The node we may have sessions on; it stays set until their close is confirmed. */
+  serving: string | null;
+  /** A sever of `serving` was asked of the data plane and is not confirmed yet. */
+  severing: boolean;
+  /** Our clock stamp of the last request sent to anyone (stamps only grow). */
+  lastT: number;
+  /** Per voter: the stamps of the last request, and of the last one saying we serve nothing. */
+  asked: Record<string, { last: number; lastNull: number }>;
+}
+
+/** A holder just started: it holds nothing; only answers to this life's requests count. */
+export function startHolder(incarnation: string): HolderState {
+  return {
+    incarnation,
+    grants: {},
+    releasedAt: -1,
+    serving: null,
+    severing: false,
+    lastT: -1,
+    asked: {},
+  };
+}
+
+/** Stamps a request to `voter` (a strictly growing stamp, our clock) and notes what it says. */
+export function noteRequest(
+  state: HolderState,
+  voter: string,
+  now: number,
+): { state: HolderState; t: number } {
+  const t = Math.max(now, state.lastT + 0.001);
+  const before = state.asked[voter] ?? { last: -1, lastNull: -1 };
+  const asked = { last: t, lastNull: state.serving === null ? t : before.lastNull };
+  return { state: { ...state, lastT: t, asked: { ...state.asked, [voter]: asked } }, t };
+}
+
+/**
+ * Keeps a voter's answer if it answers a request of this life, sent since our last release and
+ * newer than the answer we hold; returns null otherwise (a replayed, reordered or foreign one).
+ */
+export function recordAnswer(
+  state: HolderState,
+  voter: string,
+  answer: { t: number; incarnation: string; node: string | null; register: Register; why: string },
+): HolderState | null {
+  if (answer.incarnation !== state.incarnation) return null;
+  if (answer.t <= state.releasedAt || answer.t > (state.asked[voter]?.last ?? -1)) return null;
+  const held = state.grants[voter];
+  if (held && answer.t <= held.t) return null;
+  const { t, node, register, why } = answer;
+  return { ...state, grants: { ...state.grants, [voter]: { t, node, register, why } } };
+}
+
+/**
+ * The grants we may count now: given no longer ago than a lease less the sever guard, and still
+ * on the voter's books. A voter drops our record when a later request says we serve something
+ * else, so while we serve nothing only the answer to our last request counts, and while we
+ * serve a node only answers to requests sent since we last said we served nothing.
+ */
+export function liveGrants(
+  state: HolderState,
+  now: number,
+  timers: LeaseTimers,
+): Record<string, HeldGrant> {
+  const out: Record<string, HeldGrant> = {};
+  for (const [voter, grant] of Object.entries(state.grants)) {
+    if (grant.node === null || grant.t + timers.leaseMs - timers.guardMs <= now) continue;
+    const asked = state.asked[voter];
+    if (!asked) continue;
+    const current = state.serving === null ? grant.t === asked.last : grant.t >= asked.lastNull;
+    if (current) out[voter] = grant;
+  }
+  return out;
+}
+
+/**
+ * The node a strict majority of the voters grants us now, with the largest register among those
+ * grants; null when no node has a majority. Only such a node may be served.
+ */
+export function leasedNode(
+  state: HolderState,
+  voters: readonly string[],
+  now: number,
+  timers: LeaseTimers,
+): { node: string; count: number; register: Register } | null {
+  const live = liveGrants(state, now, timers);
+  const byNode = new Map<string, HeldGrant[]>();
+  for (const voter of voters) {
+    const grant = live[voter];
+    if (grant) byNode.set(grant.node!, [...(byNode.get(grant.node!) ?? []), grant]);
+  }
+  for (const [node, grants] of byNode) {
+    if (grants.length * 2 > voters.length) {
+      const register = grants.map((g) => g.register).reduce((a, b) => (a.epoch >= b.epoch ? a : b));
+      return { node, count: grants.length, register };
+    }
+  }
+  return null;
+}
+
+/**
+ * The data plane confirmed that no session is left on the node we served: we hold nothing now,
+ * and the answer to every request sent so far is void (voters may drop our record once they
+ * hear that we serve nothing).
+ */
+export function released(state: HolderState): HolderState {
+  return { ...state, serving: null, severing: false, releasedAt: state.lastT, grants: {} };
+}

@@ -1,0 +1,195 @@
+import type { HealthView } from "./health_view.ts";
+import { compareRegisters, type Register, sameRegister } from "./register.ts";
+
+/** Lease timers, shared by voters and holders; docs/peers.md explains each. */
+export interface LeaseTimers {
+  /** How long a grant lets a holder serve, from the moment the holder asked (its own clock). */
+  leaseMs: number;
+  /** Extra time a voter keeps a grant on its books, for clock rate drift and slow severs. */
+  marginMs: number;
+  /** A holder starts severing this long before its lease runs out, so the sever is done by then. */
+  guardMs: number;
+}
+
+/** What a voter remembers of one holder's life: the node it may be serving under our grant. */
+export interface GrantRecord {
+  holder: string;
+  incarnation: string;
+  /** The node our last grant named while the holder still serves it; null: nothing held. */
+  node: string | null;
+  /** Our clock: until then the holder may have sessions on `node`. */
+  expires: number;
+  /** The holder's clock stamp of the last request we answered: older ones are ignored. */
+  lastT: number;
+  /** The holder's voter-set digest. */
+  digest: string;
+}
+
+/** A voter: one proxy (`--quorum proxies`) or one agent (`--quorum agents`). */
+export interface VoterState {
+  register: Register;
+  /** Our clock: when we took `register` (a voter reverts to the majority's only after a while). */
+  since: number;
+  /** Our clock: no grant before this, so every grant of an earlier life has expired first. */
+  quietUntil: number;
+  records: GrantRecord[];
+}
+
+/** A holder asking for a lease on whatever node the voter holds. */
+export interface LeaseRequest {
+  holder: string;
+  incarnation: string;
+  /** The holder's monotonic clock when it sent this; the grant runs from here. */
+  t: number;
+  /** The node the holder may have sessions on now; null once it has none (confirmed). */
+  serving: string | null;
+  digest: string;
+}
+
+/** The answer: the node granted (null: refused) and why, for the holder's log and API. */
+export interface GrantAnswer {
+  node: string | null;
+  why: string;
+}
+
+/** A voter just started: it grants nothing until a full lease and margin have passed. */
+export function startVoter(
+  register: Register,
+  now: number,
+  timers: LeaseTimers,
+  options: { alone: boolean },
+): VoterState {
+  // A voter that is its own only holder cannot leave a grant behind in another process.
+  const quiet = options.alone ? 0 : timers.leaseMs + timers.marginMs;
+  return { register, since: now, quietUntil: now + quiet, records: [] };
+}
+
+/**
+ * Answers one lease request. The safety rule lives here: every unexpired grant this voter has
+ * given names one node. A grant for another node waits until each holder of the old one has
+ * released it (a request saying it serves something else, sent only after its sessions there
+ * are confirmed closed) or its grant has expired on our clock. Returns null for a request older
+ * than the last one answered for the same holder life (reordered): it is ignored.
+ */
+export function answerRequest(
+  state: VoterState,
+  request: LeaseRequest,
+  now: number,
+  options: { timers: LeaseTimers; digest: string | null },
+): { state: VoterState; answer: GrantAnswer } | null {
+  const records = state.records.filter((r) => r.expires > now);
+  const index = records.findIndex((r) =>
+    r.holder === request.holder && r.incarnation === request.incarnation
+  );
+  const mine = index >= 0 ? records[index] : undefined;
+  if (mine && request.t <= mine.lastT) return null;
+  const others = index >= 0 ? records.filter((_, i) => i !== index) : records;
+  // A holder that no longer serves what we granted has released it (it discarded our grant).
+  const held = mine && mine.node !== null && mine.node === request.serving ? mine : undefined;
+  const keep: GrantRecord = {
+    holder: request.holder,
+    incarnation: request.incarnation,
+    node: held?.node ?? null,
+    expires: held?.expires ?? now + options.timers.leaseMs + options.timers.marginMs,
+    lastT: request.t,
+    digest: request.digest,
+  };
+  const refuse = (why: string) => ({
+    state: { ...state, records: [...others, keep] },
+    answer: { node: null, why },
+  });
+  const node = state.register.active;
+  if (now < state.quietUntil) {
+    return refuse(
+      `restarted: no grant for another ${
+        Math.round(state.quietUntil - now)
+      }ms, until every lease of its earlier life has expired`,
+    );
+  }
+  if (options.digest !== null && request.digest !== options.digest) {
+    return refuse(`voter sets differ (digest ${request.digest}, ours ${options.digest})`);
+  }
+  const foreign = others.find((r) => r.node !== null && r.digest !== request.digest);
+  if (foreign) {
+    return refuse(
+      `${foreign.holder} holds a lease here under another voter set (${foreign.digest})`,
+    );
+  }
+  if (node === null) return refuse("no active node decided");
+  if (request.serving !== null && request.serving !== node) {
+    return refuse(`the group moved to ${node}: release ${request.serving} first`);
+  }
+  const blocking = others.find((r) => r.node !== null && r.node !== node);
+  if (blocking) {
+    return refuse(
+      `waiting for ${blocking.holder} to release ${blocking.node} or for its lease to expire`,
+    );
+  }
+  const granted = {
+    ...keep,
+    node,
+    expires: now + options.timers.leaseMs + options.timers.marginMs,
+  };
+  return {
+    state: { ...state, records: [...others, granted] },
+    answer: { node, why: `granted ${node} (epoch ${state.register.epoch})` },
+  };
+}
+
+/** How a voter judges a register it did not propose; docs/peers.md, "Voting". */
+export interface JudgeOptions {
+  /** The configured backends: a register naming another node is never accepted. */
+  backends: readonly string[];
+  /** Availability-first: take any larger register unless we see its node down. */
+  anyLarger?: boolean;
+}
+
+/**
+ * Whether a voter takes `incoming` in place of `current`, by its own health view: a failover
+ * only when it too sees the replaced node down and the new one healthy, a switchover when it
+ * sees the target healthy. Only larger registers are taken; a voter follows the majority
+ * separately (followRegister), which is how a minority's larger register is undone.
+ */
+export function judgeRegister(
+  current: Register,
+  incoming: Register,
+  view: HealthView,
+  options: JudgeOptions,
+): boolean {
+  if (incoming.cluster !== current.cluster || compareRegisters(incoming, current) <= 0) {
+    return false;
+  }
+  const { active, previous } = incoming;
+  if (active === null || !options.backends.includes(active)) return false;
+  if (active === current.active) return true;
+  if (options.anyLarger) return view[active]?.healthy !== false;
+  if (view[active]?.healthy !== true) return false;
+  if (incoming.kind === "switchover") return true;
+  return previous === null
+    ? current.active === null || view[current.active]?.healthy !== true
+    : view[previous]?.healthy !== true;
+}
+
+/**
+ * Whether a voter takes a register that a holder (or this proxy) reports: one it saw a strict
+ * majority of voters hold, or, when none has a majority, the largest of a majority's. A
+ * majority's register is taken at once when it is larger than ours, and when smaller only once
+ * ours has stood for `settleMs` without a majority joining it: that is how a voter left holding
+ * a minority's proposal rejoins the group, without undoing a proposal the others are still
+ * judging. The largest of a split is taken only after `settleMs` too, so that two proposals
+ * seen differently cannot chase each other.
+ */
+export function followRegister(
+  state: VoterState,
+  follow: { register: Register; majority: boolean },
+  now: number,
+  options: { backends: readonly string[]; settleMs: number },
+): boolean {
+  const current = state.register;
+  const { register } = follow;
+  if (register.cluster !== current.cluster || sameRegister(register, current)) return false;
+  if (register.active === null || !options.backends.includes(register.active)) return false;
+  const settled = now - state.since >= options.settleMs;
+  const larger = compareRegisters(register, current) > 0;
+  return follow.majority ? larger || settled : larger && settled;
+}
