@@ -7,7 +7,8 @@ import { main } from "./src/cli/main.ts";
 
 export { parseBackendSpec } from "./src/core/backend_spec.ts";
 export { applyProbe, initialHealth } from "./src/core/health_state.ts";
-export { decideGroup } from "./src/core/group_decision.ts";
+export { startAgreement, step } from "./src/core/agreement.ts";
+export { startWitness, witnessStep } from "./src/core/witness.ts";
 export { mergeRegisters } from "./src/core/register.ts";
 export { Proxy } from "./src/proxy/proxy.ts";
 export { VERSION } from "./src/version.ts";

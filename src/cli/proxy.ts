@@ -66,7 +66,9 @@ const schema = v.object({
   peerSecretFile: v.optional(v.string()),
   stateFile: v.optional(v.string()),
   gossipInterval: duration(10),
-  peerTimeout: duration(10),
+  quorum: v.picklist(["auto", "agents", "proxies", "none"], "expected auto, agents, proxies or none"),
+  lease: duration(100),
+  peerTimeout: v.optional(duration(100)),
   startupWait: duration(0),
   metricsPublic: boolean,
   sendProxyV2: boolean,
@@ -242,15 +244,25 @@ export function proxyCommand(): Command<[], Record<string, unknown>> {
     )
     .addOption(
       opt(
-        "--peer-timeout <duration>",
-        "a peer not heard from for this long no longer counts toward a majority",
-        "PEER_TIMEOUT",
-      ).default("1s"),
+        "--quorum <mode>",
+        "who votes on the active node: agents (the backends' galerad agents), proxies (the --peers, an odd number), none (AVAILABILITY FIRST: can route two proxies to two nodes), or auto (agents when every agent votes, else proxies)",
+        "QUORUM",
+      ).default("auto"),
+    )
+    .addOption(
+      opt(
+        "--lease <duration>",
+        "how long a majority's grant lets this proxy serve; one that hears no majority stops after it",
+        "LEASE",
+      ).default("2s"),
+    )
+    .addOption(
+      opt("--peer-timeout <duration>", "replaced by --lease (still accepted as it)", "PEER_TIMEOUT"),
     )
     .addOption(
       opt(
         "--startup-wait <duration>",
-        "how long a starting proxy waits to learn the register from peers",
+        "how long new sessions wait at start for a lease before they are refused",
         "STARTUP_WAIT",
       ).default("2s"),
     );
@@ -352,8 +364,8 @@ function followRegistry(proxy: Proxy, registry: Registry, intervalMs: number): (
     }
     proxy.setBackends(backends);
     const peers = members.filter((x) => x.role === "proxy" && x.name !== proxy.name);
-    if (proxy.peerGroup) {
-      proxy.peerGroup.setPeers(peers.flatMap((m) => {
+    if (proxy.transport) {
+      proxy.setPeers(peers.flatMap((m) => {
         const a = parseHostPort(m.address, "");
         return a ? [{ name: m.name, host: a.host, port: a.port }] : [];
       }));
@@ -383,11 +395,15 @@ function advertisedApi(api: { host: string; port: number }, peer: { host: string
 /** Resolves the gossip settings: peers without this proxy, listen address, key ring, state file. */
 async function peerSettings(options: ProxyConfig) {
   const others = options.peers.filter((p) => p.name !== options.name);
-  const followsPeers = options.discover !== undefined &&
-    (options.peerSecret !== undefined || options.peerSecretFile !== undefined);
-  if (others.length === 0 && !followsPeers) {
-    return { peers: undefined, stateFile: options.stateFile };
+  if (options.peers.length > 0 && others.length === 0) {
+    throw new UsageError(
+      `invalid --peers: it lists no proxy but this one ("${options.name}"); give the other proxies, or leave --peers out to run alone`,
+    );
   }
+  const hasSecret = options.peerSecret !== undefined || options.peerSecretFile !== undefined;
+  const wantsWire = others.length > 0 || options.quorum === "agents" ||
+    (hasSecret && (options.discover !== undefined || options.quorum === "auto"));
+  if (!wantsWire) return { peers: undefined, stateFile: options.stateFile };
   let secrets: string[] = [];
   if (options.peerSecretFile) {
     try {
@@ -405,7 +421,9 @@ async function peerSettings(options: ProxyConfig) {
   }
   if (secrets.length === 0) {
     throw new UsageError(
-      "missing --peer-secret-file (or GALERAD_PEER_SECRET): peers need a shared secret to sign gossip",
+      options.quorum === "agents" && others.length === 0
+        ? "missing --peer-secret-file (or GALERAD_PEER_SECRET): --quorum agents signs its lease requests to the agents"
+        : "missing --peer-secret-file (or GALERAD_PEER_SECRET): peers need a shared secret to sign gossip",
     );
   }
   let keys;
@@ -424,11 +442,30 @@ async function peerSettings(options: ProxyConfig) {
       peers: others,
       keys,
       intervalMs: options.gossipInterval,
-      peerTimeoutMs: options.peerTimeout,
-      retransmits: 2,
-      retransmitGapMs: 30,
       api: options.advertiseApi ?? advertisedApi(options.apiListen, listen),
     },
+  };
+}
+
+/** Lease timers from the flags; the guard and margin scale with the lease. */
+function leaseTimers(options: ProxyConfig) {
+  const leaseMs = options.peerTimeout ?? options.lease;
+  if (options.peerTimeout !== undefined) {
+    log.warn("--peer-timeout is replaced by --lease; taking {ms}ms as the lease", { ms: leaseMs });
+  }
+  if (leaseMs < 4 * options.gossipInterval) {
+    throw new UsageError(
+      `invalid --lease ${leaseMs}ms: expected at least 4 times --gossip-interval (${
+        4 * options.gossipInterval
+      }ms), so a lost datagram or two never costs the lease`,
+    );
+  }
+  return {
+    leaseMs,
+    guardMs: Math.min(300, Math.round(leaseMs / 4)),
+    marginMs: Math.max(100, Math.round(leaseMs / 10)),
+    settleMs: leaseMs,
+    startupHoldMs: options.startupWait,
   };
 }
 
@@ -453,7 +490,8 @@ async function runProxy(
     cluster: options.cluster,
     stateFile: peers.stateFile,
     peers: peers.peers,
-    startupWaitMs: options.startupWait,
+    quorum: options.quorum,
+    timers: leaseTimers(options),
     sendProxyV2: options.sendProxyV2,
   });
   // Signals are handled from the start: a SIGTERM while the proxy is still starting waits for

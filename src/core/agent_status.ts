@@ -38,9 +38,12 @@ export function interpretStatusJson(
     (healthy
       ? "agent reports healthy"
       : `agent reports unhealthy${comment ? ` (${comment})` : ""}`);
+  const witness = record.witness as Record<string, unknown> | undefined;
+  const port = toInt(witness?.port);
   return {
     ok: healthy,
     reason,
+    witnessPort: port !== null && port > 0 && port < 65536 ? port : null,
     wsrepLocalIndex: index,
     wsrepLocalState: state,
     wsrepLocalStateComment: comment,

@@ -93,6 +93,8 @@ export interface AgreementState {
   offered: Record<string, Register>;
   route: Route;
   startedAt: number;
+  /** Whether this life has served yet: only until then do new sessions wait at start. */
+  served: boolean;
 }
 
 export type AgreementEvent =
@@ -152,6 +154,7 @@ export function startAgreement(
     offered: {},
     route: { node: null, hold: true, reason: "starting: no lease from the voters yet" },
     startedAt: init.now.mono,
+    served: false,
   };
 }
 
@@ -581,6 +584,7 @@ function serve(s: AgreementState, now: Clock, fx: AgreementEffect[]): void {
   }
   if (h.serving === null && lease && s.view[lease.node]?.healthy === true) {
     s.holder = { ...h, serving: lease.node };
+    s.served = true;
     fx.push({
       type: "log",
       level: "info",
@@ -597,7 +601,7 @@ function routeOf(s: AgreementState, now: Clock): Route {
   }
   const heard = heardRegisters(s, now).length;
   const need = majorityOf(s.config.voters.length);
-  const starting = now.mono - s.startedAt < s.config.timers.startupHoldMs;
+  const starting = !s.served && now.mono - s.startedAt < s.config.timers.startupHoldMs;
   if (h.severing) {
     return { node: null, hold: true, reason: `handing over: closing sessions on ${h.serving}` };
   }
@@ -610,7 +614,8 @@ function routeOf(s: AgreementState, now: Clock): Route {
     };
   }
   const lease = leasedNode(h, s.config.voters, now.mono, s.config.timers);
-  if (lease) {
+  const candidate = viewCandidate(s.view, null, s.drained);
+  if (lease && candidate !== null) {
     return {
       node: null,
       hold: false,
@@ -618,7 +623,6 @@ function routeOf(s: AgreementState, now: Clock): Route {
         `the group is on ${lease.node} but this proxy sees it down; refusing rather than routing alone`,
     };
   }
-  const candidate = viewCandidate(s.view, null, s.drained);
   return {
     node: null,
     hold: starting || candidate !== null,
@@ -644,4 +648,52 @@ export function currentRegister(s: AgreementState, now: Clock): Register {
   const lease = leasedNode(s.holder, s.config.voters, now.mono, s.config.timers);
   return lease?.register ?? groupRegister(s, now) ?? s.voter?.register ??
     ownRegister(s);
+}
+
+/**
+ * Follows a new backend or peer list without a new life, when the voter set stays the same:
+ * backends and peers only shape who is told what and which registers can be judged. Returns
+ * null when the voters would change: the caller starts a new agreement (a new voter set is a
+ * new tier), severing what it served.
+ */
+export function reconfigure(
+  s: AgreementState,
+  change: Partial<Pick<AgreementConfig, "backends" | "peers" | "targets" | "voters">>,
+): AgreementState | null {
+  const config = { ...s.config, ...change };
+  const same = (a: readonly string[], b: readonly string[]) =>
+    a.length === b.length && [...a].sort().every((x, i) => x === [...b].sort()[i]);
+  if (!same(config.voters, s.config.voters)) return null;
+  if (config.mode === "none" && !same(config.peers, s.config.peers)) return null;
+  const parties: Record<string, PartyInfo> = {};
+  for (const name of new Set([...config.voters, ...config.peers])) {
+    if (name === config.self) continue;
+    parties[name] = s.parties[name] ??
+      { at: null, incarnation: "", register: null, view: {}, serving: null, mismatch: null };
+  }
+  return { ...s, config, parties };
+}
+
+/** Why an operator's switchover to `target` cannot be asked now; null when it can. */
+export function switchoverProblem(
+  s: AgreementState,
+  target: string,
+  now: Clock,
+): { status: 409 | 503; message: string } | null {
+  if (!s.config.backends.includes(target)) {
+    return { status: 409, message: `no backend named "${target}"` };
+  }
+  if (s.drained.includes(target)) return { status: 409, message: `${target} is drained: enable it first` };
+  if (s.view[target]?.healthy !== true) {
+    return { status: 409, message: `${target} is not healthy here` };
+  }
+  const group = s.config.mode === "none" ? s.voter!.register : groupRegister(s, now);
+  if (!group) {
+    return {
+      status: 503,
+      message: `no quorum: this proxy does not hear a majority of its ${s.config.voters.length} voters agree`,
+    };
+  }
+  if (group.active === target) return { status: 409, message: `${target} is already the active node` };
+  return null;
 }

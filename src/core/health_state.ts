@@ -7,6 +7,8 @@ export interface ProbeResult {
   wsrepLocalState?: number | null;
   wsrepLocalStateComment?: string | null;
   latencyMs: number;
+  /** The UDP port of the agent's vote (`--quorum agents`), when it is a galerad agent that votes. */
+  witnessPort?: number | null;
 }
 
 export type HealthStatus = "unknown" | "healthy" | "unhealthy";

@@ -1,46 +1,40 @@
-import type { HealthView } from "../core/group_decision.ts";
-import type { Register } from "../core/register.ts";
+import type { AgreementMessage } from "../core/agreement_message.ts";
+import type { HealthView } from "../core/health_view.ts";
+import { MAX_EPOCH, MAX_NAME, parseRegister, type Register } from "../core/register.ts";
 import type { KeyRing } from "./keyring.ts";
 
 /**
- * The peers wire format, version 1 (docs/peers.md has the table):
+ * The peers wire format, version 2 (docs/peers.md has the table):
  *
  *   offset size field
  *   0      4    magic "GLRP"
- *   4      1    version (1)
- *   5      1    type (1 state, 2 reply to a stale peer, 3 hello from a starting proxy)
+ *   4      1    version (2)
+ *   5      1    kind (1 state, 2 reply, 3 request)
  *   6      2    payload length N, big-endian
  *   8      4    key id, big-endian (first 4 bytes of SHA-256 of the secret)
  *   12     8    boot id (random, new at every start)
  *   20     8    sequence number, big-endian, +1 per datagram within a boot
- *   28     N    payload: UTF-8 JSON (below)
+ *   28     N    payload: UTF-8 JSON of the agreement message, destination included
  *   28+N   32   HMAC-SHA256 over bytes 0 .. 28+N-1
  */
 export const MAGIC = [0x47, 0x4c, 0x52, 0x50]; // "GLRP"
-export const VERSION = 1;
+export const VERSION = 2;
 export const HEADER_BYTES = 28;
 export const MAC_BYTES = 32;
-/** Larger datagrams are dropped unread; a view of 100 backends fits well within it. */
+/** Larger datagrams are dropped unread; the largest message the bounds allow fits in it. */
 export const MAX_DATAGRAM_BYTES = 16 * 1024;
+/** At most this many backends in a view or a target list. */
+export const MAX_BACKENDS = 64;
+/** Longest URL carried (a target, an API address). */
+export const MAX_URL = 256;
+/** A wsrep_local_index is below this; anything else is not a cluster of this world. */
+export const MAX_INDEX = 65_536;
 
-export enum MessageType {
-  State = 1,
-  Reply = 2,
-  Hello = 3,
-}
+const KINDS = { state: 1, reply: 2, request: 3 } as const;
+const KIND_OF: Record<number, AgreementMessage["kind"]> = { 1: "state", 2: "reply", 3: "request" };
 
-/** What a datagram says. */
-export interface PeerMessage {
-  type: MessageType;
-  /** Sender's stable name (`--name`). */
-  from: string;
-  /** Sender's start time, ms since the epoch: a newer boot of the same name supersedes. */
-  boot: number;
-  register: Register;
-  view: HealthView;
-  /** False while the sender is still learning the register after its start. */
-  ready: boolean;
-  /** Where the sender's API and dashboard are, for the springboard (optional). */
+/** A message as it travels: the agreement message and the sender's API URL for springboards. */
+export interface PeerMessage extends AgreementMessage {
   api?: string;
 }
 
@@ -62,10 +56,13 @@ export type DropReason =
   | "bad_signature"
   | "malformed"
   | "replayed"
-  | "stale_boot"
-  | "wrong_cluster"
+  | "unknown_source"
   | "unknown_peer"
-  | "self";
+  | "misdirected"
+  | "wrong_cluster"
+  | "voter_set"
+  | "self"
+  | "rate_limited";
 
 export class DecodeError extends Error {
   constructor(readonly reason: DropReason, message: string) {
@@ -76,20 +73,16 @@ export class DecodeError extends Error {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
-/** Serialises and signs a message. */
+/** Serialises and signs a message; a message the bounds refuse is a RangeError, never sent. */
 export async function encodeMessage(
   message: PeerMessage,
   envelope: { bootId: Uint8Array; seq: number },
   keys: KeyRing,
 ): Promise<Uint8Array> {
-  const payload = encoder.encode(JSON.stringify({
-    from: message.from,
-    boot: message.boot,
-    ready: message.ready,
-    reg: message.register,
-    view: message.view,
-    ...(message.api ? { api: message.api } : {}),
-  }));
+  const { kind, ...body } = message;
+  const problem = bodyProblem(body);
+  if (problem) throw new RangeError(`peer message not sent: ${problem}`);
+  const payload = encoder.encode(JSON.stringify(body));
   if (HEADER_BYTES + payload.length + MAC_BYTES > MAX_DATAGRAM_BYTES) {
     throw new RangeError(
       `peer message is ${payload.length} bytes: the limit is ${
@@ -101,7 +94,7 @@ export async function encodeMessage(
   const dv = new DataView(out.buffer);
   out.set(MAGIC, 0);
   out[4] = VERSION;
-  out[5] = message.type;
+  out[5] = KINDS[kind];
   dv.setUint16(6, payload.length);
   dv.setUint32(8, keys.signing.id);
   out.set(envelope.bootId.subarray(0, 8), 12);
@@ -116,7 +109,8 @@ export async function encodeMessage(
 
 /**
  * Verifies and parses a datagram. Throws a DecodeError naming the drop reason for anything that
- * is not a well-formed, correctly signed message of a known key; never anything else.
+ * is not a well-formed, correctly signed message of a known key within every bound; never
+ * anything else.
  */
 export async function decodeMessage(
   data: Uint8Array,
@@ -130,17 +124,12 @@ export async function decodeMessage(
     throw new DecodeError("bad_magic", "not a galerad peer datagram");
   }
   if (data[4] !== VERSION) throw new DecodeError("bad_version", `version ${data[4]}`);
-  const type = data[5];
-  if (type !== MessageType.State && type !== MessageType.Reply && type !== MessageType.Hello) {
-    throw new DecodeError("bad_type", `type ${type}`);
-  }
+  const kind = KIND_OF[data[5]];
+  if (!kind) throw new DecodeError("bad_type", `kind ${data[5]}`);
   const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const length = dv.getUint16(6);
   if (data.length !== HEADER_BYTES + length + MAC_BYTES) {
-    throw new DecodeError(
-      "truncated",
-      `length field ${length} does not match ${data.length} bytes`,
-    );
+    throw new DecodeError("truncated", `length field ${length} does not match ${data.length} bytes`);
   }
   const keyId = dv.getUint32(8);
   const key = keys.byId.get(keyId);
@@ -159,54 +148,108 @@ export async function decodeMessage(
   } catch {
     throw new DecodeError("malformed", "payload is not UTF-8 JSON");
   }
-  return { message: { type, ...parseBody(body) }, envelope: { keyId, bootId, seq } };
+  const problem = bodyProblem(body);
+  if (problem) throw new DecodeError("malformed", problem);
+  const message = { kind, ...(body as Omit<PeerMessage, "kind">) };
+  if ((kind === "request") !== (message.request !== undefined)) {
+    throw new DecodeError("malformed", "a request must carry request, and only a request");
+  }
+  if ((kind === "reply") !== (message.grant !== undefined)) {
+    throw new DecodeError("malformed", "a reply must carry grant, and only a reply");
+  }
+  return { message, envelope: { keyId, bootId, seq } };
 }
 
-function parseBody(body: unknown): Omit<PeerMessage, "type"> {
-  const bad = (what: string): never => {
-    throw new DecodeError("malformed", what);
-  };
-  if (typeof body !== "object" || body === null) return bad("payload is not an object");
-  const b = body as Record<string, unknown>;
-  if (typeof b.from !== "string" || b.from === "" || b.from.length > 128) bad("from");
-  if (typeof b.boot !== "number" || !Number.isFinite(b.boot)) bad("boot");
-  if (typeof b.ready !== "boolean") bad("ready");
-  if (b.api !== undefined && (typeof b.api !== "string" || b.api.length > 512)) bad("api");
-  const r = b.reg as Record<string, unknown> | null;
-  if (typeof r !== "object" || r === null) return bad("reg");
-  if (typeof r.cluster !== "string") bad("reg.cluster");
-  if (typeof r.epoch !== "number" || !Number.isSafeInteger(r.epoch) || r.epoch < 0) {
-    bad("reg.epoch");
-  }
-  if (typeof r.proposer !== "string") bad("reg.proposer");
-  if (r.active !== null && typeof r.active !== "string") bad("reg.active");
-  if (typeof r.reason !== "string") bad("reg.reason");
-  if (typeof r.time !== "number") bad("reg.time");
-  const v = b.view as Record<string, unknown> | null;
-  if (typeof v !== "object" || v === null || Array.isArray(v)) return bad("view");
-  const view: HealthView = {};
-  for (const [name, entry] of Object.entries(v)) {
-    const e = entry as Record<string, unknown> | null;
-    if (typeof e !== "object" || e === null || typeof e.healthy !== "boolean") bad(`view.${name}`);
-    const index = e!.index;
-    if (index !== null && (typeof index !== "number" || !Number.isInteger(index))) {
-      bad(`view.${name}.index`);
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+
+function nameProblem(value: unknown, field: string, nullable = false): string | null {
+  if (nullable && value === null) return null;
+  if (typeof value === "string" && value.length <= MAX_NAME && NAME_RE.test(value)) return null;
+  return `${field} is ${JSON.stringify(value)?.slice(0, 80)}: expected a name of 1-${MAX_NAME} letters, digits, '.', '_' or '-'`;
+}
+
+function numberProblem(value: unknown, field: string, max: number): string | null {
+  if (typeof value === "number" && Number.isFinite(value) && value >= 0 && value <= max) return null;
+  return `${field} is ${JSON.stringify(value)?.slice(0, 40)}: expected a number from 0 to ${max}`;
+}
+
+function registerProblem(value: unknown, field: string): string | null {
+  const r = parseRegister(value);
+  if (typeof r === "string") return `${field}: ${r}`;
+  if (r.reason !== (value as Register).reason) return `${field}.reason is longer than allowed`;
+  return null;
+}
+
+function viewProblem(value: unknown): string | null {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return "view is not an object";
+  const entries = Object.entries(value as HealthView);
+  if (entries.length > MAX_BACKENDS) return `view has ${entries.length} backends: at most ${MAX_BACKENDS}`;
+  for (const [name, entry] of entries) {
+    const p = nameProblem(name, "view name");
+    if (p) return p;
+    const e = entry as unknown as Record<string, unknown> | null;
+    if (typeof e !== "object" || e === null || typeof e.healthy !== "boolean") return `view.${name}`;
+    if (e.index !== null && (!Number.isSafeInteger(e.index) || numberProblem(e.index, "", MAX_INDEX))) {
+      return `view.${name}.index is ${JSON.stringify(e.index)}: expected null or 0-${MAX_INDEX}`;
     }
-    view[name] = { healthy: e!.healthy as boolean, index: index as number | null };
+    if (Object.keys(e).length !== 2) return `view.${name} has unknown fields`;
   }
-  return {
-    from: b.from as string,
-    boot: b.boot as number,
-    ready: b.ready as boolean,
-    ...(typeof b.api === "string" ? { api: b.api } : {}),
-    register: {
-      cluster: r.cluster as string,
-      epoch: r.epoch as number,
-      proposer: r.proposer as string,
-      active: r.active as string | null,
-      reason: r.reason as string,
-      time: r.time as number,
-    },
-    view,
-  };
+  return null;
+}
+
+function urlProblem(value: unknown, field: string): string | null {
+  if (typeof value === "string" && value.length <= MAX_URL && /^https?:\/\/[^\s]+$/.test(value)) return null;
+  return `${field} is ${JSON.stringify(value)?.slice(0, 80)}: expected an http(s) URL of at most ${MAX_URL} characters`;
+}
+
+/** Every field of a message body, within its bounds; a line saying what is wrong, or null. */
+function bodyProblem(body: unknown): string | null {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) return "payload is not an object";
+  const b = body as Record<string, unknown>;
+  const allowed = new Set([
+    "from", "to", "incarnation", "digest", "register", "epochSeen", "view", "serving", "request",
+    "grant", "follow", "targets", "api",
+  ]);
+  for (const key of Object.keys(b)) if (!allowed.has(key)) return `unknown field ${key.slice(0, 40)}`;
+  const problem = nameProblem(b.from, "from") ?? nameProblem(b.to, "to") ??
+    nameProblem(b.incarnation, "incarnation") ??
+    (typeof b.digest === "string" && /^[0-9a-f]{0,16}$/.test(b.digest) ? null : "digest") ??
+    registerProblem(b.register, "register") ??
+    (Number.isSafeInteger(b.epochSeen) ? numberProblem(b.epochSeen, "epochSeen", MAX_EPOCH) : "epochSeen") ??
+    viewProblem(b.view) ?? nameProblem(b.serving, "serving", true);
+  if (problem) return problem;
+  if (b.request !== undefined) {
+    const r = b.request as Record<string, unknown> | null;
+    if (typeof r !== "object" || r === null) return "request is not an object";
+    const p = numberProblem(r.t, "request.t", Number.MAX_SAFE_INTEGER) ?? nameProblem(r.serving, "request.serving", true);
+    if (p) return p;
+  }
+  if (b.grant !== undefined) {
+    const g = b.grant as Record<string, unknown> | null;
+    if (typeof g !== "object" || g === null) return "grant is not an object";
+    const p = numberProblem(g.t, "grant.t", Number.MAX_SAFE_INTEGER) ??
+      nameProblem(g.incarnation, "grant.incarnation") ?? nameProblem(g.node, "grant.node", true) ??
+      (typeof g.why === "string" && g.why.length <= 2 * 240 ? null : "grant.why");
+    if (p) return p;
+  }
+  if (b.follow !== undefined) {
+    const f = b.follow as Record<string, unknown> | null;
+    if (typeof f !== "object" || f === null || typeof f.majority !== "boolean") return "follow";
+    const p = registerProblem(f.register, "follow.register");
+    if (p) return p;
+  }
+  if (b.targets !== undefined) {
+    if (typeof b.targets !== "object" || b.targets === null || Array.isArray(b.targets)) return "targets";
+    const entries = Object.entries(b.targets as Record<string, unknown>);
+    if (entries.length > MAX_BACKENDS) return `targets has ${entries.length} entries: at most ${MAX_BACKENDS}`;
+    for (const [name, url] of entries) {
+      const p = nameProblem(name, "targets name") ?? urlProblem(url, `targets.${name}`);
+      if (p) return p;
+    }
+  }
+  if (b.api !== undefined) {
+    const p = urlProblem(b.api, "api");
+    if (p) return p;
+  }
+  return null;
 }

@@ -58,29 +58,72 @@ export function clusterView(proxy: Proxy) {
       ...proxy.register,
       time: proxy.register.time ? new Date(proxy.register.time).toISOString() : null,
     },
-    learnedFrom: proxy.learnedFrom,
+    quorum: quorumView(proxy),
   };
 }
 
-/** Every configured peer as `GET /v0/peers` shows it, with whether it agrees with us. */
+/** Who votes, how many are needed, and what each voter last answered this proxy. */
+export function quorumView(proxy: Proxy) {
+  const shell = proxy.shell;
+  if (!shell) return null;
+  const s = shell.state;
+  const now = performance.now();
+  return {
+    mode: s.config.mode,
+    reason: proxy.quorumReason,
+    digest: s.digest,
+    voters: s.config.voters,
+    needed: Math.floor(s.config.voters.length / 2) + 1,
+    serving: s.holder.serving,
+    severing: s.holder.severing,
+    grants: s.config.voters.map((voter) => {
+      const g = s.holder.grants[voter];
+      return {
+        voter,
+        node: g?.node ?? null,
+        ageMs: g ? Math.round(now - g.t) : null,
+        epoch: g?.register.epoch ?? null,
+        why: g?.why ?? "no answer yet",
+      };
+    }),
+  };
+}
+
+/** Every configured peer (and voting agent) as `GET /v0/peers` shows it. */
 export function peersView(proxy: Proxy) {
-  const group = proxy.peerGroup;
-  if (!group) return { self: proxy.name, peers: [], gossip: null };
-  const peers = [...group.peers.values()].map((p) => ({
-    name: p.spec.name,
-    address: `${p.spec.host}:${p.spec.port}`,
-    live: p.live,
-    lastSeen: p.lastSeen === null ? null : new Date(p.lastSeen).toISOString(),
-    epoch: p.register?.epoch ?? null,
-    proposer: p.register?.proposer ?? null,
-    active: p.register?.active ?? null,
-    agrees: p.register !== null && p.register.epoch === proxy.register.epoch &&
-      p.register.proposer === proxy.register.proposer,
-    ready: p.ready,
-    api: p.api,
-    view: p.view,
-  }));
-  return { self: proxy.name, listen: group.port, peers, gossip: group.counters };
+  const shell = proxy.shell;
+  const transport = proxy.transport;
+  if (!shell || !transport) {
+    return { self: proxy.name, peers: [], gossip: transport?.counters ?? null };
+  }
+  const now = performance.now();
+  const current = proxy.register;
+  const lease = shell.state.config.timers.leaseMs;
+  const peers = Object.entries(shell.state.parties).map(([name, p]) => {
+    const link = transport.parties.get(name);
+    return {
+      name,
+      role: shell.state.config.peers.includes(name) ? "proxy" : "agent",
+      voter: shell.state.config.voters.includes(name),
+      address: link ? `${link.address.host}:${link.address.port}` : null,
+      live: p.at !== null && now - p.at <= lease && p.mismatch === null,
+      lastSeenAgoMs: p.at === null ? null : Math.round(now - p.at),
+      epoch: p.register?.epoch ?? null,
+      proposer: p.register?.proposer ?? null,
+      active: p.register?.active ?? null,
+      agrees: p.register !== null && p.register.epoch === current.epoch &&
+        p.register.proposer === current.proposer && p.register.active === current.active,
+      serving: p.serving,
+      voterSetMismatch: p.mismatch,
+      api: proxy.peerApis.get(name) ?? null,
+      view: p.view,
+      sent: link?.sent ?? 0,
+      received: link?.received ?? 0,
+      sendFailures: link?.sendFailures ?? 0,
+      lastSendError: link?.lastError ?? null,
+    };
+  });
+  return { self: proxy.name, listen: transport.port, peers, gossip: transport.counters };
 }
 
 /**
@@ -171,7 +214,8 @@ export function createApi(
     try {
       proxy.switchover(backend, typeof message === "string" ? message : "");
     } catch (error) {
-      return c.json({ error: (error as Error).message }, 409);
+      const status = (error as { status?: number }).status ?? 409;
+      return c.json({ error: (error as Error).message }, status as 409 | 503);
     }
     return c.json(clusterView(proxy));
   });
@@ -273,7 +317,7 @@ async function readTrafficInput(
 export function createHealthApp(proxy: Proxy): Hono {
   const app = new Hono();
   app.get("/ready", (c) => {
-    const why = !proxy.ready
+    const why = proxy.shell === null
       ? "starting"
       : proxy.draining
       ? "draining"

@@ -132,7 +132,7 @@ export function renderMetrics(proxy: Proxy): string {
     .family(
       "galerad_active_changes_total",
       "counter",
-      "Changes of the active node, by reason (initial, failover, switchover, no_node).",
+      "Changes of the active node, by reason (initial, failover, switchover).",
       Object.entries(c.activeChanges).map(([reason, n]) => [{ reason }, n]),
     )
     .family("galerad_register_epoch", "gauge", "Epoch of the replicated register.", [[
@@ -155,31 +155,69 @@ export function renderMetrics(proxy: Proxy): string {
       "Threads carrying client sessions (--threads auto adds some under load).",
       [[{}, proxy.threads]],
     );
-  const group = proxy.peerGroup;
-  if (group) {
-    const peers = [...group.peers.values()];
+  const shell = proxy.shell;
+  if (shell) {
+    const s = shell.state;
+    const now = performance.now();
+    const live = s.config.voters.filter((v) => {
+      if (v === s.config.self) return true;
+      const p = s.parties[v];
+      return p?.at != null && now - p.at <= s.config.timers.leaseMs && p.mismatch === null;
+    });
+    const granted = s.config.voters.filter((v) => {
+      const g = s.holder.grants[v];
+      return g?.node != null && g.node === s.holder.serving &&
+        g.t + s.config.timers.leaseMs - s.config.timers.guardMs > now;
+    });
     out
-      .family("galerad_peers_configured", "gauge", "Peers this proxy gossips with.", [[
-        {},
-        peers.length,
+      .family("galerad_quorum_voters", "gauge", "Voters in this proxy's fixed voter set.", [[
+        { mode: s.config.mode },
+        s.config.voters.length,
       ]])
-      .family("galerad_peers_live", "gauge", "Peers heard from within the peer timeout.", [[
+      .family("galerad_quorum_voters_heard", "gauge", "Voters heard within a lease.", [[
         {},
-        peers.filter((p) => p.live).length,
+        live.length,
       ]])
-      .family("galerad_gossip_packets_sent_total", "counter", "Gossip datagrams sent.", [[
+      .family(
+        "galerad_quorum_grants",
+        "gauge",
+        "Voters whose lease on the node served here is current.",
+        [[{}, granted.length]],
+      )
+      .family(
+        "galerad_peers_voter_set_mismatch",
+        "gauge",
+        "Parties whose voter-set digest differs from ours (not counted).",
+        [[{}, Object.values(s.parties).filter((p) => p.mismatch !== null).length]],
+      );
+  }
+  const transport = proxy.transport;
+  if (transport) {
+    const parties = [...transport.parties.values()];
+    out
+      .family("galerad_peers_configured", "gauge", "Parties this proxy talks to over UDP.", [[
         {},
-        group.counters.sent,
+        parties.length,
       ]])
-      .family("galerad_gossip_packets_received_total", "counter", "Gossip datagrams accepted.", [[
+      .family("galerad_gossip_packets_sent_total", "counter", "Peer datagrams sent.", [[
         {},
-        group.counters.received,
+        transport.counters.sent,
       ]])
+      .family("galerad_gossip_packets_received_total", "counter", "Peer datagrams accepted.", [[
+        {},
+        transport.counters.received,
+      ]])
+      .family(
+        "galerad_gossip_send_failures_total",
+        "counter",
+        "Peer datagrams the kernel refused to send, by party.",
+        parties.map((p) => [{ peer: p.name }, p.sendFailures]),
+      )
       .family(
         "galerad_gossip_packets_dropped_total",
         "counter",
-        "Gossip datagrams dropped, by reason.",
-        Object.entries(group.counters.dropped).map(([reason, n]) => [{ reason }, n ?? 0]),
+        "Peer datagrams dropped, by reason.",
+        Object.entries(transport.counters.dropped).map(([reason, n]) => [{ reason }, n ?? 0]),
       );
   }
   return out.toString();

@@ -15,17 +15,44 @@ import {
 } from "../core/health_state.ts";
 import { proxyV2Header } from "../core/proxy_protocol.ts";
 import { ER_SERVER_SHUTDOWN, ER_UNKNOWN_ERROR, mysqlErrorPacket } from "../core/mysql_packet.ts";
-import { decideGroup, groupCandidate, type HealthView } from "../core/group_decision.ts";
-import { compareRegisters, emptyRegister, nextRegister, type Register } from "../core/register.ts";
-import type { PeerMessage } from "../peers/codec.ts";
-import { type GossipOptions, PeerGroup } from "../peers/gossip.ts";
-import { readStateFile, writeStateFile } from "../peers/state_file.ts";
+import {
+  type AgreementConfig,
+  type AgreementTimers,
+  reconfigure,
+  type Route,
+  switchoverProblem,
+} from "../core/agreement.ts";
+import { type HealthView, viewCandidate } from "../core/health_view.ts";
+import { emptyRegister, type Register } from "../core/register.ts";
+import type { QuorumMode } from "../core/voter_set.ts";
+import type { KeyRing } from "../peers/keyring.ts";
+import { readStateFile } from "../peers/state_file.ts";
+import { PeerTransport } from "../peers/transport.ts";
 import type { TcpConn, TcpListener } from "../runtime/types.ts";
+import { AgreementShell, clock } from "./agreement_shell.ts";
 import { EventLog } from "./events.ts";
 import { HealthMonitor, type Prober } from "./health_monitor.ts";
 import { Session } from "./session.ts";
 
 const log = getLogger(["galerad", "proxy"]);
+
+/** A proxy this one gossips with. */
+export interface PeerSpec {
+  name: string;
+  host: string;
+  port: number;
+}
+
+/** How this proxy talks to its peers and, with `--quorum agents`, to the agents. */
+export interface PeerOptions {
+  listen: HostPort;
+  peers: PeerSpec[];
+  keys: KeyRing;
+  /** Voters are asked again (and gossip goes out) this often. */
+  intervalMs: number;
+  /** This proxy's API URL, told to peers for their springboard. */
+  api?: string;
+}
 
 /** Everything `galerad proxy` needs to route; validated before it gets here. */
 export interface ProxyOptions {
@@ -44,10 +71,12 @@ export interface ProxyOptions {
   cluster?: string;
   /** Where the register is persisted, so a restart never forgets the active node. */
   stateFile?: string;
-  /** Gossip with other proxies; absent for a proxy that decides alone. */
-  peers?: Omit<GossipOptions, "self" | "cluster">;
-  /** With peers: how long a starting proxy waits to learn the register before deciding itself. */
-  startupWaitMs?: number;
+  /** Gossip with other proxies (and agents); absent for a proxy that decides alone. */
+  peers?: PeerOptions;
+  /** Who votes (docs/peers.md): auto picks agents when every agent that answered votes. */
+  quorum?: QuorumMode | "auto";
+  /** Lease timers; defaults in DEFAULT_TIMERS. */
+  timers?: Partial<AgreementTimers>;
   /** Send a PROXY protocol v2 header to the backend, so it sees the client's address. */
   sendProxyV2?: boolean;
   /** Threads carrying client sessions (data_plane.ts); default 1, the main thread. */
@@ -56,9 +85,18 @@ export interface ProxyOptions {
   maxThreads?: number;
   /** What carries the bytes (data_plane.ts); default auto. */
   dataPlane?: DataPlaneKind;
-  /** Upper bound of the handover fence (see Proxy.#startFence); default 1000 ms. */
-  fenceTimeoutMs?: number;
+  /** A new session that must wait (a handover, a start) is refused after this; default 2 s. */
+  holdTimeoutMs?: number;
 }
+
+/** Lease timers by default; docs/peers.md explains each. */
+export const DEFAULT_TIMERS: AgreementTimers = {
+  leaseMs: 2000,
+  marginMs: 200,
+  guardMs: 300,
+  settleMs: 2000,
+  startupHoldMs: 2000,
+};
 
 /** A backend with what the proxy knows about it now. */
 export interface BackendRuntime {
@@ -69,6 +107,8 @@ export interface BackendRuntime {
   maintenance: boolean;
   probes: number;
   probeFailures: number;
+  /** The UDP port its agent votes on, once its status says so. */
+  witnessPort: number | null;
 }
 
 /** The cluster-wide traffic switch an operator flips through the API. */
@@ -86,15 +126,23 @@ export interface ProxyCounters {
   connectFailures: number;
   bytesUp: number;
   bytesDown: number;
-  /** Changes of the active node, by kind: initial, failover, switchover, no_node. */
+  /** Changes of the active node, by kind: initial, failover, switchover. */
   activeChanges: Record<string, number>;
   /** Failed reads of the registry (with --discover). */
   registryErrors: number;
 }
 
+/** Which error a refused client gets, and the counter it goes under. */
+interface Refusal {
+  reason: string;
+  message: string;
+  code?: number;
+}
+
 /**
- * The single-writer proxy: watches every backend's agent, keeps one sticky active node, pipes
- * every client to it and severs sessions on a node the moment it stops being active.
+ * The single-writer proxy: watches every backend's agent, pipes every client to the one node a
+ * majority of voters grants it (core/agreement.ts, carried out by AgreementShell), and severs
+ * sessions on a node the moment it may no longer serve it.
  */
 export class Proxy {
   readonly backends = new Map<string, BackendRuntime>();
@@ -110,9 +158,7 @@ export class Proxy {
     registryErrors: 0,
   };
   traffic: TrafficSwitch = { enabled: true, message: "", lastUpdated: Date.now() };
-  /** The replicated decision: which node the whole group routes to. */
-  register: Register;
-  /** The node this proxy routes new sessions to now; null to refuse them. */
+  /** The node this proxy routes new sessions to now; null to hold or refuse them. */
   active: string | null = null;
   /** Why this proxy routes where it does (or refuses). */
   activeReason = "not decided yet";
@@ -125,64 +171,43 @@ export class Proxy {
   /** What carries the bytes, once listening. */
   dataPlane: "epoll" | "sockets" = "sockets";
   readonly name: string;
-  readonly peerGroup: PeerGroup | null = null;
-  /** Where the register came from at start: "state file", "peer NAME", or "decided". */
-  learnedFrom: string | null = null;
+  readonly cluster: string;
+  readonly transport: PeerTransport | null = null;
+  /** The agreement, once the first round of probes is in (it picks the quorum mode). */
+  shell: AgreementShell | null = null;
+  /** Why the quorum mode is what it is, for the log and the API. */
+  quorumReason = "";
+  /** The API URL each peer advertises, for the springboard. */
+  readonly peerApis = new Map<string, string>();
+  #peers: PeerSpec[];
   #listener: TcpListener | null = null;
   #plane: DataPlane | null = null;
   #monitor: HealthMonitor;
   #ready: Promise<void>;
   #markReady!: () => void;
-  #isReady = false;
+  #probed = false;
   #sessionsDone = new Set<() => void>();
-  #learning = false;
   /** While the active node drains, new sessions wait here (see drain()). */
   #hold: Promise<void> | null = null;
-  /** After a handover, new sessions wait until every live peer holds the new register. */
-  #fence:
-    | { release: () => void; promise: Promise<void>; timer: ReturnType<typeof setTimeout> }
-    | null = null;
-  #startupTimer: ReturnType<typeof setTimeout> | undefined;
+  /** While the agreement says "wait" (a handover, a start), new sessions wait here. */
+  #routeHold: { promise: Promise<void>; release: () => void } | null = null;
+  /** Nodes whose sessions are being severed for the agreement, awaiting the data plane. */
+  #severing = new Set<string>();
 
   constructor(readonly options: ProxyOptions, prober?: Prober) {
     this.name = options.name ?? "galerad";
-    const cluster = options.cluster ?? "galera";
-    this.register = emptyRegister(cluster);
-    if (options.stateFile) {
-      const saved = readStateFile(options.stateFile, cluster);
-      if (saved) {
-        this.register = saved;
-        log.info("remembered register from {file}: epoch {epoch}, active {active}", {
-          file: options.stateFile,
-          epoch: saved.epoch,
-          active: saved.active,
-        });
-      }
-    }
+    this.cluster = options.cluster ?? "galera";
+    this.#peers = options.peers?.peers.filter((p) => p.name !== this.name) ?? [];
     if (options.peers) {
-      this.peerGroup = new PeerGroup({ ...options.peers, self: this.name, cluster }, {
-        snapshot: () => ({
-          register: this.register,
-          view: this.localView(),
-          ready: !this.#learning && this.#isReady,
-        }),
-        onMessage: (message) => this.#onPeerMessage(message),
-        onLiveness: () => {
-          this.#checkFence();
-          this.#decide();
+      this.transport = new PeerTransport(
+        { self: this.name, listen: options.peers.listen, keys: options.peers.keys },
+        (message) => {
+          if (message.api) this.peerApis.set(message.from, message.api);
+          this.shell?.message(message);
         },
-      });
+      );
     }
-    for (const spec of options.backends) {
-      this.backends.set(spec.name, {
-        spec,
-        health: initialHealth(),
-        sessions: new Set(),
-        maintenance: false,
-        probes: 0,
-        probeFailures: 0,
-      });
-    }
+    for (const spec of options.backends) this.backends.set(spec.name, this.#runtime(spec));
     this.#ready = new Promise((resolve) => (this.#markReady = resolve));
     this.#monitor = new HealthMonitor(
       { intervalMs: options.intervalMs, timeoutMs: options.timeoutMs },
@@ -191,14 +216,31 @@ export class Proxy {
     );
   }
 
+  #runtime(spec: BackendSpec): BackendRuntime {
+    return {
+      spec,
+      health: initialHealth(),
+      sessions: new Set(),
+      maintenance: false,
+      probes: 0,
+      probeFailures: 0,
+      witnessPort: null,
+    };
+  }
+
   /** The port clients connect to (useful when listening on port 0). */
   get port(): number {
     return this.#listener?.port ?? this.options.listen.port;
   }
 
-  /** True once every backend has answered (or failed) its first probe and the register is learned. */
+  /** True once this proxy may route: a majority of its voters grants it a healthy node. */
   get ready(): boolean {
-    return this.#isReady && !this.#learning;
+    return this.active !== null;
+  }
+
+  /** The register this proxy serves under (or, without a lease, the group's as it hears it). */
+  get register(): Register {
+    return this.shell?.register ?? emptyRegister(this.cluster);
   }
 
   get sessionCount(): number {
@@ -207,7 +249,7 @@ export class Proxy {
     return count;
   }
 
-  /** Binds the client port and starts the health checks. */
+  /** Binds the client port (and the peer port) and starts the health checks. */
   async start(): Promise<void> {
     const threads = this.options.threads ?? 1;
     const max = this.options.maxThreads ?? threads;
@@ -223,23 +265,130 @@ export class Proxy {
       host: this.options.listen.host,
       port: this.port,
     });
-    if (this.peerGroup) {
-      this.#learning = true;
-      await this.peerGroup.start();
-      this.#startupTimer = setTimeout(
-        () => this.#endLearning("startup wait over"),
-        this.options.startupWaitMs ?? 2000,
-      );
+    if (this.transport) {
+      await this.transport.start();
+      log.info("peer port udp {host}:{port}, peers {peers}", {
+        host: this.options.peers!.listen.host,
+        port: this.transport.port,
+        peers: this.#peers.map((p) => p.name),
+      });
     }
-    if (this.backends.size === 0) this.#setReady();
+    if (this.backends.size === 0) this.#startAgreement();
     for (const backend of this.backends.values()) {
       this.#monitor.watch(backend.spec.name, backend.spec.health);
     }
   }
 
-  /** Resolves once the first round of probes is in and the first decision is made. */
+  /** Resolves once this proxy first routes (or its start hold ran out). */
   whenReady(): Promise<void> {
     return this.#ready;
+  }
+
+  /** The quorum mode: as configured, or (auto) agents when every agent that answered votes. */
+  #quorumMode(): QuorumMode {
+    const asked = this.options.quorum ?? "auto";
+    if (asked !== "auto") {
+      this.quorumReason = `--quorum ${asked}`;
+      return asked;
+    }
+    const answered = [...this.backends.values()].filter((b) => b.health.lastProbe?.ok !== undefined &&
+      b.health.lastProbe.reason !== "" && b.probes > 0 && b.health.status !== "unknown");
+    const voting = answered.filter((b) => b.witnessPort !== null);
+    if (this.options.peers && answered.length > 0 && voting.length === answered.length) {
+      this.quorumReason = `auto: every agent that answered votes (${voting.map((b) => b.spec.name).join(", ")})`;
+      return "agents";
+    }
+    this.quorumReason = !this.options.peers
+      ? "auto: no peer secret, so no agent can vote; this proxy is its own only voter"
+      : `auto: ${answered.length - voting.length} of ${answered.length} agents do not vote (not galerad's, or without a peer secret); the proxies vote`;
+    return "proxies";
+  }
+
+  #agreementConfig(mode: QuorumMode): AgreementConfig {
+    const backends = [...this.backends.keys()];
+    const peers = this.#peers.map((p) => p.name);
+    const voters = mode === "agents"
+      ? backends
+      : mode === "none"
+      ? [this.name]
+      : [this.name, ...peers];
+    return {
+      self: this.name,
+      cluster: this.cluster,
+      mode,
+      voters: [...voters].sort(),
+      peers,
+      backends,
+      targets: Object.fromEntries(
+        [...this.backends.values()].map((b) => [b.spec.name, b.spec.health]),
+      ),
+      timers: { ...DEFAULT_TIMERS, ...this.options.timers },
+    };
+  }
+
+  /** Where every party of the agreement is reached: peers at their address, agents' votes. */
+  #partyAddresses(): Map<string, HostPort> {
+    const out = new Map<string, HostPort>();
+    for (const p of this.#peers) out.set(p.name, { host: p.host, port: p.port });
+    if (this.shell?.state.config.mode === "agents") {
+      for (const b of this.backends.values()) {
+        if (b.witnessPort !== null) out.set(b.spec.name, { host: b.spec.host, port: b.witnessPort });
+      }
+    }
+    return out;
+  }
+
+  #startAgreement(): void {
+    const mode = this.#quorumMode();
+    const config = this.#agreementConfig(mode);
+    let saved;
+    if (this.options.stateFile) {
+      saved = readStateFile(this.options.stateFile, this.cluster, (file) =>
+        log.warn("state file {file} is empty: starting without remembered state", { file })) ??
+        undefined;
+      if (saved) {
+        log.info("remembered register from {file}: epoch {epoch}, active {active}", {
+          file: this.options.stateFile,
+          epoch: saved.register.epoch,
+          active: saved.register.active,
+        });
+      }
+    }
+    const text = mode === "none"
+      ? "--quorum none: AVAILABILITY FIRST. Each proxy decides alone when it cannot hear the others, so two proxies CAN route to two different nodes at once (certification failures, error 1213). Use --quorum agents or proxies to never split."
+      : `quorum ${mode}: ${config.voters.length} voters (${config.voters.join(", ")}), ${
+        Math.floor(config.voters.length / 2) + 1
+      } needed to serve (${this.quorumReason})`;
+    if (mode === "none") log.warn("{message}", { message: text });
+    else log.info("{message}", { message: text });
+    this.events.push({ time: Date.now(), kind: "quorum", message: text, data: { mode } });
+    this.shell = new AgreementShell({
+      config,
+      tickMs: this.options.peers?.intervalMs ?? 200,
+      stateFile: this.options.stateFile,
+      saved,
+      transport: this.transport,
+      api: this.options.peers?.api,
+    }, {
+      route: (route) => this.#route(route),
+      sever: (node, why) => this.#severFor(node, why),
+      changed: (register, previous) => this.#registerChanged(register, previous),
+    });
+    this.transport?.setParties(this.#partyAddresses());
+    this.#pushDrained();
+    this.shell.view(this.localView());
+    this.shell.start();
+    setTimeout(() => this.#markReady(), config.timers.startupHoldMs);
+  }
+
+  /** A new voter set is a new tier: what this proxy served under the old one is severed. */
+  #restartAgreement(why: string): void {
+    log.warn("restarting the agreement: {why}", { why });
+    this.shell?.stop();
+    this.shell = null;
+    for (const backend of this.backends.values()) this.#sever(backend, why);
+    this.#route({ node: null, hold: true, reason: `restarting the agreement: ${why}` });
+    this.#startAgreement();
   }
 
   /**
@@ -249,6 +398,7 @@ export class Proxy {
   async shutdown(): Promise<void> {
     if (this.draining) return;
     this.draining = true;
+    this.#routeHold?.release();
     await this.#listener?.close();
     const remaining = this.sessionCount;
     if (remaining > 0) {
@@ -264,9 +414,8 @@ export class Proxy {
     }
     for (const backend of this.backends.values()) this.#sever(backend, "shutdown");
     this.#monitor.stop();
-    clearTimeout(this.#startupTimer);
-    this.#endFence();
-    this.peerGroup?.stop();
+    this.shell?.stop();
+    this.transport?.stop();
   }
 
   /** Enables or disables all traffic; disabling severs every session and refuses new ones. */
@@ -278,36 +427,29 @@ export class Proxy {
     if (!enabled) {
       for (const backend of this.backends.values()) this.#sever(backend, "traffic disabled");
     }
-    this.#decide();
   }
 
   /**
-   * Moves the group to `target` on an operator's request. It goes through the register, so every
-   * peer follows and every proxy severs its sessions on the old node. Throws a RangeError saying
-   * why when the target cannot take the role.
+   * Asks the group to move to `target` on an operator's request. It goes through the voters, so
+   * every proxy follows and severs its sessions on the old node first. Throws a RangeError
+   * (with an HTTP status) saying why when the target cannot take the role; returns the proposal.
    */
   switchover(target: string, message: string): Register {
-    const backend = this.backends.get(target);
-    if (!backend) throw new RangeError(`no backend named "${target}"`);
-    if (!this.ready) throw new RangeError("this proxy is not ready yet: try again in a moment");
-    if (backend.maintenance) throw new RangeError(`${target} is drained: enable it first`);
-    if (backend.health.status !== "healthy") {
-      throw new RangeError(`${target} is not healthy here: ${backend.health.reason}`);
-    }
-    if (this.register.active === target) {
-      throw new RangeError(`${target} is already the active node`);
-    }
+    const shell = this.shell;
+    if (!shell) throw Object.assign(new RangeError("this proxy is not ready yet: try again in a moment"), { status: 503 });
+    const problem = switchoverProblem(shell.state, target, clock());
+    if (problem) throw Object.assign(new RangeError(problem.message), { status: problem.status });
     const why = message.trim() === "" ? "requested" : message.trim();
-    this.#adopt(
-      nextRegister(this.register, {
-        proposer: this.name,
-        active: target,
-        reason: `switchover by operator: ${why}`,
-        time: Date.now(),
-      }),
-      "operator",
-    );
-    return this.register;
+    shell.feed({ type: "switchover", target, reason: why.slice(0, 160) });
+    return shell.state.proposal ?? shell.register;
+  }
+
+  #drainedNames(): string[] {
+    return [...this.backends.values()].filter((b) => b.maintenance).map((b) => b.spec.name);
+  }
+
+  #pushDrained(): void {
+    this.shell?.feed({ type: "drained", names: this.#drainedNames() });
   }
 
   /**
@@ -328,19 +470,12 @@ export class Proxy {
       message,
       data: { backend: name, maintenance: true },
     });
-    if (this.register.active !== name) {
-      this.#decide();
-      return this.register.active;
-    }
-    const views: Record<string, HealthView> = {
-      ...this.peerGroup?.liveViews(),
-      [this.name]: this.localView(),
-    };
-    const drained = new Set(
-      [...this.backends.values()].filter((b) => b.maintenance).map((b) => b.spec.name),
-    );
-    if (!groupCandidate(views, name, drained)) {
+    this.#pushDrained();
+    if (this.register.active !== name) return this.register.active;
+    const other = () => viewCandidate(this.localView(), name, this.#drainedNames());
+    if (!other()) {
       backend.maintenance = false;
+      this.#pushDrained();
       throw new RangeError(
         `${name} is the active node and no other node is healthy: it stays active`,
       );
@@ -352,15 +487,16 @@ export class Proxy {
       while (backend.sessions.size > 0 && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 50));
       }
-      const candidate = groupCandidate(
-        { ...this.peerGroup?.liveViews(), [this.name]: this.localView() },
-        name,
-        drained,
-      );
+      const candidate = other();
       if (!candidate) {
         throw new RangeError(`no other node is healthy any more: ${name} stays active`);
       }
       if (this.register.active === name) this.switchover(candidate.name, `drain of ${name}`);
+      // New sessions keep waiting until the group has moved (or the wait ends).
+      const until = Date.now() + Math.max(2000, this.options.holdTimeoutMs ?? 2000);
+      while (this.active !== candidate.name && Date.now() < until) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
       return this.register.active;
     } finally {
       this.#hold = null;
@@ -382,7 +518,7 @@ export class Proxy {
       message,
       data: { backend: name, maintenance: false },
     });
-    this.#decide();
+    this.#pushDrained();
   }
 
   /**
@@ -393,18 +529,20 @@ export class Proxy {
   setBackends(specs: BackendSpec[]): string[] {
     const wanted = new Map(specs.map((s) => [s.name, s]));
     const kept: string[] = [];
+    let changed = false;
     for (const [name, backend] of this.backends) {
       const next = wanted.get(name);
       const same = next && next.host === backend.spec.host && next.port === backend.spec.port &&
         next.health === backend.spec.health;
       if (same) continue;
-      if (this.register.active === name && backend.health.status === "healthy") {
+      if (this.active === name && backend.health.status === "healthy") {
         kept.push(name);
         continue;
       }
       this.#monitor.unwatch(name);
       this.#sever(backend, `${name} left the registry`);
       this.backends.delete(name);
+      changed = true;
       log.warn("backend {backend} removed (registry)", { backend: name });
       this.events.push({
         time: Date.now(),
@@ -415,14 +553,8 @@ export class Proxy {
     }
     for (const [name, spec] of wanted) {
       if (this.backends.has(name)) continue;
-      this.backends.set(name, {
-        spec,
-        health: initialHealth(),
-        sessions: new Set(),
-        maintenance: false,
-        probes: 0,
-        probeFailures: 0,
-      });
+      this.backends.set(name, this.#runtime(spec));
+      changed = true;
       this.#monitor.watch(name, spec.health);
       log.info("backend {backend} added ({host}:{port}, registry)", {
         backend: name,
@@ -442,8 +574,32 @@ export class Proxy {
         { backend: name },
       );
     }
-    this.#decide();
+    if (changed) this.#reconfigure();
     return kept;
+  }
+
+  /** Follows a new peer list (from a registry). */
+  setPeers(specs: PeerSpec[]): void {
+    const next = specs.filter((p) => p.name !== this.name);
+    const key = (list: PeerSpec[]) => list.map((p) => `${p.name}=${p.host}:${p.port}`).sort().join();
+    if (key(next) === key(this.#peers)) return;
+    this.#peers = next;
+    log.info("peers now {peers} (registry)", { peers: next.map((p) => p.name) });
+    this.#reconfigure();
+  }
+
+  #reconfigure(): void {
+    const shell = this.shell;
+    if (!shell) return;
+    const wanted = this.#agreementConfig(shell.state.config.mode);
+    const next = reconfigure(shell.state, wanted);
+    if (next) {
+      shell.state = next;
+      this.transport?.setParties(this.#partyAddresses());
+      this.shell?.view(this.localView());
+    } else {
+      this.#restartAgreement(`the voters are now ${wanted.voters.join(", ")}`);
+    }
   }
 
   /** This proxy's health view: every backend with a known state (unknown ones are left out). */
@@ -459,166 +615,20 @@ export class Proxy {
     return view;
   }
 
-  #setReady(): void {
-    if (this.#isReady) return;
-    this.#isReady = true;
-    this.#decide();
-    if (!this.#learning) this.#markReady();
-  }
-
-  #endLearning(why: string): void {
-    if (!this.#learning) return;
-    this.#learning = false;
-    clearTimeout(this.#startupTimer);
-    if (this.learnedFrom === null) {
-      this.learnedFrom = this.register.epoch > 0 ? "state file" : "decided";
-    }
-    log.info("register learned ({why}): epoch {epoch}, active {active}, from {source}", {
-      why,
-      epoch: this.register.epoch,
-      active: this.register.active,
-      source: this.learnedFrom,
-    });
-    this.#decide();
-    if (this.#isReady) this.#markReady();
-  }
-
-  #onPeerMessage(message: PeerMessage): void {
-    if (this.#learning && (message.ready || message.register.epoch > 0)) {
-      if (compareRegisters(message.register, this.register) >= 0) {
-        this.learnedFrom = `peer ${message.from}`;
-      }
-      this.#adopt(message.register, `learned from ${message.from}`);
-      this.#endLearning(`heard from ${message.from}`);
-      return;
-    }
-    if (!this.#adopt(message.register, `learned from ${message.from}`)) this.#decide();
-    this.#checkFence();
-  }
-
-  /**
-   * The handover fence. When the role moves from one node to another, a proxy that already
-   * routes to the new node while a slower peer still routes to the old one would let both take
-   * writes for a few milliseconds: enough for a certification conflict. So after adopting such a
-   * change, this proxy (which has already severed its sessions on the old node) holds new
-   * sessions until every live peer's gossip shows the new register, which each sends as soon as
-   * it has severed its own; at most `fenceTimeoutMs`, since a peer can die mid-handover.
-   */
-  #startFence(): void {
-    if (!this.peerGroup) return;
-    this.#fence?.release();
-    clearTimeout(this.#fence?.timer);
-    let release!: () => void;
-    const promise = new Promise<void>((resolve) => (release = resolve));
-    const timer = setTimeout(() => {
-      log.warn("handover fence released by timeout: not every live peer confirmed epoch {epoch}", {
-        epoch: this.register.epoch,
-      });
-      this.#endFence();
-    }, this.options.fenceTimeoutMs ?? 1000);
-    this.#fence = { release, promise, timer };
-  }
-
-  #checkFence(): void {
-    if (!this.#fence || !this.peerGroup) return;
-    for (const peer of this.peerGroup.peers.values()) {
-      if (!peer.live) continue;
-      if (!peer.register || compareRegisters(peer.register, this.register) < 0) return;
-    }
-    this.#endFence();
-  }
-
-  #endFence(): void {
-    const fence = this.#fence;
-    if (!fence) return;
-    this.#fence = null;
-    clearTimeout(fence.timer);
-    fence.release();
-  }
-
-  /**
-   * Takes a register if it is newer than ours: persists it, passes it on to every peer, then
-   * re-decides where to route (which severs sessions on the node that lost the role). Returns
-   * whether it was newer.
-   */
-  #adopt(register: Register, source: string): boolean {
-    if (
-      register.cluster !== this.register.cluster || compareRegisters(register, this.register) <= 0
-    ) return false;
-    const previous = this.register;
-    this.register = register;
-    if (previous.active !== register.active) {
-      const kind = register.active === null
-        ? "no_node"
-        : previous.active === null
-        ? "initial"
-        : register.reason.startsWith("switchover")
-        ? "switchover"
-        : "failover";
+  #registerChanged(register: Register, previous: Register): void {
+    if (register.active !== previous.active && register.active !== null) {
+      const kind = register.kind === "none" ? "initial" : register.kind;
       this.counters.activeChanges[kind] = (this.counters.activeChanges[kind] ?? 0) + 1;
     }
     const message = `register epoch ${register.epoch}: active ${register.active ?? "none"} (was ${
       previous.active ?? "none"
-    }), by ${register.proposer}, ${source}: ${register.reason}`;
-    log.warn("{message}", {
-      message,
-      epoch: register.epoch,
-      proposer: register.proposer,
-      active: register.active,
-      previous: previous.active,
-      reason: register.reason,
-      source,
-    });
+    }), by ${register.proposer || "nobody"}: ${register.reason}`;
     this.events.push({
       time: Date.now(),
       kind: "register",
       message,
       data: { epoch: register.epoch, active: register.active },
     });
-    if (this.options.stateFile) {
-      try {
-        writeStateFile(this.options.stateFile, register);
-      } catch (error) {
-        log.error("cannot persist the register to {file}: {error}", {
-          file: this.options.stateFile,
-          error: String(error),
-        });
-      }
-    }
-    if (
-      previous.active !== null && register.active !== null && previous.active !== register.active
-    ) {
-      this.#startFence();
-    }
-    this.peerGroup?.push();
-    this.#decide();
-    this.#checkFence();
-    return true;
-  }
-
-  /**
-   * Runs the group rule over this proxy's view and the live peers' views: proposes a new register
-   * when the group must move, and routes where the register says (or nowhere, when this proxy
-   * alone sees the active node down).
-   */
-  #decide(): void {
-    if (!this.#isReady || this.#learning) return;
-    const views: Record<string, HealthView> = {
-      ...this.peerGroup?.liveViews(),
-      [this.name]: this.localView(),
-    };
-    const drained = new Set(
-      [...this.backends.values()].filter((b) => b.maintenance).map((b) => b.spec.name),
-    );
-    const decision = decideGroup({
-      self: this.name,
-      register: this.register,
-      views,
-      drained,
-      now: Date.now(),
-    });
-    if (decision.propose && this.#adopt(decision.propose, "decided here")) return;
-    this.setActive(decision.route, decision.reason);
   }
 
   #onProbe(name: string, result: ProbeResult): void {
@@ -632,6 +642,12 @@ export class Proxy {
     backend.health = state;
     backend.probes++;
     if (!result.ok) backend.probeFailures++;
+    if (result.witnessPort !== undefined && result.witnessPort !== backend.witnessPort) {
+      backend.witnessPort = result.witnessPort ?? null;
+      if (this.shell?.state.config.mode === "agents") {
+        this.transport?.setParties(this.#partyAddresses());
+      }
+    }
     if (changed) {
       const message = `${name} is ${state.status}: ${state.reason}`;
       const fields = { message, backend: name, status: state.status, reason: state.reason };
@@ -644,43 +660,74 @@ export class Proxy {
         data: { backend: name, status: state.status },
       });
     }
-    if (!this.#isReady) {
-      if ([...this.backends.values()].every((b) => b.health.status !== "unknown")) this.#setReady();
+    if (!this.#probed) {
+      if ([...this.backends.values()].every((b) => b.health.status !== "unknown")) {
+        this.#probed = true;
+        this.#startAgreement();
+      }
       return;
     }
-    if (changed) {
-      this.peerGroup?.push();
-      this.#decide();
-    }
+    if (changed) this.shell?.view(this.localView());
   }
 
   /**
-   * Makes `next` the node that receives traffic and severs every session on the node that held
-   * the role before. The single place where the active node changes.
+   * Where new sessions go, as the agreement says. Leaving a node severs its sessions (the
+   * agreement also asks for that itself, and waits for the data plane to confirm).
    */
-  setActive(next: string | null, reason: string): void {
+  #route(route: Route): void {
     const previous = this.active;
-    if (previous === next) {
-      this.activeReason = reason;
-      return;
+    this.activeReason = route.reason;
+    if (route.node === null && route.hold) {
+      if (!this.#routeHold) {
+        let release!: () => void;
+        const promise = new Promise<void>((resolve) => (release = resolve));
+        this.#routeHold = { promise, release };
+      }
+    } else if (this.#routeHold) {
+      const hold = this.#routeHold;
+      this.#routeHold = null;
+      hold.release();
     }
-    this.active = next;
-    this.activeReason = reason;
-    this.activeSince = next === null ? null : Date.now();
-    const message = next === null
-      ? `no active node: ${reason}`
-      : `active node is now ${next} (was ${previous ?? "none"}): ${reason}`;
-    const fields = { message, active: next, previous, reason };
-    if (next === null) log.error("{message}", fields);
+    if (route.node !== null) this.#markReady();
+    if (previous === route.node) return;
+    this.active = route.node;
+    this.activeSince = route.node === null ? null : Date.now();
+    const message = route.node === null
+      ? `no active node: ${route.reason}`
+      : `active node is now ${route.node} (was ${previous ?? "none"}): ${route.reason}`;
+    const fields = { message, active: route.node, previous, reason: route.reason };
+    if (route.node === null) log.error("{message}", fields);
     else log.warn("{message}", fields);
     this.events.push({
       time: Date.now(),
       kind: "active",
       message,
-      data: { active: next, previous },
+      data: { active: route.node, previous },
     });
-    const old = previous === null ? undefined : this.backends.get(previous);
-    if (old) this.#sever(old, `${previous} is no longer active`);
+  }
+
+  /** The agreement may no longer serve `node`: close its sessions, confirm once none is left. */
+  #severFor(node: string, why: string): void {
+    const backend = this.backends.get(node);
+    this.#severing.add(node);
+    if (backend) this.#sever(backend, why);
+    this.#confirmSevered(node);
+  }
+
+  /** Sessions that can still carry bytes: spliced (until the data plane says closed) or live. */
+  #liveSessions(backend: BackendRuntime): number {
+    let n = 0;
+    for (const s of backend.sessions) if (!s.closed || s.server !== null) n++;
+    return n;
+  }
+
+  #confirmSevered(node: string): void {
+    if (!this.#severing.has(node)) return;
+    const backend = this.backends.get(node);
+    if (backend && this.#liveSessions(backend) > 0) return;
+    this.#severing.delete(node);
+    // Not re-entered: the shell is still carrying out the effects of the step that asked.
+    queueMicrotask(() => this.shell?.severed(node));
   }
 
   #sever(backend: BackendRuntime, why: string): void {
@@ -701,7 +748,7 @@ export class Proxy {
   }
 
   /** Why a new session cannot be routed now, or null when it can. */
-  #refusal(): { reason: string; message: string; code?: number } | null {
+  #refusal(): Refusal | null {
     if (this.draining) {
       return { reason: "shutdown", message: "proxy is shutting down", code: ER_SERVER_SHUTDOWN };
     }
@@ -712,24 +759,36 @@ export class Proxy {
       };
     }
     if (this.active === null) {
-      if (this.#learning) {
-        return {
-          reason: "learning",
-          message: "proxy is starting and learning the active node from its peers",
-        };
-      }
-      if (this.register.active !== null) return { reason: "minority", message: this.activeReason };
-      return {
-        reason: "no_active_node",
-        message: "no healthy Galera node is active; try again later",
-      };
+      const reason = this.activeReason.startsWith("no quorum")
+        ? "no_quorum"
+        : this.activeReason.startsWith("the group is on")
+        ? "minority"
+        : this.activeReason.startsWith("no healthy")
+        ? "no_active_node"
+        : this.shell === null
+        ? "starting"
+        : "waiting";
+      return { reason, message: this.activeReason };
     }
     return null;
   }
 
+  /** Waits while the agreement holds new sessions (a handover, a start), at most the hold timeout. */
+  async #waitForRoute(): Promise<void> {
+    const deadline = performance.now() + (this.options.holdTimeoutMs ?? 2000);
+    if (!this.shell) {
+      await Promise.race([this.#ready, sleep(this.options.holdTimeoutMs ?? 2000)]);
+    }
+    while (!this.draining && (this.#hold || this.#routeHold)) {
+      const left = deadline - performance.now();
+      if (left <= 0 && !this.#hold) return;
+      const waitFor = this.#hold ?? this.#routeHold!.promise;
+      await Promise.race([waitFor, sleep(Math.max(1, left))]);
+    }
+  }
+
   async #accept(conn: ClientConn): Promise<void> {
-    if (!this.#isReady) await this.#ready;
-    while (this.#hold || this.#fence) await (this.#hold ?? this.#fence!.promise);
+    await this.#waitForRoute();
     for (let attempt = 0; attempt < 2; attempt++) {
       const refusal = this.#refusal();
       if (refusal) return this.#refuse(conn, refusal.reason, refusal.message, refusal.code);
@@ -789,6 +848,7 @@ export class Proxy {
 
   #release(backend: BackendRuntime, session: Session): void {
     backend.sessions.delete(session);
+    this.#confirmSevered(backend.spec.name);
     this.#sessionEnded();
   }
 
@@ -809,4 +869,8 @@ export class Proxy {
       if (this.sessionCount === 0) finish();
     });
   }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -61,7 +61,8 @@ export type FetchHandler = (request: Request) => Response | Promise<Response>;
 /** A bound UDP socket. */
 export interface UdpSocket {
   readonly port: number;
-  send(data: Uint8Array, to: HostPort): void;
+  /** Sends one datagram; `done` gets the error when the kernel refused it. */
+  send(data: Uint8Array, to: HostPort, done?: (error: Error | null) => void): void;
   close(): void;
 }
 

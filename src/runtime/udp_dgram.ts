@@ -24,7 +24,8 @@ export async function bindUdp(address: HostPort, onMessage: UdpHandler): Promise
       socket.on("error", () => {});
       resolve({
         port: socket.address().port,
-        send: (data, to) => socket.send(data, to.port, to.host),
+        send: (data, to, done) =>
+          socket.send(data, to.port, to.host, (error) => done?.(error ?? null)),
         close: () => socket.close(),
       });
     });

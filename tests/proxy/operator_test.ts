@@ -193,7 +193,6 @@ describe("/metrics", () => {
     );
     expect(metric(families, "galerad_active_changes_total", { reason: "initial" })).toBe(1);
     expect(metric(families, "galerad_active_changes_total", { reason: "failover" })).toBe(1);
-    expect(metric(families, "galerad_active_changes_total", { reason: "no_node" })).toBe(1);
     expect(metric(families, "galerad_register_epoch")).toBe(proxy.register.epoch);
     expect(metric(families, "galerad_data_plane_threads")).toBe(proxy.threads);
     expect(metric(families, "galerad_backend_healthy", { backend: "db0" })).toBe(0);

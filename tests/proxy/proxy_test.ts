@@ -69,7 +69,8 @@ describe("Proxy", () => {
     await old.waitFor("hello db0");
     agents[0].set({ healthy: false });
     await old.closed;
-    expect(proxy.active).toBe("db1");
+    // The new node is served once the data plane has confirmed the old node's sessions closed.
+    await waitFor("db1 active", () => proxy.active === "db1");
     await waitFor("backend db0 sockets closed", () => backends[0].open === 0);
     const fresh = await connectClient(proxy.port);
     await fresh.waitFor("hello db1");

@@ -1,0 +1,180 @@
+import { getLogger } from "@logtape/logtape";
+import { bindUdp } from "#runtime";
+import type { HostPort } from "../core/address.ts";
+import type { UdpSocket } from "../runtime/types.ts";
+import { DecodeError, decodeMessage, type DropReason, encodeMessage, type PeerMessage } from "./codec.ts";
+import type { KeyRing } from "./keyring.ts";
+import { checkReplay, type ReplayState } from "./replay.ts";
+
+const log = getLogger(["galerad", "peers"]);
+
+/** Counters for the API and metrics, in total and per party. */
+export interface TransportCounters {
+  sent: number;
+  received: number;
+  sendFailures: number;
+  dropped: Partial<Record<DropReason, number>>;
+}
+
+/** What the transport knows of one party it talks to. */
+export interface PartyLink {
+  name: string;
+  address: HostPort;
+  sent: number;
+  sendFailures: number;
+  received: number;
+  lastError: string | null;
+  replay?: ReplayState;
+}
+
+export interface TransportOptions {
+  self: string;
+  listen: HostPort;
+  keys: KeyRing;
+}
+
+/**
+ * The peers' UDP wire: signs and sends agreement messages, and receives them through a chain of
+ * filters, cheapest first: the source address must be a configured party's (no cryptography is
+ * spent on strangers), then the codec (bounds, signature), then the name must match that source,
+ * the destination must be us, and the datagram must not be a replay. Whatever fails is counted
+ * under its reason and dropped; nothing thrown reaches the caller.
+ */
+export class PeerTransport {
+  readonly counters: TransportCounters = { sent: 0, received: 0, sendFailures: 0, dropped: {} };
+  readonly parties = new Map<string, PartyLink>();
+  readonly bootId = crypto.getRandomValues(new Uint8Array(8));
+  #seq = 0;
+  #socket: UdpSocket | null = null;
+  /** Source host → party names sending from it (several proxies may share a host). */
+  #sources = new Map<string, Set<string>>();
+
+  constructor(
+    readonly options: TransportOptions,
+    readonly onMessage: (message: PeerMessage) => void,
+  ) {}
+
+  get port(): number {
+    return this.#socket?.port ?? this.options.listen.port;
+  }
+
+  async start(): Promise<void> {
+    this.#socket = await bindUdp(
+      this.options.listen,
+      (data, from) => void this.#receive(data, from),
+    );
+  }
+
+  stop(): void {
+    this.#socket?.close();
+    this.#socket = null;
+  }
+
+  /** The parties and where they are; names not listed are forgotten. */
+  setParties(addresses: ReadonlyMap<string, HostPort>): void {
+    for (const name of [...this.parties.keys()]) if (!addresses.has(name)) this.parties.delete(name);
+    for (const [name, address] of addresses) {
+      const known = this.parties.get(name);
+      if (known) known.address = address;
+      else {
+        this.parties.set(name, {
+          name,
+          address,
+          sent: 0,
+          sendFailures: 0,
+          received: 0,
+          lastError: null,
+        });
+      }
+    }
+    this.#sources = new Map();
+    for (const party of this.parties.values()) {
+      const host = normalHost(party.address.host);
+      this.#sources.set(host, new Set([...(this.#sources.get(host) ?? []), party.name]));
+    }
+  }
+
+  /** Signs and sends one message to the party it names. */
+  send(message: PeerMessage): void {
+    const socket = this.#socket;
+    const party = this.parties.get(message.to);
+    if (!socket || !party) return;
+    encodeMessage(message, { bootId: this.bootId, seq: ++this.#seq }, this.options.keys).then(
+      (data) => {
+        if (this.#socket !== socket) return;
+        this.#sendTo(socket, party, data, true);
+      },
+      (error) => log.error("cannot encode a peer message: {error}", { error: String(error) }),
+    );
+  }
+
+  #sendTo(socket: UdpSocket, party: PartyLink, data: Uint8Array, retry: boolean): void {
+    socket.send(data, party.address, (error) => {
+      if (!error) {
+        party.sent++;
+        this.counters.sent++;
+        return;
+      }
+      // An ICMP error from another party's closed port is reported on the next send, whoever it
+      // goes to, and that datagram was not sent: send it again once, so a dead party never
+      // costs a live one a datagram.
+      if (retry && this.#socket === socket) return this.#sendTo(socket, party, data, false);
+      party.sendFailures++;
+      this.counters.sendFailures++;
+      const text = (error as { code?: string }).code ?? error.message;
+      if (party.lastError !== text) {
+        log.warn("cannot send to peer {peer} at {host}:{port}: {error}", {
+          peer: party.name,
+          host: party.address.host,
+          port: party.address.port,
+          error: text,
+        });
+      }
+      party.lastError = text;
+    });
+  }
+
+  #drop(reason: DropReason, detail: string): void {
+    this.counters.dropped[reason] = (this.counters.dropped[reason] ?? 0) + 1;
+    log.debug("dropped a peer datagram ({reason}): {detail}", { reason, detail });
+  }
+
+  /** Counts a drop the agreement core decided (voter set, cluster, destination). */
+  dropped(reason: DropReason): void {
+    this.#drop(reason, "refused by the agreement");
+  }
+
+  async #receive(data: Uint8Array, from: HostPort): Promise<void> {
+    const names = this.#sources.get(normalHost(from.host));
+    if (!names) return this.#drop("unknown_source", `${from.host}:${from.port}`);
+    let decoded;
+    try {
+      decoded = await decodeMessage(data, this.options.keys);
+    } catch (error) {
+      if (error instanceof DecodeError) return this.#drop(error.reason, error.message);
+      return this.#drop("malformed", String(error));
+    }
+    const { message, envelope } = decoded;
+    if (message.from === this.options.self) return this.#drop("self", "our own name");
+    const party = this.parties.get(message.from);
+    if (!party) return this.#drop("unknown_peer", message.from);
+    if (!names.has(message.from)) {
+      return this.#drop("unknown_source", `${message.from} from ${from.host}, not its address`);
+    }
+    if (message.to !== this.options.self) {
+      return this.#drop("misdirected", `${message.from} sent it to ${message.to}`);
+    }
+    const replay = checkReplay(party.replay, envelope);
+    if ("drop" in replay) return this.#drop(replay.drop, `${message.from} seq ${envelope.seq}`);
+    party.replay = replay.state;
+    party.received++;
+    this.counters.received++;
+    this.onMessage(message);
+  }
+}
+
+/** Loopback spellings and IPv4-mapped IPv6 compare as one host. */
+function normalHost(host: string): string {
+  const h = host.toLowerCase().replace(/^::ffff:/, "");
+  return h === "localhost" || h === "::1" ? "127.0.0.1" : h;
+}
