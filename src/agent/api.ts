@@ -14,9 +14,10 @@ function int(value: string | undefined): number | null {
 }
 
 /** The JSON status: galera-agent's fields, plus what an operator needs to see why. */
-export function statusView(agent: Agent) {
+export function statusView(agent: Agent, vote?: { port: number } | null) {
   const { verdict, readings, checkedAt } = agent.current();
   return {
+    ...(vote ? { witness: { port: vote.port } } : {}),
     healthy: verdict.healthy,
     reason: verdict.reason,
     wsrep_local_state: int(readings.wsrep_local_state),
@@ -38,13 +39,18 @@ export function statusView(agent: Agent) {
  * `GET /api/v1/status` is galera-agent's JSON (always 200: the body says whether the node is
  * healthy); `GET /health` says the agent itself runs. Controls need Basic Auth.
  */
-export function createAgentApp(agent: Agent, auth: AgentAuth | null, controls?: Controls): Hono {
+export function createAgentApp(
+  agent: Agent,
+  auth: AgentAuth | null,
+  controls?: Controls,
+  vote?: () => { port: number } | null,
+): Hono {
   const app = new Hono();
   app.get("/", (c) => {
     const { verdict } = agent.current();
     return c.text(`${verdict.reason}\n`, verdict.healthy ? 200 : 503);
   });
-  app.get("/api/v1/status", (c) => c.json(statusView(agent)));
+  app.get("/api/v1/status", (c) => c.json(statusView(agent, vote?.())));
   app.get("/health", (c) => c.text("ok\n"));
 
   const guard: MiddlewareHandler = auth

@@ -5,6 +5,7 @@ import * as v from "valibot";
 import type { HostPort } from "../core/address.ts";
 import { LOG_LEVELS, setupLogging } from "./logging.ts";
 import { UsageError } from "./errors.ts";
+import { createKeyRing, type KeyRing } from "../peers/keyring.ts";
 
 /** Builds an option that also reads `GALERAD_<ENV>` and shows it in help. */
 export function opt(flags: string, description: string, env: string): Option {
@@ -62,6 +63,41 @@ export function readSecretFile(flag: string, path: string): string {
   const secret = text.split(/\r?\n/)[0].trim();
   if (secret === "") throw new UsageError(`invalid ${flag} "${path}": the file is empty`);
   return secret;
+}
+
+/**
+ * Reads the peer secrets (from --peer-secret-file, one per line, or --peer-secret, comma
+ * separated) into a key ring; null when neither is given. Bad input is a UsageError naming it.
+ */
+export async function loadPeerKeys(
+  options: { peerSecret?: string; peerSecretFile?: string },
+): Promise<KeyRing | null> {
+  let secrets: string[] = [];
+  if (options.peerSecretFile) {
+    try {
+      secrets = readFileSync(options.peerSecretFile, "utf8").split(/\r?\n/).map((l) => l.trim())
+        .filter((l) => l !== "");
+    } catch (error) {
+      throw new UsageError(
+        `invalid --peer-secret-file "${options.peerSecretFile}": cannot read it (${
+          (error as { code?: string }).code ?? error
+        })`,
+      );
+    }
+    if (secrets.length === 0) {
+      throw new UsageError(
+        `invalid --peer-secret-file "${options.peerSecretFile}": the file is empty`,
+      );
+    }
+  } else if (options.peerSecret !== undefined) {
+    secrets = options.peerSecret.split(",").map((s) => s.trim()).filter((s) => s !== "");
+    if (secrets.length === 0) throw new UsageError("invalid --peer-secret: it is empty");
+  } else return null;
+  try {
+    return await createKeyRing(secrets);
+  } catch (error) {
+    throw new UsageError(`invalid peer secret: ${(error as Error).message}`);
+  }
 }
 
 /** Runs `stop` on the first SIGTERM or SIGINT; a second signal exits at once. */

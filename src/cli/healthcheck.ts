@@ -8,6 +8,7 @@ import { Agent } from "../agent/agent.ts";
 import { Controls } from "../agent/controls.ts";
 import { createAgentApp } from "../agent/api.ts";
 import { StatusReader } from "../agent/status_reader.ts";
+import { WitnessEndpoint } from "../agent/witness.ts";
 import {
   boolean,
   commandLine,
@@ -22,6 +23,7 @@ import {
   applyLogging,
   bindError,
   commonFields,
+  loadPeerKeys,
   onShutdownSignal,
   opt,
   readSecretFile,
@@ -64,6 +66,13 @@ const schema = v.object({
   registerHealth: v.optional(v.pipe(v.string(), v.url("expected a URL"))),
   registerTtl: duration(2000),
   registerGalera: v.optional(v.pipe(v.string(), v.regex(/^.+:\d+$/, "expected HOST:PORT"))),
+  cluster: name,
+  peerSecret: v.optional(v.string()),
+  peerSecretFile: v.optional(v.string()),
+  voteListen: hostPort(),
+  voteName: v.optional(name),
+  stateFile: v.optional(v.string()),
+  lease: duration(100),
   ...commonFields,
 });
 
@@ -252,6 +261,45 @@ export function healthcheckCommand(): Command<[], Record<string, unknown>> {
         "REGISTER_TTL",
       ).default("10s"),
     );
+  command
+    .addOption(
+      opt(
+        "--peer-secret-file <file>",
+        "the proxies' peer secret(s), one per line: with it this agent votes on the active node (--quorum agents)",
+        "PEER_SECRET_FILE",
+      ),
+    )
+    .addOption(
+      opt("--peer-secret <secrets>", "the same, comma-separated (prefer the file)", "PEER_SECRET"),
+    )
+    .addOption(
+      opt("--vote-listen <host:port>", "UDP address of the vote", "VOTE_LISTEN").default(":9201"),
+    )
+    .addOption(
+      opt(
+        "--vote-name <name>",
+        "the backend name proxies give this node (checked when set)",
+        "VOTE_NAME",
+      ),
+    )
+    .addOption(
+      opt("--cluster <name>", "Galera cluster name, as the proxies' --cluster", "CLUSTER")
+        .default("galera"),
+    )
+    .addOption(
+      opt(
+        "--state-file <file>",
+        "where the vote is kept across restarts (default with a secret: /var/lib/galerad/agent.state.json)",
+        "STATE_FILE",
+      ),
+    )
+    .addOption(
+      opt(
+        "--lease <duration>",
+        "the longest lease this agent grants (the proxies' --lease, or more)",
+        "LEASE",
+      ).default("2s"),
+    );
   withCommonOptions(command);
   command.action(async () => {
     const options = await resolveOptions(command, schema);
@@ -286,6 +334,31 @@ export function healthcheckCommand(): Command<[], Record<string, unknown>> {
         ["127.0.0.1", "localhost", "::1"].includes(options.mysqlHost ?? "127.0.0.1"),
     });
     await agent.start(); // the first answer is a real reading, never "no reading yet"
+    const keys = await loadPeerKeys(options);
+    const vote = keys
+      ? new WitnessEndpoint({
+        listen: options.voteListen,
+        cluster: options.cluster,
+        name: options.voteName ?? null,
+        keys,
+        timers: {
+          leaseMs: options.lease,
+          guardMs: Math.min(300, Math.round(options.lease / 4)),
+          marginMs: Math.max(100, Math.round(options.lease / 10)),
+          settleMs: options.lease,
+          startupHoldMs: 0,
+        },
+        stateFile: options.stateFile ??
+          `/var/lib/galerad/agent-${options.voteListen.port}.state.json`,
+        intervalMs: options.interval,
+        timeoutMs: 1000,
+        rise: 2,
+        fall: 2,
+      })
+      : null;
+    await vote?.start().catch((error) => {
+      throw new RuntimeFailure(bindError("the vote", options.voteListen, error));
+    });
     const server = await serveHttp(
       options.listen,
       createAgentApp(
@@ -300,6 +373,7 @@ export function healthcheckCommand(): Command<[], Record<string, unknown>> {
           stopCommand: options.stopCommand,
           operationTimeoutMs: options.operationTimeout,
         }),
+        () => (vote ? { port: vote.port } : null),
       ).fetch,
     ).catch((error) => {
       throw new RuntimeFailure(bindError("health probes", options.listen, error));
@@ -325,6 +399,7 @@ export function healthcheckCommand(): Command<[], Record<string, unknown>> {
       : null;
     onShutdownSignal(async () => {
       await registration?.close();
+      vote?.stop();
       agent.stop();
       await server.close();
     });

@@ -1,6 +1,5 @@
 import { Command } from "@commander-js/extra-typings";
 import { getLogger } from "@logtape/logtape";
-import { readFileSync } from "node:fs";
 import { availableParallelism, hostname } from "node:os";
 import * as v from "valibot";
 import { serveHttp } from "#runtime";
@@ -22,7 +21,6 @@ import { DEFAULT_PEER_PORT } from "../core/peer_spec.ts";
 import type { Registry } from "../discover/registry.ts";
 import { watchMembers } from "../discover/watch.ts";
 import { keepRegistered, registryField } from "./discover.ts";
-import { createKeyRing } from "../peers/keyring.ts";
 import { createApi, createHealthApp } from "../proxy/api.ts";
 import { Proxy } from "../proxy/proxy.ts";
 import { threadPlan } from "../core/threads.ts";
@@ -31,6 +29,7 @@ import {
   applyLogging,
   bindError,
   commonFields,
+  loadPeerKeys,
   onShutdownSignal,
   opt,
   readSecretFile,
@@ -66,7 +65,10 @@ const schema = v.object({
   peerSecretFile: v.optional(v.string()),
   stateFile: v.optional(v.string()),
   gossipInterval: duration(10),
-  quorum: v.picklist(["auto", "agents", "proxies", "none"], "expected auto, agents, proxies or none"),
+  quorum: v.picklist(
+    ["auto", "agents", "proxies", "none"],
+    "expected auto, agents, proxies or none",
+  ),
   lease: duration(100),
   peerTimeout: v.optional(duration(100)),
   startupWait: duration(0),
@@ -257,7 +259,11 @@ export function proxyCommand(): Command<[], Record<string, unknown>> {
       ).default("2s"),
     )
     .addOption(
-      opt("--peer-timeout <duration>", "replaced by --lease (still accepted as it)", "PEER_TIMEOUT"),
+      opt(
+        "--peer-timeout <duration>",
+        "replaced by --lease (still accepted as it)",
+        "PEER_TIMEOUT",
+      ),
     )
     .addOption(
       opt(
@@ -404,33 +410,13 @@ async function peerSettings(options: ProxyConfig) {
   const wantsWire = others.length > 0 || options.quorum === "agents" ||
     (hasSecret && (options.discover !== undefined || options.quorum === "auto"));
   if (!wantsWire) return { peers: undefined, stateFile: options.stateFile };
-  let secrets: string[] = [];
-  if (options.peerSecretFile) {
-    try {
-      secrets = readFileSync(options.peerSecretFile, "utf8").split(/\r?\n/).map((l) => l.trim())
-        .filter((l) => l !== "");
-    } catch (error) {
-      throw new UsageError(
-        `invalid --peer-secret-file "${options.peerSecretFile}": cannot read it (${
-          (error as { code?: string }).code ?? error
-        })`,
-      );
-    }
-  } else if (options.peerSecret) {
-    secrets = options.peerSecret.split(",").map((s) => s.trim()).filter((s) => s !== "");
-  }
-  if (secrets.length === 0) {
+  const keys = await loadPeerKeys(options);
+  if (!keys) {
     throw new UsageError(
       options.quorum === "agents" && others.length === 0
         ? "missing --peer-secret-file (or GALERAD_PEER_SECRET): --quorum agents signs its lease requests to the agents"
         : "missing --peer-secret-file (or GALERAD_PEER_SECRET): peers need a shared secret to sign gossip",
     );
-  }
-  let keys;
-  try {
-    keys = await createKeyRing(secrets);
-  } catch (error) {
-    throw new UsageError(`invalid peer secret: ${(error as Error).message}`);
   }
   const own = options.peers.find((p) => p.name === options.name);
   const listen = options.peerListen ??

@@ -229,7 +229,7 @@ function build(
   if (message.kind === "request") {
     const noted = noteRequest(s.holder, to, now.mono);
     s.holder = noted.state;
-    message.request = { t: noted.t, serving: s.holder.serving };
+    message.request = { t: noted.t, serving: s.holder.serving, lease: s.config.timers.leaseMs };
     if (s.config.mode === "agents" && s.config.targets) message.targets = s.config.targets;
   }
   const follow = followTarget(s, now);
@@ -287,7 +287,10 @@ function receive(s: AgreementState, m: AgreementMessage, now: Clock, fx: Agreeme
   };
   s.epochSeen = Math.min(MAX_EPOCH, Math.max(s.epochSeen, m.epochSeen, m.register.epoch));
   if (m.kind === "reply" && m.grant && isVoter(s, m.from)) {
-    const next = recordAnswer(s.holder, m.from, { ...m.grant, register: m.register });
+    const next = recordAnswer(s.holder, m.from, s.config.timers, {
+      ...m.grant,
+      register: m.register,
+    });
     if (next) s.holder = next;
   }
   if (s.voter) {
@@ -302,6 +305,7 @@ function receive(s: AgreementState, m: AgreementMessage, now: Clock, fx: Agreeme
           incarnation: m.incarnation,
           t: m.request.t,
           serving: m.request.serving,
+          lease: m.request.lease,
           digest: m.digest,
         },
         now.mono,
@@ -517,6 +521,7 @@ function askSelf(s: AgreementState, now: Clock): void {
       incarnation: s.incarnation,
       t,
       serving: s.holder.serving,
+      lease: s.config.timers.leaseMs,
       digest: s.digest,
     },
     now.mono,
@@ -524,7 +529,7 @@ function askSelf(s: AgreementState, now: Clock): void {
   );
   if (!answered) return;
   s.voter = answered.state;
-  const next = recordAnswer(s.holder, s.config.self, {
+  const next = recordAnswer(s.holder, s.config.self, s.config.timers, {
     t,
     incarnation: s.incarnation,
     register: s.voter.register,
@@ -597,7 +602,11 @@ function serve(s: AgreementState, now: Clock, fx: AgreementEffect[]): void {
 function routeOf(s: AgreementState, now: Clock): Route {
   const h = s.holder;
   if (h.serving !== null && !h.severing) {
-    return { node: h.serving, hold: false, reason: `${h.serving} is active` };
+    const lease = leasedNode(h, s.config.voters, now.mono, s.config.timers);
+    const why = lease && lease.register.active === h.serving
+      ? ` (epoch ${lease.register.epoch}: ${lease.register.reason})`
+      : "";
+    return { node: h.serving, hold: false, reason: `${h.serving} is active${why}` };
   }
   const heard = heardRegisters(s, now).length;
   const need = majorityOf(s.config.voters.length);
@@ -646,8 +655,8 @@ function grantSummary(s: AgreementState, now: Clock): string {
 /** The register the group serves as far as this proxy can tell, for the API and the log. */
 export function currentRegister(s: AgreementState, now: Clock): Register {
   const lease = leasedNode(s.holder, s.config.voters, now.mono, s.config.timers);
-  return lease?.register ?? groupRegister(s, now) ?? s.voter?.register ??
-    ownRegister(s);
+  // Without a lease: the group's register as last heard, never a vote of ours no one joined.
+  return lease?.register ?? groupRegister(s, now) ?? groupRegister(s, null) ?? ownRegister(s);
 }
 
 /**
@@ -683,7 +692,9 @@ export function switchoverProblem(
   if (!s.config.backends.includes(target)) {
     return { status: 409, message: `no backend named "${target}"` };
   }
-  if (s.drained.includes(target)) return { status: 409, message: `${target} is drained: enable it first` };
+  if (s.drained.includes(target)) {
+    return { status: 409, message: `${target} is drained: enable it first` };
+  }
   if (s.view[target]?.healthy !== true) {
     return { status: 409, message: `${target} is not healthy here` };
   }
@@ -691,9 +702,12 @@ export function switchoverProblem(
   if (!group) {
     return {
       status: 503,
-      message: `no quorum: this proxy does not hear a majority of its ${s.config.voters.length} voters agree`,
+      message:
+        `no quorum: this proxy does not hear a majority of its ${s.config.voters.length} voters agree`,
     };
   }
-  if (group.active === target) return { status: 409, message: `${target} is already the active node` };
+  if (group.active === target) {
+    return { status: 409, message: `${target} is already the active node` };
+  }
   return null;
 }

@@ -23,10 +23,10 @@ export interface AgreementMessage {
   view: HealthView;
   /** The node the sender may have sessions on (holders), for the API. */
   serving: string | null;
-  /** kind "request": the holder's clock stamp and what it may have sessions on. */
-  request?: { t: number; serving: string | null };
+  /** kind "request": the holder's clock stamp, what it may have sessions on, the lease it asks. */
+  request?: { t: number; serving: string | null; lease: number };
   /** kind "reply": the answer to the request stamped `t` of the holder's life `incarnation`. */
-  grant?: { t: number; incarnation: string; node: string | null; why: string };
+  grant?: { t: number; incarnation: string; node: string | null; lease: number; why: string };
   /**
    * The register the sender saw a strict majority of voters hold (majority), or else the
    * largest of the registers of a majority it heard: where voters should converge.

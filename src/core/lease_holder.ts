@@ -5,8 +5,9 @@ import type { Register } from "./register.ts";
 export interface HeldGrant {
   /** The node granted; null: refused. */
   node: string | null;
-  /** Our clock when we asked: the grant runs from here. */
+  /** Our clock when we asked: the grant runs from here, for `lease`. */
   t: number;
+  lease: number;
   /** The voter's register when it answered. */
   register: Register;
   why: string;
@@ -61,14 +62,23 @@ export function noteRequest(
 export function recordAnswer(
   state: HolderState,
   voter: string,
-  answer: { t: number; incarnation: string; node: string | null; register: Register; why: string },
+  timers: LeaseTimers,
+  answer: {
+    t: number;
+    incarnation: string;
+    node: string | null;
+    lease: number;
+    register: Register;
+    why: string;
+  },
 ): HolderState | null {
   if (answer.incarnation !== state.incarnation) return null;
   if (answer.t <= state.releasedAt || answer.t > (state.asked[voter]?.last ?? -1)) return null;
   const held = state.grants[voter];
   if (held && answer.t <= held.t) return null;
   const { t, node, register, why } = answer;
-  return { ...state, grants: { ...state.grants, [voter]: { t, node, register, why } } };
+  const lease = Math.min(answer.lease, timers.leaseMs);
+  return { ...state, grants: { ...state.grants, [voter]: { t, node, lease, register, why } } };
 }
 
 /**
@@ -84,7 +94,7 @@ export function liveGrants(
 ): Record<string, HeldGrant> {
   const out: Record<string, HeldGrant> = {};
   for (const [voter, grant] of Object.entries(state.grants)) {
-    if (grant.node === null || grant.t + timers.leaseMs - timers.guardMs <= now) continue;
+    if (grant.node === null || grant.t + grant.lease - timers.guardMs <= now) continue;
     const asked = state.asked[voter];
     if (!asked) continue;
     const current = state.serving === null ? grant.t === asked.last : grant.t >= asked.lastNull;

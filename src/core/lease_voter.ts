@@ -41,14 +41,18 @@ export interface LeaseRequest {
   incarnation: string;
   /** The holder's monotonic clock when it sent this; the grant runs from here. */
   t: number;
+  /** The lease the holder asks for (its --lease); we grant at most our own. */
+  lease: number;
   /** The node the holder may have sessions on now; null once it has none (confirmed). */
   serving: string | null;
   digest: string;
 }
 
-/** The answer: the node granted (null: refused) and why, for the holder's log and API. */
+/** The answer: the node granted (null: refused), for how long, and why (for the log and API). */
 export interface GrantAnswer {
   node: string | null;
+  /** How long the grant runs from the request's stamp: the smaller of both leases. */
+  lease: number;
   why: string;
 }
 
@@ -94,9 +98,10 @@ export function answerRequest(
     lastT: request.t,
     digest: request.digest,
   };
+  const lease = Math.min(request.lease, options.timers.leaseMs);
   const refuse = (why: string) => ({
     state: { ...state, records: [...others, keep] },
-    answer: { node: null, why },
+    answer: { node: null, lease, why },
   });
   const node = state.register.active;
   if (now < state.quietUntil) {
@@ -125,14 +130,10 @@ export function answerRequest(
       `waiting for ${blocking.holder} to release ${blocking.node} or for its lease to expire`,
     );
   }
-  const granted = {
-    ...keep,
-    node,
-    expires: now + options.timers.leaseMs + options.timers.marginMs,
-  };
+  const granted = { ...keep, node, expires: now + lease + options.timers.marginMs };
   return {
     state: { ...state, records: [...others, granted] },
-    answer: { node, why: `granted ${node} (epoch ${state.register.epoch})` },
+    answer: { node, lease, why: `granted ${node} (epoch ${state.register.epoch})` },
   };
 }
 

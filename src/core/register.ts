@@ -91,7 +91,7 @@ export function parseRegister(input: unknown): Register | string {
   const name = (field: string, empty: boolean): string | null => {
     const v = r[field];
     if (typeof v !== "string") return `${field} is ${JSON.stringify(v)}: expected a string`;
-    if ((!empty && v === "") || v.length > MAX_NAME || /[\x00-\x1f]/.test(v)) {
+    if ((!empty && v === "") || v.length > MAX_NAME || hasControl(v)) {
       return `${field} is ${
         JSON.stringify(v.slice(0, 80))
       }: expected 1-${MAX_NAME} printable characters`;
@@ -128,4 +128,10 @@ export function parseRegister(input: unknown): Register | string {
     reason: (r.reason as string).slice(0, MAX_REASON),
     time,
   };
+}
+
+/** Whether a name holds a control character (no log line or datagram should carry one). */
+function hasControl(text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) < 0x20) return true;
+  return false;
 }

@@ -108,14 +108,16 @@ export function witnessStep(
     return { state: s, effects: fx };
   }
   if (m.targets) {
-    const before = JSON.stringify(Object.keys(s.targets).sort());
+    const urls = (t: WitnessState["targets"]) =>
+      JSON.stringify(Object.entries(t).map(([k, v]) => [k, v.url]).sort());
+    const before = urls(s.targets);
     const next: WitnessState["targets"] = {};
     for (const [name, t] of Object.entries(s.targets)) {
       if (now.mono - t.at < TARGET_TTL_MS) next[name] = t;
     }
     for (const [name, url] of Object.entries(m.targets)) next[name] = { url, at: now.mono };
     s.targets = next;
-    if (JSON.stringify(Object.keys(next).sort()) !== before) {
+    if (urls(next) !== before) {
       fx.push({
         type: "targets",
         targets: Object.fromEntries(Object.entries(next).map(([k, v]) => [k, v.url])),
@@ -139,6 +141,7 @@ export function witnessStep(
       incarnation: m.incarnation,
       t: m.request.t,
       serving: m.request.serving,
+      lease: m.request.lease,
       digest: m.digest,
     },
     now.mono,

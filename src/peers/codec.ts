@@ -27,6 +27,8 @@ export const MAX_DATAGRAM_BYTES = 16 * 1024;
 export const MAX_BACKENDS = 64;
 /** Longest URL carried (a target, an API address). */
 export const MAX_URL = 256;
+/** No lease is longer than this (ms): a restarted voter waits one before it grants. */
+export const MAX_LEASE = 600_000;
 /** A wsrep_local_index is below this; anything else is not a cluster of this world. */
 export const MAX_INDEX = 65_536;
 
@@ -129,7 +131,10 @@ export async function decodeMessage(
   const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const length = dv.getUint16(6);
   if (data.length !== HEADER_BYTES + length + MAC_BYTES) {
-    throw new DecodeError("truncated", `length field ${length} does not match ${data.length} bytes`);
+    throw new DecodeError(
+      "truncated",
+      `length field ${length} does not match ${data.length} bytes`,
+    );
   }
   const keyId = dv.getUint32(8);
   const key = keys.byId.get(keyId);
@@ -165,11 +170,15 @@ const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 function nameProblem(value: unknown, field: string, nullable = false): string | null {
   if (nullable && value === null) return null;
   if (typeof value === "string" && value.length <= MAX_NAME && NAME_RE.test(value)) return null;
-  return `${field} is ${JSON.stringify(value)?.slice(0, 80)}: expected a name of 1-${MAX_NAME} letters, digits, '.', '_' or '-'`;
+  return `${field} is ${
+    JSON.stringify(value)?.slice(0, 80)
+  }: expected a name of 1-${MAX_NAME} letters, digits, '.', '_' or '-'`;
 }
 
 function numberProblem(value: unknown, field: string, max: number): string | null {
-  if (typeof value === "number" && Number.isFinite(value) && value >= 0 && value <= max) return null;
+  if (typeof value === "number" && Number.isFinite(value) && value >= 0 && value <= max) {
+    return null;
+  }
   return `${field} is ${JSON.stringify(value)?.slice(0, 40)}: expected a number from 0 to ${max}`;
 }
 
@@ -181,15 +190,23 @@ function registerProblem(value: unknown, field: string): string | null {
 }
 
 function viewProblem(value: unknown): string | null {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return "view is not an object";
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    return "view is not an object";
+  }
   const entries = Object.entries(value as HealthView);
-  if (entries.length > MAX_BACKENDS) return `view has ${entries.length} backends: at most ${MAX_BACKENDS}`;
+  if (entries.length > MAX_BACKENDS) {
+    return `view has ${entries.length} backends: at most ${MAX_BACKENDS}`;
+  }
   for (const [name, entry] of entries) {
     const p = nameProblem(name, "view name");
     if (p) return p;
     const e = entry as unknown as Record<string, unknown> | null;
-    if (typeof e !== "object" || e === null || typeof e.healthy !== "boolean") return `view.${name}`;
-    if (e.index !== null && (!Number.isSafeInteger(e.index) || numberProblem(e.index, "", MAX_INDEX))) {
+    if (typeof e !== "object" || e === null || typeof e.healthy !== "boolean") {
+      return `view.${name}`;
+    }
+    if (
+      e.index !== null && (!Number.isSafeInteger(e.index) || numberProblem(e.index, "", MAX_INDEX))
+    ) {
       return `view.${name}.index is ${JSON.stringify(e.index)}: expected null or 0-${MAX_INDEX}`;
     }
     if (Object.keys(e).length !== 2) return `view.${name} has unknown fields`;
@@ -198,30 +215,53 @@ function viewProblem(value: unknown): string | null {
 }
 
 function urlProblem(value: unknown, field: string): string | null {
-  if (typeof value === "string" && value.length <= MAX_URL && /^https?:\/\/[^\s]+$/.test(value)) return null;
-  return `${field} is ${JSON.stringify(value)?.slice(0, 80)}: expected an http(s) URL of at most ${MAX_URL} characters`;
+  if (typeof value === "string" && value.length <= MAX_URL && /^https?:\/\/[^\s]+$/.test(value)) {
+    return null;
+  }
+  return `${field} is ${
+    JSON.stringify(value)?.slice(0, 80)
+  }: expected an http(s) URL of at most ${MAX_URL} characters`;
 }
 
 /** Every field of a message body, within its bounds; a line saying what is wrong, or null. */
 function bodyProblem(body: unknown): string | null {
-  if (typeof body !== "object" || body === null || Array.isArray(body)) return "payload is not an object";
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    return "payload is not an object";
+  }
   const b = body as Record<string, unknown>;
   const allowed = new Set([
-    "from", "to", "incarnation", "digest", "register", "epochSeen", "view", "serving", "request",
-    "grant", "follow", "targets", "api",
+    "from",
+    "to",
+    "incarnation",
+    "digest",
+    "register",
+    "epochSeen",
+    "view",
+    "serving",
+    "request",
+    "grant",
+    "follow",
+    "targets",
+    "api",
   ]);
-  for (const key of Object.keys(b)) if (!allowed.has(key)) return `unknown field ${key.slice(0, 40)}`;
+  for (const key of Object.keys(b)) {
+    if (!allowed.has(key)) return `unknown field ${key.slice(0, 40)}`;
+  }
   const problem = nameProblem(b.from, "from") ?? nameProblem(b.to, "to") ??
     nameProblem(b.incarnation, "incarnation") ??
     (typeof b.digest === "string" && /^[0-9a-f]{0,16}$/.test(b.digest) ? null : "digest") ??
     registerProblem(b.register, "register") ??
-    (Number.isSafeInteger(b.epochSeen) ? numberProblem(b.epochSeen, "epochSeen", MAX_EPOCH) : "epochSeen") ??
+    (Number.isSafeInteger(b.epochSeen)
+      ? numberProblem(b.epochSeen, "epochSeen", MAX_EPOCH)
+      : "epochSeen") ??
     viewProblem(b.view) ?? nameProblem(b.serving, "serving", true);
   if (problem) return problem;
   if (b.request !== undefined) {
     const r = b.request as Record<string, unknown> | null;
     if (typeof r !== "object" || r === null) return "request is not an object";
-    const p = numberProblem(r.t, "request.t", Number.MAX_SAFE_INTEGER) ?? nameProblem(r.serving, "request.serving", true);
+    const p = numberProblem(r.t, "request.t", Number.MAX_SAFE_INTEGER) ??
+      numberProblem(r.lease, "request.lease", MAX_LEASE) ??
+      nameProblem(r.serving, "request.serving", true);
     if (p) return p;
   }
   if (b.grant !== undefined) {
@@ -229,6 +269,7 @@ function bodyProblem(body: unknown): string | null {
     if (typeof g !== "object" || g === null) return "grant is not an object";
     const p = numberProblem(g.t, "grant.t", Number.MAX_SAFE_INTEGER) ??
       nameProblem(g.incarnation, "grant.incarnation") ?? nameProblem(g.node, "grant.node", true) ??
+      numberProblem(g.lease, "grant.lease", MAX_LEASE) ??
       (typeof g.why === "string" && g.why.length <= 2 * 240 ? null : "grant.why");
     if (p) return p;
   }
@@ -239,9 +280,13 @@ function bodyProblem(body: unknown): string | null {
     if (p) return p;
   }
   if (b.targets !== undefined) {
-    if (typeof b.targets !== "object" || b.targets === null || Array.isArray(b.targets)) return "targets";
+    if (typeof b.targets !== "object" || b.targets === null || Array.isArray(b.targets)) {
+      return "targets";
+    }
     const entries = Object.entries(b.targets as Record<string, unknown>);
-    if (entries.length > MAX_BACKENDS) return `targets has ${entries.length} entries: at most ${MAX_BACKENDS}`;
+    if (entries.length > MAX_BACKENDS) {
+      return `targets has ${entries.length} entries: at most ${MAX_BACKENDS}`;
+    }
     for (const [name, url] of entries) {
       const p = nameProblem(name, "targets name") ?? urlProblem(url, `targets.${name}`);
       if (p) return p;

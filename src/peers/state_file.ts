@@ -64,7 +64,9 @@ export function readStateFile(
   const seen = data.epochSeen ?? register.epoch;
   if (typeof seen !== "number" || !Number.isSafeInteger(seen) || seen < 0 || seen > MAX_EPOCH) {
     throw new TypeError(
-      `state file "${file}" has epochSeen ${JSON.stringify(seen)}: expected an integer from 0 to ${MAX_EPOCH}`,
+      `state file "${file}" has epochSeen ${
+        JSON.stringify(seen)
+      }: expected an integer from 0 to ${MAX_EPOCH}`,
     );
   }
   if (register.cluster !== cluster) return null; // another cluster's memory is no memory of ours

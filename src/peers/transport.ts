@@ -2,7 +2,13 @@ import { getLogger } from "@logtape/logtape";
 import { bindUdp } from "#runtime";
 import type { HostPort } from "../core/address.ts";
 import type { UdpSocket } from "../runtime/types.ts";
-import { DecodeError, decodeMessage, type DropReason, encodeMessage, type PeerMessage } from "./codec.ts";
+import {
+  DecodeError,
+  decodeMessage,
+  type DropReason,
+  encodeMessage,
+  type PeerMessage,
+} from "./codec.ts";
 import type { KeyRing } from "./keyring.ts";
 import { checkReplay, type ReplayState } from "./replay.ts";
 
@@ -72,7 +78,9 @@ export class PeerTransport {
 
   /** The parties and where they are; names not listed are forgotten. */
   setParties(addresses: ReadonlyMap<string, HostPort>): void {
-    for (const name of [...this.parties.keys()]) if (!addresses.has(name)) this.parties.delete(name);
+    for (const name of [...this.parties.keys()]) {
+      if (!addresses.has(name)) this.parties.delete(name);
+    }
     for (const [name, address] of addresses) {
       const known = this.parties.get(name);
       if (known) known.address = address;

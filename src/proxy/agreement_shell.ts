@@ -84,7 +84,10 @@ export class AgreementShell {
     this.state = state;
     for (const effect of effects) this.#apply(effect);
     const register = this.register;
-    if (register !== this.#lastRegister && JSON.stringify(register) !== JSON.stringify(this.#lastRegister)) {
+    if (
+      register !== this.#lastRegister &&
+      JSON.stringify(register) !== JSON.stringify(this.#lastRegister)
+    ) {
       const previous = this.#lastRegister;
       this.#lastRegister = register;
       this.host.changed?.(register, previous);

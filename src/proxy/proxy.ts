@@ -291,16 +291,22 @@ export class Proxy {
       this.quorumReason = `--quorum ${asked}`;
       return asked;
     }
-    const answered = [...this.backends.values()].filter((b) => b.health.lastProbe?.ok !== undefined &&
-      b.health.lastProbe.reason !== "" && b.probes > 0 && b.health.status !== "unknown");
+    const answered = [...this.backends.values()].filter((b) =>
+      b.health.lastProbe?.ok !== undefined &&
+      b.health.lastProbe.reason !== "" && b.probes > 0 && b.health.status !== "unknown"
+    );
     const voting = answered.filter((b) => b.witnessPort !== null);
     if (this.options.peers && answered.length > 0 && voting.length === answered.length) {
-      this.quorumReason = `auto: every agent that answered votes (${voting.map((b) => b.spec.name).join(", ")})`;
+      this.quorumReason = `auto: every agent that answered votes (${
+        voting.map((b) => b.spec.name).join(", ")
+      })`;
       return "agents";
     }
     this.quorumReason = !this.options.peers
       ? "auto: no peer secret, so no agent can vote; this proxy is its own only voter"
-      : `auto: ${answered.length - voting.length} of ${answered.length} agents do not vote (not galerad's, or without a peer secret); the proxies vote`;
+      : `auto: ${
+        answered.length - voting.length
+      } of ${answered.length} agents do not vote (not galerad's, or without a peer secret); the proxies vote`;
     return "proxies";
   }
 
@@ -332,7 +338,9 @@ export class Proxy {
     for (const p of this.#peers) out.set(p.name, { host: p.host, port: p.port });
     if (this.shell?.state.config.mode === "agents") {
       for (const b of this.backends.values()) {
-        if (b.witnessPort !== null) out.set(b.spec.name, { host: b.spec.host, port: b.witnessPort });
+        if (b.witnessPort !== null) {
+          out.set(b.spec.name, { host: b.spec.host, port: b.witnessPort });
+        }
       }
     }
     return out;
@@ -436,7 +444,11 @@ export class Proxy {
    */
   switchover(target: string, message: string): Register {
     const shell = this.shell;
-    if (!shell) throw Object.assign(new RangeError("this proxy is not ready yet: try again in a moment"), { status: 503 });
+    if (!shell) {
+      throw Object.assign(new RangeError("this proxy is not ready yet: try again in a moment"), {
+        status: 503,
+      });
+    }
     const problem = switchoverProblem(shell.state, target, clock());
     if (problem) throw Object.assign(new RangeError(problem.message), { status: problem.status });
     const why = message.trim() === "" ? "requested" : message.trim();
@@ -581,7 +593,8 @@ export class Proxy {
   /** Follows a new peer list (from a registry). */
   setPeers(specs: PeerSpec[]): void {
     const next = specs.filter((p) => p.name !== this.name);
-    const key = (list: PeerSpec[]) => list.map((p) => `${p.name}=${p.host}:${p.port}`).sort().join();
+    const key = (list: PeerSpec[]) =>
+      list.map((p) => `${p.name}=${p.host}:${p.port}`).sort().join();
     if (key(next) === key(this.#peers)) return;
     this.#peers = next;
     log.info("peers now {peers} (registry)", { peers: next.map((p) => p.name) });

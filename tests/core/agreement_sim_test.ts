@@ -47,19 +47,23 @@ describe("agreement under seeded chaos", () => {
   for (const c of CASES) {
     const label = `${c.mode}, ${c.proxies}`;
     if (replayCase && replayCase !== label) continue;
-    test(`${label} proxies: never two nodes served, and one node everywhere after the heal (${c.seeds} seeds)`, () => {
-      const seeds = Number.isNaN(replaySeed) ? c.seeds : 1;
-      for (let i = 0; i < seeds; i++) {
-        const seed = Number.isNaN(replaySeed) ? 1 + i + c.proxies * 100_000 : replaySeed;
-        const sim = chaosRun(c.mode, c.proxies, seed);
-        if (sim.violations.length > 0) throw new Error(report(sim, sim.violations[0].what));
-        if (!converged(sim)) {
-          throw new Error(
-            report(sim, `not converged after the heal: ${JSON.stringify(sim.routes())}`),
-          );
+    test(
+      `${label} proxies: never two nodes served, and one node everywhere after the heal (${c.seeds} seeds)`,
+      () => {
+        const seeds = Number.isNaN(replaySeed) ? c.seeds : 1;
+        for (let i = 0; i < seeds; i++) {
+          const seed = Number.isNaN(replaySeed) ? 1 + i + c.proxies * 100_000 : replaySeed;
+          const sim = chaosRun(c.mode, c.proxies, seed);
+          if (sim.violations.length > 0) throw new Error(report(sim, sim.violations[0].what));
+          if (!converged(sim)) {
+            throw new Error(
+              report(sim, `not converged after the heal: ${JSON.stringify(sim.routes())}`),
+            );
+          }
         }
-      }
-    });
+      },
+      300_000,
+    );
   }
 
   test("the checker catches a split: a data plane slower than the lease guard and margin", () => {

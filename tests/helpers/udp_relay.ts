@@ -14,6 +14,8 @@ export interface UdpRelay {
   recorded: Uint8Array[];
   forwarded: number;
   dropped: number;
+  /** While true every datagram is dropped: the link is cut in this direction. */
+  blocked: boolean;
   close(): void;
 }
 
@@ -28,13 +30,14 @@ export function startRelay(targetPort: number, mischief: Mischief): Promise<UdpR
     recorded: [],
     forwarded: 0,
     dropped: 0,
+    blocked: false,
     close: () => socket.close(),
   };
   const timers = new Set<ReturnType<typeof setTimeout>>();
   socket.on("message", (msg) => {
     relay.recorded.push(new Uint8Array(msg));
     if (relay.recorded.length > 500) relay.recorded.shift();
-    if (Math.random() < mischief.drop) {
+    if (relay.blocked || Math.random() < mischief.drop) {
       relay.dropped++;
       return;
     }
