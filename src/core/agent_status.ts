@@ -64,6 +64,7 @@ export function interpretStatusCode(
   return {
     ok: httpStatus === 200,
     reason: `agent answered ${httpStatus}${line ? `: ${line}` : ""}`,
+    witnessPort: null, // it answered, and a clustercheck agent never votes
     latencyMs,
   };
 }

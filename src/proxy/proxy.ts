@@ -185,7 +185,6 @@ export class Proxy {
   #monitor: HealthMonitor;
   #ready: Promise<void>;
   #markReady!: () => void;
-  #probed = false;
   #sessionsDone = new Set<() => void>();
   /** While the active node drains, new sessions wait here (see drain()). */
   #hold: Promise<void> | null = null;
@@ -291,9 +290,9 @@ export class Proxy {
       this.quorumReason = `--quorum ${asked}`;
       return asked;
     }
+    // Agents that answered at all: a JSON status (voting or not) or a clustercheck status code.
     const answered = [...this.backends.values()].filter((b) =>
-      b.health.lastProbe?.ok !== undefined &&
-      b.health.lastProbe.reason !== "" && b.probes > 0 && b.health.status !== "unknown"
+      b.health.lastProbe?.witnessPort !== undefined
     );
     const voting = answered.filter((b) => b.witnessPort !== null);
     if (this.options.peers && answered.length > 0 && voting.length === answered.length) {
@@ -636,6 +635,15 @@ export class Proxy {
     const message = `register epoch ${register.epoch}: active ${register.active ?? "none"} (was ${
       previous.active ?? "none"
     }), by ${register.proposer || "nobody"}: ${register.reason}`;
+    log.warn("{message}", {
+      message,
+      epoch: register.epoch,
+      proposer: register.proposer,
+      active: register.active,
+      previous: previous.active,
+      kind: register.kind,
+      reason: register.reason,
+    });
     this.events.push({
       time: Date.now(),
       kind: "register",
@@ -673,9 +681,8 @@ export class Proxy {
         data: { backend: name, status: state.status },
       });
     }
-    if (!this.#probed) {
+    if (!this.shell) {
       if ([...this.backends.values()].every((b) => b.health.status !== "unknown")) {
-        this.#probed = true;
         this.#startAgreement();
       }
       return;

@@ -29,7 +29,8 @@ Deno.test({
       await client.waitFor("ping");
       agents[1].set({ healthy: false });
       await client.closed;
-      assert.equal(proxy.active, "db0");
+      // db0 is served once the data plane has confirmed db1's sessions closed.
+      await waitFor("db0 active", () => proxy.active === "db0");
       const next = await connectClient(proxy.port);
       await next.waitFor("hello db0");
       agents[1].set({ healthy: true });
