@@ -34,14 +34,28 @@ let quorum = "agents";
 
 function sh(args: string[], extra: Record<string, string> = {}): Promise<string> {
   return new Promise((resolve, reject) =>
-    execFile("bash", args, { env: { ...process.env, ...env, ...extra }, timeout: 300_000 }, (e, out, err) =>
-      e ? reject(new Error(`${args.join(" ")}: ${err.trim().split("\n").slice(-3).join(" | ")}`)) : resolve(out))
+    execFile(
+      "bash",
+      args,
+      { env: { ...process.env, ...env, ...extra }, timeout: 300_000 },
+      (e, out, err) =>
+        e
+          ? reject(new Error(`${args.join(" ")}: ${err.trim().split("\n").slice(-3).join(" | ")}`))
+          : resolve(out),
+    )
   );
 }
 const netns = (...args: string[]) => sh([path.join(ROOT, "scripts/netns-lab.sh"), ...args]);
 const inNs = (name: string) => ["ip", "netns", "exec", `${PREFIX}-${name}`];
 const labInDb = (...args: string[]) =>
-  sh([path.join(ROOT, "scripts/netns-lab.sh"), "exec", "db", "bash", path.join(ROOT, "scripts/galera-lab.sh"), ...args], {
+  sh([
+    path.join(ROOT, "scripts/netns-lab.sh"),
+    "exec",
+    "db",
+    "bash",
+    path.join(ROOT, "scripts/galera-lab.sh"),
+    ...args,
+  ], {
     LAB_DIR: L.dir,
     LAB_PORT: "13306",
     LAB_GALERA_PORT: "14567",
@@ -64,30 +78,59 @@ function startProxy(p: string, keepState = true) {
   if (!keepState) rmSync(state, { force: true });
   proxies[p] = startDaemon([
     "proxy",
-    "--name", p,
-    "--listen", "127.0.0.1:3306",
-    "--api-listen", "127.0.0.1:8080",
-    "--health-listen", "127.0.0.1:1936",
-    "--api-password", "pw",
-    "--quorum", quorum,
-    "--peers", PROXIES.map((q) => `${q}=${ADDR[q]}:10000`).join(","),
-    "--state-file", state,
-    "--interval", "200ms",
+    "--name",
+    p,
+    "--listen",
+    "127.0.0.1:3306",
+    "--api-listen",
+    "127.0.0.1:8080",
+    "--health-listen",
+    "127.0.0.1:1936",
+    "--api-password",
+    "pw",
+    "--quorum",
+    quorum,
+    "--peers",
+    PROXIES.map((q) => `${q}=${ADDR[q]}:10000`).join(","),
+    "--state-file",
+    state,
+    "--interval",
+    "200ms",
     ...[0, 1, 2].flatMap((i) => [
       "--backend",
       `node${i}=${DB_ADDR}:${13306 + i},health=http://${DB_ADDR}:${9200 + i}`,
     ]),
-  ], { env: { GALERAD_PEER_SECRET: SECRET }, command: [...inNs(p), process.execPath, "run", ENTRY] });
+  ], {
+    env: { GALERAD_PEER_SECRET: SECRET },
+    command: [...inNs(p), process.execPath, "run", ENTRY],
+  });
 }
 
 async function startTier() {
   for (const p of PROXIES) startProxy(p);
-  await waitFor("every proxy routes", async () => {
-    for (const p of PROXIES) {
-      if (!(await api(p, "/v0/cluster").catch(() => null))?.body.activeBackend) return false;
-    }
-    return true;
-  }, 60_000);
+  await everyProxyRoutes(60_000);
+}
+
+/** Waits until every proxy routes; on timeout, says what each one says. */
+async function everyProxyRoutes(timeoutMs: number) {
+  try {
+    await waitFor("every proxy routes", async () => {
+      for (const p of PROXIES) {
+        if (!(await api(p, "/v0/cluster").catch(() => null))?.body.activeBackend) return false;
+      }
+      return true;
+    }, timeoutMs);
+  } catch (error) {
+    const why = await Promise.all(
+      PROXIES.map(async (p) =>
+        `${p}: ${
+          (await api(p, "/v0/cluster").catch((e) => ({ body: { activeReason: String(e) } }))).body
+            .activeReason
+        }`
+      ),
+    );
+    throw new Error(`${(error as Error).message}; ${why.join("; ")}`);
+  }
 }
 
 async function stopTier() {
@@ -108,18 +151,28 @@ beforeAll(async () => {
   for (let i = 0; i < 3; i++) {
     agents.push(startDaemon([
       "healthcheck",
-      "--listen", `0.0.0.0:${9200 + i}`,
-      "--mysql-socket", L.socket(i),
-      "--interval", "200ms",
-      "--vote-listen", `0.0.0.0:${9300 + i}`,
-      "--state-file", `${DIR}/agent${i}.json`,
-    ], { env: { GALERAD_PEER_SECRET: SECRET }, command: [...inNs("db"), process.execPath, "run", ENTRY] }));
+      "--listen",
+      `0.0.0.0:${9200 + i}`,
+      "--mysql-socket",
+      L.socket(i),
+      "--interval",
+      "200ms",
+      "--vote-listen",
+      `0.0.0.0:${9300 + i}`,
+      "--state-file",
+      `${DIR}/agent${i}.json`,
+    ], {
+      env: { GALERAD_PEER_SECRET: SECRET },
+      command: [...inNs("db"), process.execPath, "run", ENTRY],
+    }));
   }
   for (const p of PROXIES) {
     bridges[p] = startDaemon([
       `${sock(p, "client")}=127.0.0.1:3306`,
       `${sock(p, "api")}=127.0.0.1:8080`,
-    ], { command: [...inNs(p), process.execPath, "run", path.join(ROOT, "tests/helpers/ns_bridge.ts")] });
+    ], {
+      command: [...inNs(p), process.execPath, "run", path.join(ROOT, "tests/helpers/ns_bridge.ts")],
+    });
   }
 }, 400_000);
 
@@ -153,7 +206,9 @@ function load() {
           password: "lab",
           connectTimeout: 2000,
         });
-        await conn.query("UPDATE lab.hot SET v = v + 1 WHERE id = ?", [1 + Math.floor(Math.random() * 3)]);
+        await conn.query("UPDATE lab.hot SET v = v + 1 WHERE id = ?", [
+          1 + Math.floor(Math.random() * 3),
+        ]);
         stats.ok++;
       } catch (error) {
         if ((error as { errno?: number }).errno === 1213) stats.deadlocks++;
@@ -167,9 +222,15 @@ function load() {
   };
   const sampler = async () => {
     while (!stop) {
-      const routes = await Promise.all(PROXIES.map((p) =>
-        proxies[p] ? api(p, "/v0/cluster").then((r) => r.body.activeBackend as string | null).catch(() => null) : null
-      ));
+      const routes = await Promise.all(
+        PROXIES.map((p) =>
+          proxies[p]
+            ? api(p, "/v0/cluster").then((r) => r.body.activeBackend as string | null).catch(() =>
+              null
+            )
+            : null
+        ),
+      );
       stats.samples++;
       if (new Set(routes.filter((r) => r !== null)).size > 1) stats.splits++;
       await new Promise((r) => setTimeout(r, 25));
@@ -185,7 +246,8 @@ async function activeIndex(): Promise<number> {
 }
 
 function report(name: string, stats: Stats) {
-  const line = `${quorum}\t${name}\tok ${stats.ok}\t1213 ${stats.deadlocks}\tother ${stats.otherErrors}\tsplit samples ${stats.splits}/${stats.samples}`;
+  const line =
+    `${quorum}\t${name}\tok ${stats.ok}\t1213 ${stats.deadlocks}\tother ${stats.otherErrors}\tsplit samples ${stats.splits}/${stats.samples}`;
   console.log(line);
   if (REPORT) appendFileSync(REPORT, line + "\n");
 }
@@ -193,72 +255,75 @@ function report(name: string, stats: Stats) {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe("partitions on real Galera, each proxy in its own network namespace", () => {
-  test("zero 1213 and never two nodes through every partition scenario (--quorum agents)", async () => {
-    await startTier();
-    const scenarios: [string, () => Promise<void>][] = [
-      ["a proxy cut from its peers", async () => {
-        await netns("cut", "p1", "p2");
-        await netns("cut", "p1", "p3");
-        await sleep(5000);
-        await netns("heal");
-      }],
-      ["a proxy cut from the active node", async () => {
-        const k = await activeIndex();
-        await netns("cutport", "p1", "db", String(13306 + k), String(9200 + k), String(9300 + k));
-        await sleep(5000);
-        await netns("heal");
-      }],
-      ["the active node killed while one proxy is isolated", async () => {
-        const k = await activeIndex();
-        await netns("cut", "p3", "p1");
-        await netns("cut", "p3", "p2");
-        await L.run("kill", String(k));
-        await waitFor("p1 and p2 on a survivor", async () => {
-          const a = (await api("p1", "/v0/cluster")).body.activeBackend;
-          const b = (await api("p2", "/v0/cluster")).body.activeBackend;
-          return a && a === b && a !== `node${k}`;
-        }, 30_000);
-        await sleep(3000);
-        await netns("heal");
-        await labInDb("start", String(k));
-        await sleep(2000);
-      }],
-      ["a one-way link at a switchover", async () => {
-        const k = await activeIndex();
-        await netns("oneway", "p1", "p2");
-        const target = `node${(k + 1) % 3}`;
-        const r = await api("p1", "/v0/cluster/switchover", {
-          method: "POST",
-          body: JSON.stringify({ backend: target, message: "one-way test" }),
+  test(
+    "zero 1213 and never two nodes through every partition scenario (--quorum agents)",
+    async () => {
+      await startTier();
+      const scenarios: [string, () => Promise<void>][] = [
+        ["a proxy cut from its peers", async () => {
+          await netns("cut", "p1", "p2");
+          await netns("cut", "p1", "p3");
+          await sleep(5000);
+          await netns("heal");
+        }],
+        ["a proxy cut from the active node", async () => {
+          const k = await activeIndex();
+          await netns("cutport", "p1", "db", String(13306 + k), String(9200 + k), String(9300 + k));
+          await sleep(5000);
+          await netns("heal");
+        }],
+        ["the active node killed while one proxy is isolated", async () => {
+          const k = await activeIndex();
+          await netns("cut", "p3", "p1");
+          await netns("cut", "p3", "p2");
+          await L.run("kill", String(k));
+          await waitFor("p1 and p2 on a survivor", async () => {
+            const a = (await api("p1", "/v0/cluster")).body.activeBackend;
+            const b = (await api("p2", "/v0/cluster")).body.activeBackend;
+            return a && a === b && a !== `node${k}`;
+          }, 30_000);
+          await sleep(3000);
+          await netns("heal");
+          await labInDb("start", String(k));
+          await sleep(2000);
+        }],
+        ["a one-way link at a switchover", async () => {
+          const k = await activeIndex();
+          await netns("oneway", "p1", "p2");
+          const target = `node${(k + 1) % 3}`;
+          const r = await api("p1", "/v0/cluster/switchover", {
+            method: "POST",
+            body: JSON.stringify({ backend: target, message: "one-way test" }),
+          });
+          expect([200, 409, 503]).toContain(r.status);
+          await sleep(5000);
+          await netns("heal");
+        }],
+        ["a proxy restarted without its state file", async () => {
+          await proxies.p2!.stop("SIGKILL");
+          startProxy("p2", false);
+          await sleep(5000);
+        }],
+      ];
+      for (const [name, run] of scenarios) {
+        await everyProxyRoutes(30_000);
+        const l = load();
+        await sleep(1000);
+        await run();
+        await sleep(1000);
+        const stats = await l.stop();
+        report(name, stats);
+        expect({ name, deadlocks: stats.deadlocks, splits: stats.splits }).toEqual({
+          name,
+          deadlocks: 0,
+          splits: 0,
         });
-        expect([200, 409, 503]).toContain(r.status);
-        await sleep(5000);
-        await netns("heal");
-      }],
-      ["a proxy restarted without its state file", async () => {
-        await proxies.p2!.stop("SIGKILL");
-        startProxy("p2", false);
-        await sleep(5000);
-      }],
-    ];
-    for (const [name, run] of scenarios) {
-      await waitFor("every proxy routes before the scenario", async () => {
-        for (const p of PROXIES) {
-          if (!(await api(p, "/v0/cluster").catch(() => null))?.body.activeBackend) return false;
-        }
-        return true;
-      }, 30_000);
-      const l = load();
-      await sleep(1000);
-      await run();
-      await sleep(1000);
-      const stats = await l.stop();
-      report(name, stats);
-      expect({ name, deadlocks: stats.deadlocks, splits: stats.splits }).toEqual({ name, deadlocks: 0, splits: 0 });
-      expect(stats.ok).toBeGreaterThan(50);
-    }
-    await stopTier();
-  }, 600_000);
+        expect(stats.ok).toBeGreaterThan(50);
+      }
+      await stopTier();
+    },
+    600_000,
+  );
 
   test("control: --quorum none splits under the same isolation and kill", async () => {
     quorum = "none";

@@ -9,9 +9,13 @@ import { rmSync } from "node:fs";
 import net from "node:net";
 import process from "node:process";
 
-for (const arg of process.argv.slice(2)) {
+// startDaemon appends its logging flags; only PATH=HOST:PORT arguments are forwards.
+for (const arg of process.argv.slice(2).filter((a) => a.includes("="))) {
   const [path, target] = arg.split("=");
-  const [host, port] = [target.slice(0, target.lastIndexOf(":")), Number(target.slice(target.lastIndexOf(":") + 1))];
+  const [host, port] = [
+    target.slice(0, target.lastIndexOf(":")),
+    Number(target.slice(target.lastIndexOf(":") + 1)),
+  ];
   rmSync(path, { force: true });
   net.createServer((client) => {
     const server = net.connect(port, host);
