@@ -419,8 +419,12 @@ async function peerSettings(options: ProxyConfig) {
     );
   }
   const own = options.peers.find((p) => p.name === options.name);
+  // Without peers the socket only talks to agents, which answer to where a request came from:
+  // any free port will do.
   const listen = options.peerListen ??
-    (own ? { host: own.host, port: own.port } : { host: "0.0.0.0", port: DEFAULT_PEER_PORT });
+    (own
+      ? { host: own.host, port: own.port }
+      : { host: "0.0.0.0", port: others.length > 0 ? DEFAULT_PEER_PORT : 0 });
   return {
     stateFile: options.stateFile ?? `/var/lib/galerad/${options.name}.state.json`,
     peers: {

@@ -102,7 +102,8 @@ export class Tier {
   start(name: string): Daemon {
     const m = this.member(name);
     m.daemon = startDaemon(this.args(name), {
-      env: { GALERAD_PEER_SECRET: SECRET },
+      // Proxies deciding alone get no secret: with one they would look for voting agents.
+      env: this.options.peers === false ? {} : { GALERAD_PEER_SECRET: SECRET },
       command: this.options.command,
     });
     return m.daemon;
