@@ -38,6 +38,12 @@ const { runs: RUNS, soak: SOAK } = benchOptions("failover.ts [--runs 5] [--soak 
 const BIN = path.join(ROOT, "galerad");
 const L = lab({ dir: "/tmp/galerad-bench-lab", port: 17306, galeraPort: 18567 });
 const AGENT = 19300;
+const SECRET = "failover-bench-peer-secret-0123456789";
+const backendArgs = () =>
+  [0, 1, 2].flatMap((i) => [
+    "--backend",
+    `node${i}=127.0.0.1:${L.port(i)},health=http://127.0.0.1:${AGENT + i}`,
+  ]);
 const agents: Daemon[] = [];
 
 function sh(cmd: string, args: string[]) {
@@ -187,6 +193,17 @@ async function oneRun(target: Target) {
   return { proxy: tProxy - killed, direct: tDirect - killed, route: (tRoute as number) - killed };
 }
 
+/** One sentence with the before/after ratios of "first new session on a survivor". */
+function beforeLine(results: Record<string, { route: number[] }>): string {
+  const before = results["galerad-before"];
+  if (!before) return "";
+  const b = summary(before.route).median;
+  const ratio = (name: string) => fmt(summary(results[name].route).median / b, 2);
+  return ` Measured: galerad alone ${ratio("galerad")}×, the agents tier ${
+    ratio("galerad-agents-tier")
+  }× the first version's ${fmt(b)} ms.`;
+}
+
 async function soak(apiPort: number, proxyPort: number, seconds: number) {
   const auth = { Authorization: `Basic ${btoa("admin:bench")}` };
   const before = await (await fetch(`http://127.0.0.1:${apiPort}/v0/cluster`, { headers: auth }))
@@ -254,7 +271,12 @@ async function main(cleanup: Cleanup) {
         `127.0.0.1:${AGENT + i}`,
         "--mysql-socket",
         L.socket(i),
-      ], { command: [BIN] }),
+        // With the secret the agents also vote, for the --quorum agents tier below.
+        "--vote-listen",
+        `127.0.0.1:${AGENT + 100 + i}`,
+        "--state-file",
+        `/tmp/galerad-bench-agent${i}.json`,
+      ], { command: [BIN], env: { GALERAD_PEER_SECRET: SECRET } }),
     );
   }
   const galeradPort = await freePort();
@@ -269,12 +291,59 @@ async function main(cleanup: Cleanup) {
     "127.0.0.1:0",
     "--api-password",
     "bench",
-    ...[0, 1, 2].flatMap((
-      i,
-    ) => ["--backend", `node${i}=127.0.0.1:${L.port(i)},health=http://127.0.0.1:${AGENT + i}`]),
+    ...backendArgs(),
   ], { command: [BIN] });
   cleanup.add(() => galerad.stop());
   await galerad.waitForLog("active node", (l) => typeof props(l).active === "string", 30_000);
+  // The same binary as one of two proxies voting through the agents (--quorum agents), and,
+  // with GALERAD_BEFORE_BIN, the first version's binary alone: the before/after comparison.
+  const extra: Target[] = [];
+  const peerPorts = [await freePort(), await freePort()];
+  const tierPorts = [await freePort(), await freePort()];
+  for (const [i, name] of ["q1", "q2"].entries()) {
+    const d = startDaemon([
+      "proxy",
+      "--name",
+      name,
+      "--listen",
+      `127.0.0.1:${tierPorts[i]}`,
+      "--api-listen",
+      "127.0.0.1:0",
+      "--health-listen",
+      "127.0.0.1:0",
+      "--api-password",
+      "bench",
+      "--quorum",
+      "agents",
+      "--peers",
+      `q1=127.0.0.1:${peerPorts[0]},q2=127.0.0.1:${peerPorts[1]}`,
+      "--state-file",
+      `/tmp/galerad-bench-${name}.json`,
+      ...backendArgs(),
+    ], { command: [BIN], env: { GALERAD_PEER_SECRET: SECRET } });
+    cleanup.add(() => d.stop());
+    await d.waitForLog("active node", (l) => typeof props(l).active === "string", 30_000);
+  }
+  extra.push({ name: "galerad-agents-tier", port: tierPorts[0] });
+  const before = process.env.GALERAD_BEFORE_BIN;
+  if (before) {
+    const port = await freePort();
+    const d = startDaemon([
+      "proxy",
+      "--listen",
+      `127.0.0.1:${port}`,
+      "--api-listen",
+      "127.0.0.1:0",
+      "--health-listen",
+      "127.0.0.1:0",
+      "--api-password",
+      "bench",
+      ...backendArgs(),
+    ], { command: [before] });
+    cleanup.add(() => d.stop());
+    await d.waitForLog("active node", (l) => typeof props(l).active === "string", 30_000);
+    extra.push({ name: "galerad-before", port });
+  }
   const seedPort = await freePort();
   const tunedPort = await freePort();
   const seed = startHaproxy("seed", seedPort, "10000");
@@ -285,6 +354,7 @@ async function main(cleanup: Cleanup) {
     { name: "galerad", port: galeradPort },
     { name: "haproxy-tuned", port: tunedPort },
     { name: "haproxy-seed", port: seedPort },
+    ...extra,
   ];
   const results: Record<
     string,
@@ -341,6 +411,12 @@ the target first lands on another node (a read, which Galera does not block): th
 detection time on its own. The proxy's own share is the first minus the second; the last column
 is that share as a multiple of galerad's (the same run's baseline). Target: galerad's share ≤ 500 ms
 median.
+
+Also in the same runs: \`galerad-agents-tier\` is one of two galerad proxies agreeing through the
+agents' votes (\`--quorum agents\`, leases, confirmed severs: docs/peers.md), and
+\`galerad-before\` (when \`GALERAD_BEFORE_BIN\` names it) is the binary of the first version, before
+the agreement core, alone in front of the same agents. Target: the first new session on a
+survivor no later than 1.2× the first version's median.${beforeLine(results)}
 
 | target | first new session on a survivor | first write through it | first write direct | proxy's own share | share vs galerad |
 | --- | --- | --- | --- | --- | --- |

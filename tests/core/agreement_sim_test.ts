@@ -34,9 +34,9 @@ function converged(sim: Sim): boolean {
 
 const CASES: { mode: QuorumMode; proxies: number; seeds: number }[] = [
   { mode: "proxies", proxies: 2, seeds: 2000 },
-  { mode: "proxies", proxies: 3, seeds: 2500 },
+  { mode: "proxies", proxies: 3, seeds: 3000 },
   { mode: "proxies", proxies: 5, seeds: 800 },
-  { mode: "agents", proxies: 2, seeds: 2500 },
+  { mode: "agents", proxies: 2, seeds: 2800 },
   { mode: "agents", proxies: 3, seeds: 1200 },
   { mode: "agents", proxies: 7, seeds: 200 },
 ];
