@@ -1,10 +1,5 @@
 import { getLogger } from "@logtape/logtape";
-import {
-  type ClientConn,
-  type DataPlane,
-  type DataPlaneKind,
-  openDataPlane,
-} from "../runtime/data_plane.ts";
+import { type DataPlane, type DataPlaneKind, openDataPlane } from "../runtime/data_plane.ts";
 import type { HostPort } from "../core/address.ts";
 import type { BackendSpec } from "../core/backend_spec.ts";
 import {
@@ -13,8 +8,7 @@ import {
   initialHealth,
   type ProbeResult,
 } from "../core/health_state.ts";
-import { proxyV2Header } from "../core/proxy_protocol.ts";
-import { ER_SERVER_SHUTDOWN, ER_UNKNOWN_ERROR, mysqlErrorPacket } from "../core/mysql_packet.ts";
+import { ER_SERVER_SHUTDOWN } from "../core/mysql_packet.ts";
 import {
   type AgreementConfig,
   type AgreementTimers,
@@ -28,11 +22,12 @@ import type { QuorumMode } from "../core/voter_set.ts";
 import type { KeyRing } from "../peers/keyring.ts";
 import { readStateFile } from "../peers/state_file.ts";
 import { PeerTransport } from "../peers/transport.ts";
-import type { TcpConn, TcpListener } from "../runtime/types.ts";
+import type { TcpListener } from "../runtime/types.ts";
 import { AgreementShell, clock } from "./agreement_shell.ts";
 import { EventLog } from "./events.ts";
 import { HealthMonitor, type Prober } from "./health_monitor.ts";
-import { Session } from "./session.ts";
+import { acceptClient } from "./client_path.ts";
+import type { Session } from "./session.ts";
 
 const log = getLogger(["galerad", "proxy"]);
 
@@ -133,7 +128,7 @@ export interface ProxyCounters {
 }
 
 /** Which error a refused client gets, and the counter it goes under. */
-interface Refusal {
+export interface Refusal {
   reason: string;
   message: string;
   code?: number;
@@ -257,7 +252,7 @@ export class Proxy {
     this.#listener = await plane.listen(
       this.options.listen,
       { keepAliveMs: this.options.keepAliveMs },
-      (conn) => this.#accept(conn),
+      (conn) => acceptClient(this, conn),
     );
     this.dataPlane = plane.kind;
     log.info("listening for clients on {host}:{port}", {
@@ -762,13 +757,8 @@ export class Proxy {
     });
   }
 
-  #refuse(conn: TcpConn, reason: string, message: string, code = ER_UNKNOWN_ERROR): void {
-    this.counters.refused[reason] = (this.counters.refused[reason] ?? 0) + 1;
-    conn.endWith(mysqlErrorPacket(code, "08004", `galerad: ${message}`));
-  }
-
   /** Why a new session cannot be routed now, or null when it can. */
-  #refusal(): Refusal | null {
+  refusal(): Refusal | null {
     if (this.draining) {
       return { reason: "shutdown", message: "proxy is shutting down", code: ER_SERVER_SHUTDOWN };
     }
@@ -794,7 +784,7 @@ export class Proxy {
   }
 
   /** Waits while the agreement holds new sessions (a handover, a start), at most the hold timeout. */
-  async #waitForRoute(): Promise<void> {
+  async waitForRoute(): Promise<void> {
     const deadline = performance.now() + (this.options.holdTimeoutMs ?? 2000);
     if (!this.shell) {
       await Promise.race([this.#ready, sleep(this.options.holdTimeoutMs ?? 2000)]);
@@ -807,66 +797,8 @@ export class Proxy {
     }
   }
 
-  async #accept(conn: ClientConn): Promise<void> {
-    await this.#waitForRoute();
-    for (let attempt = 0; attempt < 2; attempt++) {
-      const refusal = this.#refusal();
-      if (refusal) return this.#refuse(conn, refusal.reason, refusal.message, refusal.code);
-      const backend = this.backends.get(this.active!)!;
-      const session = new Session(conn, backend.spec.name);
-      backend.sessions.add(session);
-      let server: TcpConn;
-      try {
-        server = await conn.dial(backend.spec, {
-          timeoutMs: this.options.connectTimeoutMs,
-          keepAliveMs: this.options.keepAliveMs,
-        });
-        if (this.options.sendProxyV2) {
-          await server.write(proxyV2Header({
-            sourceAddress: conn.remoteAddress,
-            sourcePort: conn.remotePort,
-            destinationAddress: conn.localAddress,
-            destinationPort: conn.localPort,
-          })).catch((error) => {
-            server.destroy();
-            throw new Error(`cannot send the PROXY header to ${backend.spec.name}: ${error}`);
-          });
-        }
-      } catch (error) {
-        this.#release(backend, session);
-        if (session.closed) continue; // the node was severed while we dialled: re-decide
-        this.counters.connectFailures++;
-        const reason = error instanceof Error ? error.message : String(error);
-        log.warn("cannot reach active node {backend}: {reason}", {
-          backend: backend.spec.name,
-          reason,
-        });
-        return this.#refuse(
-          conn,
-          "backend_unreachable",
-          `cannot reach active node ${backend.spec.name}: ${reason}`,
-        );
-      }
-      if (session.closed || this.active !== backend.spec.name || this.#refusal()) {
-        // The node stopped being active (or traffic stopped) while we dialled: never hand the
-        // client to it; route it by the new state instead.
-        server.destroy();
-        this.#release(backend, session);
-        continue;
-      }
-      session.server = server;
-      this.counters.accepted++;
-      await conn.splice(server, session.stats);
-      session.closed = true;
-      this.counters.bytesUp += session.stats.up;
-      this.counters.bytesDown += session.stats.down;
-      this.#release(backend, session);
-      return;
-    }
-    this.#refuse(conn, "active_changed", "active node changed while connecting; try again");
-  }
-
-  #release(backend: BackendRuntime, session: Session): void {
+  /** A session ended (or never started): forget it, and confirm a sever it completes. */
+  release(backend: BackendRuntime, session: Session): void {
     backend.sessions.delete(session);
     this.#confirmSevered(backend.spec.name);
     this.#sessionEnded();

@@ -1,0 +1,98 @@
+import { getLogger } from "@logtape/logtape";
+import { ER_UNKNOWN_ERROR, mysqlErrorPacket } from "../core/mysql_packet.ts";
+import { proxyV2Header } from "../core/proxy_protocol.ts";
+import type { ClientConn } from "../runtime/data_plane.ts";
+import type { TcpConn } from "../runtime/types.ts";
+import type { BackendRuntime, ProxyCounters, ProxyOptions, Refusal } from "./proxy.ts";
+import { Session } from "./session.ts";
+
+const log = getLogger(["galerad", "proxy"]);
+
+/** What the client path needs of the proxy: where to route now, and the books to keep. */
+export interface ClientRouting {
+  readonly options: Pick<ProxyOptions, "connectTimeoutMs" | "keepAliveMs" | "sendProxyV2">;
+  readonly backends: Map<string, BackendRuntime>;
+  readonly counters: ProxyCounters;
+  /** The node new sessions go to now; null to hold or refuse them. */
+  readonly active: string | null;
+  /** Why a new session cannot be routed now, or null when it can. */
+  refusal(): Refusal | null;
+  /** Resolves when new sessions may be routed (or refused): after a handover or a start. */
+  waitForRoute(): Promise<void>;
+  release(backend: BackendRuntime, session: Session): void;
+}
+
+/** Answers a refused client with a MySQL error packet naming why, and counts it. */
+export function refuse(
+  proxy: Pick<ClientRouting, "counters">,
+  conn: TcpConn,
+  refusal: Refusal,
+): void {
+  const { reason, message, code = ER_UNKNOWN_ERROR } = refusal;
+  proxy.counters.refused[reason] = (proxy.counters.refused[reason] ?? 0) + 1;
+  conn.endWith(mysqlErrorPacket(code, "08004", `galerad: ${message}`));
+}
+
+/**
+ * One client connection: wait while the agreement holds new sessions, dial the active node,
+ * and splice the two until either side closes. A node that stops being active while we dial
+ * never gets the client: it is routed again by the new state.
+ */
+export async function acceptClient(proxy: ClientRouting, conn: ClientConn): Promise<void> {
+  await proxy.waitForRoute();
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const refusal = proxy.refusal();
+    if (refusal) return refuse(proxy, conn, refusal);
+    const backend = proxy.backends.get(proxy.active!)!;
+    const session = new Session(conn, backend.spec.name);
+    backend.sessions.add(session);
+    let server: TcpConn;
+    try {
+      server = await conn.dial(backend.spec, {
+        timeoutMs: proxy.options.connectTimeoutMs,
+        keepAliveMs: proxy.options.keepAliveMs,
+      });
+      if (proxy.options.sendProxyV2) {
+        await server.write(proxyV2Header({
+          sourceAddress: conn.remoteAddress,
+          sourcePort: conn.remotePort,
+          destinationAddress: conn.localAddress,
+          destinationPort: conn.localPort,
+        })).catch((error) => {
+          server.destroy();
+          throw new Error(`cannot send the PROXY header to ${backend.spec.name}: ${error}`);
+        });
+      }
+    } catch (error) {
+      proxy.release(backend, session);
+      if (session.closed) continue; // the node was severed while we dialled: re-decide
+      proxy.counters.connectFailures++;
+      const reason = error instanceof Error ? error.message : String(error);
+      log.warn("cannot reach active node {backend}: {reason}", {
+        backend: backend.spec.name,
+        reason,
+      });
+      return refuse(proxy, conn, {
+        reason: "backend_unreachable",
+        message: `cannot reach active node ${backend.spec.name}: ${reason}`,
+      });
+    }
+    if (session.closed || proxy.active !== backend.spec.name || proxy.refusal()) {
+      server.destroy();
+      proxy.release(backend, session);
+      continue;
+    }
+    session.server = server;
+    proxy.counters.accepted++;
+    await conn.splice(server, session.stats);
+    session.closed = true;
+    proxy.counters.bytesUp += session.stats.up;
+    proxy.counters.bytesDown += session.stats.down;
+    proxy.release(backend, session);
+    return;
+  }
+  refuse(proxy, conn, {
+    reason: "active_changed",
+    message: "active node changed while connecting; try again",
+  });
+}
