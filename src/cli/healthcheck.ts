@@ -350,10 +350,12 @@ export function healthcheckCommand(): Command<[], Record<string, unknown>> {
         },
         stateFile: options.stateFile ??
           `/var/lib/galerad/agent-${options.voteListen.port}.state.json`,
-        intervalMs: options.interval,
+        // A vote is only ever cast on a proxy's proposal, which has its own rise/fall: the
+        // agent's judgement of it can be quick without moving anything on a single blip.
+        intervalMs: Math.min(options.interval, 250),
         timeoutMs: 1000,
-        rise: 2,
-        fall: 2,
+        rise: 1,
+        fall: 1,
       })
       : null;
     await vote?.start().catch((error) => {

@@ -111,7 +111,9 @@ export type AgreementEffect =
   | { type: "sever"; node: string; reason: string }
   | { type: "route"; route: Route }
   | { type: "drop"; reason: "voter_set" | "unknown_peer" | "wrong_cluster" | "misdirected" }
-  | { type: "log"; level: "info" | "warn" | "error"; message: string };
+  | { type: "log"; level: "info" | "warn" | "error"; message: string }
+  /** Feed a tick again after this long: a handover is waiting on another holder's release. */
+  | { type: "wake"; afterMs: number };
 
 /** Starts the agreement of one proxy: nothing served until a majority of voters grants it. */
 export function startAgreement(
@@ -331,6 +333,17 @@ function receive(s: AgreementState, m: AgreementMessage, now: Clock, fx: Agreeme
     !sameRegister(answer.register, m.register)
   ) {
     fx.push({ type: "send", message: build(s, m.from, now) });
+  }
+  // A proxy that is not a voter (agents mode) telling of a newer register: every voter is asked
+  // at once, rather than at our next tick, so a handover does not wait on the slowest holder.
+  const lease = leasedNode(s.holder, s.config.voters, now.mono, s.config.timers);
+  if (
+    !isVoter(s, m.from) && lease && compareRegisters(m.register, lease.register) > 0 &&
+    m.register.active !== lease.node
+  ) {
+    for (const to of s.config.voters) {
+      if (to !== s.config.self) fx.push({ type: "send", message: build(s, to, now) });
+    }
   }
 }
 
@@ -561,6 +574,10 @@ function settle(s: AgreementState, now: Clock, fx: AgreementEffect[]): void {
       if (to !== s.config.self) fx.push({ type: "send", message: build(s, to, now) });
     }
   }
+  // Waiting only on another holder's release: ask again soon, not at the next tick.
+  const waiting = s.holder.serving === null &&
+    Object.values(s.holder.grants).some((g) => g.wait && now.mono - g.t < s.config.timers.leaseMs);
+  if (waiting) fx.push({ type: "wake", afterMs: 25 });
   const route = routeOf(s, now);
   if (
     route.node !== s.route.node || route.hold !== s.route.hold || route.reason !== s.route.reason

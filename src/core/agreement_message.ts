@@ -26,7 +26,15 @@ export interface AgreementMessage {
   /** kind "request": the holder's clock stamp, what it may have sessions on, the lease it asks. */
   request?: { t: number; serving: string | null; lease: number };
   /** kind "reply": the answer to the request stamped `t` of the holder's life `incarnation`. */
-  grant?: { t: number; incarnation: string; node: string | null; lease: number; why: string };
+  grant?: {
+    t: number;
+    incarnation: string;
+    node: string | null;
+    lease: number;
+    why: string;
+    /** Refused only until another holder releases the old node: ask again soon. */
+    wait?: boolean;
+  };
   /**
    * The register the sender saw a strict majority of voters hold (majority), or else the
    * largest of the registers of a majority it heard: where voters should converge.

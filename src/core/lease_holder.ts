@@ -11,6 +11,8 @@ export interface HeldGrant {
   /** The voter's register when it answered. */
   register: Register;
   why: string;
+  /** Refused only until another holder releases the old node (a handover in progress). */
+  wait?: boolean;
 }
 
 /** A proxy as lease holder: what it may serve, under whose grants. */
@@ -70,6 +72,7 @@ export function recordAnswer(
     lease: number;
     register: Register;
     why: string;
+    wait?: boolean;
   },
 ): HolderState | null {
   if (answer.incarnation !== state.incarnation) return null;
@@ -78,7 +81,15 @@ export function recordAnswer(
   if (held && answer.t <= held.t) return null;
   const { t, node, register, why } = answer;
   const lease = Math.min(answer.lease, timers.leaseMs);
-  return { ...state, grants: { ...state.grants, [voter]: { t, node, lease, register, why } } };
+  const grant: HeldGrant = {
+    t,
+    node,
+    lease,
+    register,
+    why,
+    ...(answer.wait ? { wait: true } : {}),
+  };
+  return { ...state, grants: { ...state.grants, [voter]: grant } };
 }
 
 /**

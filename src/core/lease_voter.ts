@@ -54,6 +54,8 @@ export interface GrantAnswer {
   /** How long the grant runs from the request's stamp: the smaller of both leases. */
   lease: number;
   why: string;
+  /** Refused only until another holder releases the old node: worth asking again soon. */
+  wait?: boolean;
 }
 
 /** A voter just started: it grants nothing until a full lease and margin have passed. */
@@ -99,9 +101,9 @@ export function answerRequest(
     digest: request.digest,
   };
   const lease = Math.min(request.lease, options.timers.leaseMs);
-  const refuse = (why: string) => ({
+  const refuse = (why: string, wait = false) => ({
     state: { ...state, records: [...others, keep] },
-    answer: { node: null, lease, why },
+    answer: wait ? { node: null, lease, why, wait } : { node: null, lease, why },
   });
   const node = state.register.active;
   if (now < state.quietUntil) {
@@ -128,6 +130,7 @@ export function answerRequest(
   if (blocking) {
     return refuse(
       `waiting for ${blocking.holder} to release ${blocking.node} or for its lease to expire`,
+      true,
     );
   }
   const granted = { ...keep, node, expires: now + lease + options.timers.marginMs };

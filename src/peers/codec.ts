@@ -270,7 +270,8 @@ function bodyProblem(body: unknown): string | null {
     const p = numberProblem(g.t, "grant.t", Number.MAX_SAFE_INTEGER) ??
       nameProblem(g.incarnation, "grant.incarnation") ?? nameProblem(g.node, "grant.node", true) ??
       numberProblem(g.lease, "grant.lease", MAX_LEASE) ??
-      (typeof g.why === "string" && g.why.length <= 2 * 240 ? null : "grant.why");
+      (typeof g.why === "string" && g.why.length <= 2 * 240 ? null : "grant.why") ??
+      (g.wait === undefined || typeof g.wait === "boolean" ? null : "grant.wait");
     if (p) return p;
   }
   if (b.follow !== undefined) {

@@ -53,6 +53,7 @@ export function clock(): Clock {
 export class AgreementShell {
   state: AgreementState;
   #timer: ReturnType<typeof setInterval> | undefined;
+  #wake: ReturnType<typeof setTimeout> | undefined;
   #lastRegister: Register;
 
   constructor(readonly options: ShellOptions, readonly host: ShellHost) {
@@ -73,6 +74,7 @@ export class AgreementShell {
 
   stop(): void {
     clearInterval(this.#timer);
+    clearTimeout(this.#wake);
   }
 
   get register(): Register {
@@ -134,6 +136,13 @@ export class AgreementShell {
         return this.host.route(effect.route);
       case "drop":
         return this.options.transport?.dropped(effect.reason);
+      case "wake":
+        if (this.#wake !== undefined) return;
+        this.#wake = setTimeout(() => {
+          this.#wake = undefined;
+          this.feed({ type: "tick" });
+        }, effect.afterMs);
+        return;
       case "log":
         if (effect.level === "error") log.error("{message}", { message: effect.message });
         else if (effect.level === "warn") log.warn("{message}", { message: effect.message });

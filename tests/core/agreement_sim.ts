@@ -71,6 +71,8 @@ interface ProxyBox {
   keepStateFile: boolean;
   view: HealthView;
   lives: number;
+  /** A wake effect is pending (the shell keeps at most one timer). */
+  wake?: boolean;
 }
 
 interface AgentBox {
@@ -263,6 +265,7 @@ export class Sim {
     box.sessions = null;
     box.route = null;
     box.view = {};
+    box.wake = false;
     const saved = box.keepStateFile ? box.saved ?? undefined : undefined;
     box.state = startAgreement(box.config, {
       incarnation: `${name}#${box.lives}`,
@@ -395,6 +398,17 @@ export class Sim {
       case "log":
         if (effect.level !== "info") this.log(`${box.name}: ${effect.message}`);
         return;
+      case "wake": {
+        if (box.wake) return;
+        box.wake = true;
+        const life = box.lives;
+        this.#push(this.t + effect.afterMs, () => {
+          if (box.lives !== life) return;
+          box.wake = false;
+          if (box.alive) this.#proxyEvent(box, { type: "tick" });
+        });
+        return;
+      }
       case "drop":
         return;
     }
