@@ -1,4 +1,4 @@
-import type { AgreementMessage } from "./agreement_message.ts";
+import { type AgreementMessage, leaseRequestOf } from "./agreement_message.ts";
 import { type HealthView, viewCandidate } from "./health_view.ts";
 import {
   type HeldGrant,
@@ -302,14 +302,7 @@ function receive(s: AgreementState, m: AgreementMessage, now: Clock, fx: Agreeme
     if (m.kind === "request" && m.request) {
       const answered = answerRequest(
         s.voter,
-        {
-          holder: m.from,
-          incarnation: m.incarnation,
-          t: m.request.t,
-          serving: m.request.serving,
-          lease: m.request.lease,
-          digest: m.digest,
-        },
+        leaseRequestOf(m, m.request),
         now.mono,
         { timers: s.config.timers, digest: s.digest },
       );
@@ -575,8 +568,12 @@ function settle(s: AgreementState, now: Clock, fx: AgreementEffect[]): void {
     }
   }
   // Waiting only on another holder's release: ask again soon, not at the next tick.
-  const waiting = s.holder.serving === null &&
-    Object.values(s.holder.grants).some((g) => g.wait && now.mono - g.t < s.config.timers.leaseMs);
+  const held = leasedNode(s.holder, s.config.voters, now.mono, s.config.timers);
+  const proposed = s.proposal !== null && held !== null &&
+    compareRegisters(s.proposal, held.register) > 0 && s.view[held.node]?.healthy === false;
+  // ... or on the voters judging our own proposal (an agent learns of a failure by its probes).
+  const waiting = s.holder.serving === null && (proposed ||
+    Object.values(s.holder.grants).some((g) => g.wait && now.mono - g.t < s.config.timers.leaseMs));
   if (waiting) fx.push({ type: "wake", afterMs: 25 });
   const route = routeOf(s, now);
   if (

@@ -1,4 +1,5 @@
 import type { HealthView } from "./health_view.ts";
+import type { LeaseRequest } from "./lease_voter.ts";
 import type { Register } from "./register.ts";
 
 /**
@@ -42,4 +43,19 @@ export interface AgreementMessage {
   follow?: { register: Register; majority: boolean };
   /** To an agent: the health URLs of the backends, so it can judge them itself. */
   targets?: Record<string, string>;
+}
+
+/** The lease request a message carries, as the voter rule reads it. */
+export function leaseRequestOf(
+  m: AgreementMessage,
+  request: NonNullable<AgreementMessage["request"]>,
+): LeaseRequest {
+  return {
+    holder: m.from,
+    incarnation: m.incarnation,
+    t: request.t,
+    serving: request.serving,
+    lease: request.lease,
+    digest: m.digest,
+  };
 }

@@ -1,4 +1,4 @@
-import type { AgreementMessage } from "./agreement_message.ts";
+import { type AgreementMessage, leaseRequestOf } from "./agreement_message.ts";
 import type { Clock } from "./agreement.ts";
 import type { HealthView } from "./health_view.ts";
 import {
@@ -136,14 +136,7 @@ export function witnessStep(
   if (m.kind !== "request" || !m.request) return { state: s, effects: fx };
   const answered = answerRequest(
     s.voter,
-    {
-      holder: m.from,
-      incarnation: m.incarnation,
-      t: m.request.t,
-      serving: m.request.serving,
-      lease: m.request.lease,
-      digest: m.digest,
-    },
+    leaseRequestOf(m, m.request),
     now.mono,
     { timers: s.config.timers, digest: null },
   );
