@@ -210,14 +210,20 @@ function isVoter(s: AgreementState, name: string): boolean {
   return s.config.voters.includes(name);
 }
 
+/**
+ * A message to `to`: a reply when it carries a grant, else a lease request to a voter when `ask`,
+ * else news. News (a vote, a proposal) is not a request: a holder that serves nothing counts only
+ * the answer to its latest request, so asking on every change would starve it of answers.
+ */
 function build(
   s: AgreementState,
   to: string,
   now: Clock,
   grant?: AgreementMessage["grant"],
+  ask = true,
 ): AgreementMessage {
   const message: AgreementMessage = {
-    kind: grant ? "reply" : isVoter(s, to) ? "request" : "state",
+    kind: grant ? "reply" : ask && isVoter(s, to) ? "request" : "state",
     from: s.config.self,
     to,
     incarnation: s.incarnation,
@@ -396,7 +402,9 @@ function vote(
       previous.active ?? "none"
     } at epoch ${previous.epoch}), by ${register.proposer}, ${source}: ${register.reason}`,
   });
-  for (const to of targetsOf(s)) fx.push({ type: "send", message: build(s, to, now) });
+  for (const to of targetsOf(s)) {
+    fx.push({ type: "send", message: build(s, to, now, undefined, false) });
+  }
 }
 
 /** The register a strict majority of voters holds now, as far as we heard; null if none. */
@@ -510,7 +518,9 @@ function propose(
   });
   if (s.voter) judge(s, register, "proposed here", now, fx);
   if (!s.voter || !sameRegister(s.voter.register, register)) {
-    for (const to of targetsOf(s)) fx.push({ type: "send", message: build(s, to, now) });
+    for (const to of targetsOf(s)) {
+      fx.push({ type: "send", message: build(s, to, now, undefined, false) });
+    }
   }
 }
 
