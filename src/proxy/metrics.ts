@@ -1,3 +1,4 @@
+import { liveGrants } from "../core/lease_holder.ts";
 import { VERSION } from "../version.ts";
 import type { Proxy } from "./proxy.ts";
 
@@ -164,11 +165,9 @@ export function renderMetrics(proxy: Proxy): string {
       const p = s.parties[v];
       return p?.at != null && now - p.at <= s.config.timers.leaseMs && p.mismatch === null;
     });
-    const granted = s.config.voters.filter((v) => {
-      const g = s.holder.grants[v];
-      return g?.node != null && g.node === s.holder.serving &&
-        g.t + s.config.timers.leaseMs - s.config.timers.guardMs > now;
-    });
+    // The holder's own rule (lease_holder.ts), so the gauge counts what the proxy counts.
+    const current = liveGrants(s.holder, now, s.config.timers);
+    const granted = s.config.voters.filter((v) => current[v]?.node === s.holder.serving);
     out
       .family("galerad_quorum_voters", "gauge", "Voters in this proxy's fixed voter set.", [[
         { mode: s.config.mode },
