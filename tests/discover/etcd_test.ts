@@ -176,6 +176,11 @@ describe("galerad proxy --discover (etcd)", () => {
       const regs = [0, 1].map((i) =>
         register(`db${i}`, `127.0.0.1:${backends[i].port}`, ["--health", agents[i].url])
       );
+      // Both entries exist before the proxy's first read: were db1 alone at first, it would
+      // rightly become (and stay) the active node.
+      for (const r of regs) {
+        await r.waitForLog("registered", (l) => String(l.message).startsWith("registered"));
+      }
       const proxy = startDaemon([
         "proxy",
         ...LOOPBACK_PORTS,
