@@ -1,6 +1,7 @@
 import { Hono, type MiddlewareHandler } from "hono";
 import { basicAuth } from "hono/basic-auth";
 import type { Agent } from "./agent.ts";
+import type { CatchUp } from "./catch_up.ts";
 import { ControlError, type Controls, type OperationName } from "./controls.ts";
 
 /** Credentials for the agent's controls; when absent, the controls answer 403. */
@@ -44,6 +45,7 @@ export function createAgentApp(
   auth: AgentAuth | null,
   controls?: Controls,
   vote?: () => { port: number } | null,
+  catchUp?: CatchUp,
 ): Hono {
   const app = new Hono();
   app.get("/", (c) => {
@@ -52,6 +54,24 @@ export function createAgentApp(
   });
   app.get("/api/v1/status", (c) => c.json(statusView(agent, vote?.())));
   app.get("/health", (c) => c.text("ok\n"));
+  if (catchUp) {
+    // Read-only (a causal read), so open like the status: a proxy asks it before moving clients.
+    app.get("/api/v1/caught_up", async (c) => {
+      const raw = c.req.query("timeout_ms") ?? "5000";
+      const timeoutMs = /^\d{1,6}$/.test(raw) ? Number(raw) : NaN;
+      if (!(timeoutMs >= 1 && timeoutMs <= 60_000)) {
+        return c.json({
+          error: `timeout_ms must be an integer from 1 to 60000: current value is ${
+            JSON.stringify(raw)
+          }`,
+        }, 400);
+      }
+      const r = await catchUp.wait(timeoutMs);
+      return r.ok
+        ? c.json({ caught_up: true, wsrep_last_committed: r.lastCommitted, ms: r.ms })
+        : c.json({ caught_up: false, reason: r.reason, ms: r.ms }, 503);
+    });
+  }
 
   const guard: MiddlewareHandler = auth
     ? basicAuth({

@@ -1,16 +1,13 @@
 import type mysql from "mysql2";
-import { type GaleraReadings, STATUS_NAMES, VARIABLE_NAMES } from "./rules.ts";
+import {
+  connectMysql,
+  describeMysqlError,
+  describeTarget,
+  type MysqlTarget,
+} from "./mysql_connect.ts";
 
-/** Where and how the agent connects to the local server. */
-export interface MysqlTarget {
-  socketPath?: string;
-  host: string;
-  port: number;
-  user: string;
-  password: string;
-  connectTimeoutMs: number;
-  queryTimeoutMs: number;
-}
+export type { MysqlTarget };
+import { type GaleraReadings, STATUS_NAMES, VARIABLE_NAMES } from "./rules.ts";
 
 const STATUS_SQL = `SHOW GLOBAL STATUS WHERE Variable_name IN (${
   STATUS_NAMES.map((n) => `'${n}'`).join(",")
@@ -52,7 +49,9 @@ export class StatusReader {
   #query(conn: mysql.Connection, sql: string): Promise<GaleraReadings> {
     return new Promise((resolve, reject) => {
       conn.query({ sql, timeout: this.target.queryTimeoutMs }, (error, rows) => {
-        if (error) return reject(new Error(`query failed: ${describe(error)}`, { cause: error }));
+        if (error) {
+          return reject(new Error(`query failed: ${describeMysqlError(error)}`, { cause: error }));
+        }
         const out: GaleraReadings = {};
         for (const row of rows as { Variable_name: string; Value: string }[]) {
           out[row.Variable_name.toLowerCase()] = String(row.Value);
@@ -65,47 +64,23 @@ export class StatusReader {
   #connection(): Promise<mysql.Connection> {
     if (this.#conn) return Promise.resolve(this.#conn);
     if (this.#connecting) return this.#connecting;
-    const t = this.target;
-    const where = t.socketPath ? `socket ${t.socketPath}` : `${t.host}:${t.port}`;
-    // mysql2 is loaded on first use: it costs ~19 MiB of RSS, which the proxy (the same binary)
-    // never needs.
-    this.#connecting = import("mysql2").then(({ default: mysql }) =>
-      new Promise<mysql.Connection>((resolve, reject) => {
-        const conn = mysql.createConnection({
-          ...(t.socketPath ? { socketPath: t.socketPath } : { host: t.host, port: t.port }),
-          user: t.user,
-          password: t.password,
-          connectTimeout: t.connectTimeoutMs,
-        });
-        let settled = false;
-        conn.on("error", (error) => {
-          if (!settled) return;
-          if (this.#conn === conn) {
-            this.#drop(conn);
-            this.onLost(`lost connection to MariaDB at ${where}: ${describe(error)}`);
-          }
-        });
-        conn.on("end", () => {
-          if (settled && this.#conn === conn) {
-            this.#drop(conn);
-            this.onLost(`MariaDB at ${where} closed the connection`);
-          }
-        });
-        conn.connect((error) => {
-          settled = true;
-          if (error) {
-            conn.destroy();
-            return reject(
-              new Error(`cannot connect to MariaDB at ${where}: ${describe(error)}`, {
-                cause: error,
-              }),
-            );
-          }
-          this.#conn = conn;
-          resolve(conn);
-        });
-      })
-    ).finally(() => (this.#connecting = null));
+    const where = describeTarget(this.target);
+    this.#connecting = connectMysql(this.target).then((conn) => {
+      conn.on("error", (error) => {
+        if (this.#conn === conn) {
+          this.#drop(conn);
+          this.onLost(`lost connection to MariaDB at ${where}: ${describeMysqlError(error)}`);
+        }
+      });
+      conn.on("end", () => {
+        if (this.#conn === conn) {
+          this.#drop(conn);
+          this.onLost(`MariaDB at ${where} closed the connection`);
+        }
+      });
+      this.#conn = conn;
+      return conn;
+    }).finally(() => (this.#connecting = null));
     return this.#connecting;
   }
 
@@ -113,10 +88,4 @@ export class StatusReader {
     if (this.#conn === conn) this.#conn = null;
     conn.destroy();
   }
-}
-
-function describe(error: unknown): string {
-  const e = error as { code?: string; message?: string };
-  if (e.code && e.message && !e.message.includes(e.code)) return `${e.code}: ${e.message}`;
-  return e.message ?? e.code ?? String(error);
 }

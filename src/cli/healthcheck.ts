@@ -8,6 +8,7 @@ import { Agent } from "../agent/agent.ts";
 import { Controls } from "../agent/controls.ts";
 import { createAgentApp } from "../agent/api.ts";
 import { StatusReader } from "../agent/status_reader.ts";
+import { CatchUp } from "../agent/catch_up.ts";
 import { WitnessEndpoint } from "../agent/witness.ts";
 import {
   boolean,
@@ -315,7 +316,7 @@ export function healthcheckCommand(): Command<[], Record<string, unknown>> {
     const socketPath = options.mysqlSocket ??
       (options.mysqlHost === undefined && existsSync(DEBIAN_SOCKET) ? DEBIAN_SOCKET : undefined);
     let agent: Agent | undefined = undefined;
-    const reader = new StatusReader({
+    const target = {
       socketPath,
       host: options.mysqlHost ?? "127.0.0.1",
       port: options.mysqlPort,
@@ -323,7 +324,8 @@ export function healthcheckCommand(): Command<[], Record<string, unknown>> {
       password: mysqlPassword,
       connectTimeoutMs: options.connectTimeout,
       queryTimeoutMs: options.queryTimeout,
-    }, (reason) => agent?.lost(reason));
+    };
+    const reader = new StatusReader(target, (reason) => agent?.lost(reason));
     agent = new Agent(reader, {
       intervalMs: options.interval,
       maxAgeMs: options.maxAge,
@@ -376,6 +378,7 @@ export function healthcheckCommand(): Command<[], Record<string, unknown>> {
           operationTimeoutMs: options.operationTimeout,
         }),
         () => (vote ? { port: vote.port } : null),
+        new CatchUp(target),
       ).fetch,
     ).catch((error) => {
       throw new RuntimeFailure(bindError("health probes", options.listen, error));

@@ -72,6 +72,7 @@ const schema = v.object({
   lease: duration(100),
   peerTimeout: v.optional(duration(100)),
   startupWait: duration(0),
+  catchUpTimeout: duration(0),
   metricsPublic: boolean,
   sendProxyV2: boolean,
   discover: v.optional(registryField),
@@ -271,6 +272,14 @@ export function proxyCommand(): Command<[], Record<string, unknown>> {
         "how long new sessions wait at start for a lease before they are refused",
         "STARTUP_WAIT",
       ).default("2s"),
+    )
+    .addOption(
+      opt(
+        "--catch-up-timeout <duration>",
+        "after a move to another node, how long new sessions wait for it to apply the last " +
+          "writes of the node left (a causal read through its agent); 0 does not wait",
+        "CATCH_UP_TIMEOUT",
+      ).default("10s"),
     );
   command.addOption(
     opt(
@@ -483,6 +492,7 @@ async function runProxy(
     quorum: options.quorum,
     timers: leaseTimers(options),
     sendProxyV2: options.sendProxyV2,
+    catchUpTimeoutMs: options.catchUpTimeout,
   });
   // Signals are handled from the start: a SIGTERM while the proxy is still starting waits for
   // the start to finish (or fail), then shuts down what is up.

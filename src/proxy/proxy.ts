@@ -26,6 +26,7 @@ import type { TcpListener } from "../runtime/types.ts";
 import { AgreementShell, clock } from "./agreement_shell.ts";
 import { EventLog } from "./events.ts";
 import { HealthMonitor, type Prober } from "./health_monitor.ts";
+import { askCaughtUp, type CatchUpAnswer } from "./probe.ts";
 import { acceptClient } from "./client_path.ts";
 import type { Session } from "./session.ts";
 
@@ -82,7 +83,15 @@ export interface ProxyOptions {
   dataPlane?: DataPlaneKind;
   /** A new session that must wait (a handover, a start) is refused after this; default 2 s. */
   holdTimeoutMs?: number;
+  /**
+   * After moving to another node, new sessions wait (at most this) until its agent says it has
+   * applied everything ordered before the move; 0 never asks. Default DEFAULT_CATCH_UP_MS.
+   */
+  catchUpTimeoutMs?: number;
 }
+
+/** Long enough for Galera to evict a killed node (evs.suspect_timeout is 5 s by default). */
+export const DEFAULT_CATCH_UP_MS = 10_000;
 
 /** Lease timers by default; docs/peers.md explains each. */
 export const DEFAULT_TIMERS: AgreementTimers = {
@@ -187,8 +196,17 @@ export class Proxy {
   #routeHold: { promise: Promise<void>; release: () => void } | null = null;
   /** Nodes whose sessions are being severed for the agreement, awaiting the data plane. */
   #severing = new Set<string>();
+  /** The last node this proxy routed to, so that a move to another one is known as such. */
+  #lastServed: string | null = null;
+  /** While the node moved to catches up, new sessions for it wait here. */
+  #catchUp: { node: string; done: Promise<void> } | null = null;
 
-  constructor(readonly options: ProxyOptions, prober?: Prober) {
+  constructor(
+    readonly options: ProxyOptions,
+    prober?: Prober,
+    readonly askCatchUp: (baseUrl: string, timeoutMs: number) => Promise<CatchUpAnswer> =
+      askCaughtUp,
+  ) {
     this.name = options.name ?? "galerad";
     this.cluster = options.cluster ?? "galera";
     this.#peers = options.peers?.peers.filter((p) => p.name !== this.name) ?? [];
@@ -704,6 +722,10 @@ export class Proxy {
       hold.release();
     }
     if (route.node !== null) this.#markReady();
+    if (route.node !== null && this.#lastServed !== null && this.#lastServed !== route.node) {
+      this.#startCatchUp(route.node, this.#lastServed);
+    }
+    if (route.node !== null) this.#lastServed = route.node;
     if (previous === route.node) return;
     this.active = route.node;
     this.activeSince = route.node === null ? null : Date.now();
@@ -719,6 +741,29 @@ export class Proxy {
       message,
       data: { active: route.node, previous },
     });
+  }
+
+  /**
+   * Clients that reach a node before it applied the last commits of the node they leave start
+   * from an older snapshot, and their first writes fail certification (1213). So new sessions
+   * wait until the agent's causal read returns; a node that cannot say is served anyway, logged.
+   */
+  #startCatchUp(node: string, from: string): void {
+    const timeoutMs = this.options.catchUpTimeoutMs ?? DEFAULT_CATCH_UP_MS;
+    const backend = this.backends.get(node);
+    if (timeoutMs <= 0 || !backend) return;
+    const done = this.askCatchUp(backend.spec.health, timeoutMs).then((answer) => {
+      const message = answer.ok
+        ? `${node} ${answer.reason} after ${answer.ms} ms (moved from ${from})`
+        : `cannot confirm ${node} caught up with ${from} (${answer.reason}); serving it anyway`;
+      const fields = { message, backend: node, from, ms: answer.ms, ok: answer.ok };
+      if (answer.ok) log.info("{message}", fields);
+      else log.warn("{message}", fields);
+      this.events.push({ time: Date.now(), kind: "catch-up", message, data: fields });
+    }).finally(() => {
+      if (this.#catchUp?.done === done) this.#catchUp = null;
+    });
+    this.#catchUp = { node, done };
   }
 
   /** The agreement may no longer serve `node`: close its sessions, confirm once none is left. */
@@ -795,6 +840,8 @@ export class Proxy {
       const waitFor = this.#hold ?? this.#routeHold!.promise;
       await Promise.race([waitFor, sleep(Math.max(1, left))]);
     }
+    const catchUp = this.#catchUp;
+    if (catchUp && catchUp.node === this.active && !this.draining) await catchUp.done;
   }
 
   /** A session ended (or never started): forget it, and confirm a sever it completes. */

@@ -118,6 +118,11 @@ describe("galerad on a real Galera cluster", () => {
     expect(status.wsrep_cluster_state_uuid).toMatch(/^[0-9a-f-]{36}$/);
     expect(typeof status.checked_at).toBe("string");
     expect((await fetch(`http://127.0.0.1:${AGENT_PORT}/health`)).status).toBe(200);
+    const caughtUp = await fetch(`http://127.0.0.1:${AGENT_PORT}/api/v1/caught_up?timeout_ms=5000`);
+    expect(caughtUp.status).toBe(200);
+    const body = await caughtUp.json();
+    expect(body.caught_up).toBe(true);
+    expect(body.wsrep_last_committed).toBeGreaterThanOrEqual(status.wsrep_last_committed);
   });
 
   test("a client lands on the node with the lowest wsrep_local_index", async () => {
@@ -171,6 +176,15 @@ describe("galerad on a real Galera cluster", () => {
       }, 30_000);
       await waitFor("a new active node", async () => (await active()) !== first, 30_000);
       const second = (await active())!;
+      // New sessions waited for the survivor's causal read (it returns once Galera evicted the
+      // killed node and the survivor applied what it had ordered before).
+      await waitFor("the catch-up on the new node", async () => {
+        const events: { kind: string; message: string }[] =
+          await (await fetch(`http://127.0.0.1:${API_PORT}/v0/events`, { headers: auth })).json();
+        return events.some((e) =>
+          e.kind === "catch-up" && e.message.startsWith(`${second} caught up at seqno`)
+        );
+      }, 30_000);
       const ackedAtKill = acked.length;
       await waitFor("writes after the failover", () => acked.length >= ackedAtKill + 20, 60_000);
       stop = true;

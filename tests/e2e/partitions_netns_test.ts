@@ -313,12 +313,7 @@ describe("partitions on real Galera, each proxy in its own network namespace", (
         await sleep(1000);
         const stats = await l.stop();
         report(name, stats);
-        // Open (issue 18's note): with a kill and a rejoin (IST, a donor), one run in three saw a
-        // single 1213 with no split sample: a statement already inside the server when its
-        // session is severed still commits. The routing invariant (splits) holds in every run;
-        // 1213 is asserted zero in every scenario without a kill and reported for that one.
-        const raced = name.startsWith("the active node killed");
-        expect({ name, deadlocks: raced ? 0 : stats.deadlocks, splits: stats.splits }).toEqual({
+        expect({ name, deadlocks: stats.deadlocks, splits: stats.splits }).toEqual({
           name,
           deadlocks: 0,
           splits: 0,

@@ -21,7 +21,11 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function rig(indexes: number[], options: Partial<ProxyOptions> = {}): Promise<Rig> {
+async function rig(
+  indexes: number[],
+  options: Partial<ProxyOptions> = {},
+  askCatchUp?: ConstructorParameters<typeof Proxy>[2],
+): Promise<Rig> {
   const backends: TestBackend[] = [];
   const agents: TestAgent[] = [];
   for (const [i, index] of indexes.entries()) {
@@ -31,20 +35,24 @@ async function rig(indexes: number[], options: Partial<ProxyOptions> = {}): Prom
     agents.push(agent);
     cleanups.push(() => backend.close(), () => agent.close());
   }
-  const proxy = new Proxy({
-    listen: { host: "127.0.0.1", port: 0 },
-    backends: backends.map((b, i) =>
-      parseBackendSpec(`${b.name}=127.0.0.1:${b.port},health=${agents[i].url}`)
-    ),
-    intervalMs: 50,
-    timeoutMs: 200,
-    rise: 2,
-    fall: 2,
-    connectTimeoutMs: 1000,
-    keepAliveMs: 1000,
-    shutdownTimeoutMs: 2000,
-    ...options,
-  });
+  const proxy = new Proxy(
+    {
+      listen: { host: "127.0.0.1", port: 0 },
+      backends: backends.map((b, i) =>
+        parseBackendSpec(`${b.name}=127.0.0.1:${b.port},health=${agents[i].url}`)
+      ),
+      intervalMs: 50,
+      timeoutMs: 200,
+      rise: 2,
+      fall: 2,
+      connectTimeoutMs: 1000,
+      keepAliveMs: 1000,
+      shutdownTimeoutMs: 2000,
+      ...options,
+    },
+    undefined,
+    askCatchUp,
+  );
   await proxy.start();
   cleanups.push(() => proxy.shutdown());
   await proxy.whenReady();
@@ -76,6 +84,47 @@ describe("Proxy", () => {
     await fresh.waitFor("hello db1");
     fresh.socket.destroy();
     expect(proxy.counters.severed).toBeGreaterThanOrEqual(1);
+  });
+
+  test("after a failover, new clients wait until the new node caught up; a first choice does not ask", async () => {
+    const asked: string[] = [];
+    let caughtUp!: () => void;
+    const gate = new Promise<void>((r) => (caughtUp = r));
+    const { proxy, agents } = await rig([0, 1], {}, async (url, timeoutMs) => {
+      asked.push(`${url} ${timeoutMs}`);
+      await gate;
+      return { ok: true, reason: "caught up at seqno 7", ms: 1 };
+    });
+    const first = await connectClient(proxy.port);
+    await first.waitFor("hello db0");
+    expect(asked).toEqual([]);
+    agents[0].set({ healthy: false });
+    await waitFor("db1 active", () => proxy.active === "db1");
+    expect(asked).toEqual([`${agents[1].url} 10000`]);
+    const held = await connectClient(proxy.port);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(held.received).toBe("");
+    caughtUp();
+    await held.waitFor("hello db1");
+    expect(proxy.events.list().some((e) => e.kind === "catch-up" && e.message.includes("seqno 7")))
+      .toBe(true);
+    held.socket.destroy();
+    first.socket.destroy();
+  });
+
+  test("a node that cannot confirm it caught up is served anyway", async () => {
+    const { proxy, agents } = await rig(
+      [0, 1],
+      {},
+      () => Promise.resolve({ ok: false, reason: "agent unreachable: ECONNREFUSED", ms: 2 }),
+    );
+    agents[0].set({ healthy: false });
+    await waitFor("db1 active", () => proxy.active === "db1");
+    const client = await connectClient(proxy.port);
+    await client.waitFor("hello db1");
+    expect(proxy.events.list().some((e) => e.kind === "catch-up" && e.message.includes("anyway")))
+      .toBe(true);
+    client.socket.destroy();
   });
 
   test("a recovered node does not take traffic back", async () => {
