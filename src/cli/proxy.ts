@@ -493,6 +493,7 @@ async function runProxy(
     timers: leaseTimers(options),
     sendProxyV2: options.sendProxyV2,
     catchUpTimeoutMs: options.catchUpTimeout,
+    discovering: options.discover !== undefined,
   });
   // Signals are handled from the start: a SIGTERM while the proxy is still starting waits for
   // the start to finish (or fail), then shuts down what is up.

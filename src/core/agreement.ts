@@ -1,5 +1,6 @@
 import { type AgreementMessage, leaseRequestOf } from "./agreement_message.ts";
 import { type HealthView, viewCandidate } from "./health_view.ts";
+import { mayWrite, type Ranks } from "./select_active.ts";
 import {
   type HeldGrant,
   leasedNode,
@@ -38,6 +39,8 @@ export interface AgreementConfig {
   /** The other proxies this one gossips with. */
   peers: readonly string[];
   backends: readonly string[];
+  /** Operators' priorities and `writer=false` marks; every proxy of a tier must have the same. */
+  ranks?: Ranks;
   /** To agents: where each backend's agent answers, so they probe the nodes themselves. */
   targets?: Record<string, string>;
   timers: AgreementTimers;
@@ -353,6 +356,11 @@ function rejudge(s: AgreementState, now: Clock, fx: AgreementEffect[]): void {
   for (const [from, register] of offers) judge(s, register, `offered by ${from}`, now, fx);
 }
 
+/** The backends a register may name as active: all but those marked `writer=false`. */
+function writers(config: AgreementConfig): string[] {
+  return config.backends.filter((b) => mayWrite(config.ranks ?? {}, b));
+}
+
 function judge(
   s: AgreementState,
   register: Register,
@@ -362,7 +370,7 @@ function judge(
 ): void {
   const voter = s.voter!;
   const ok = judgeRegister(voter.register, register, s.view, {
-    backends: s.config.backends,
+    backends: writers(s.config),
     anyLarger: s.config.mode === "none",
   });
   if (ok) vote(s, register, source, now, fx);
@@ -377,7 +385,7 @@ function follow(
 ): void {
   if (s.config.mode === "none") return;
   const ok = followRegister(s.voter!, target, now.mono, {
-    backends: s.config.backends,
+    backends: writers(s.config),
     settleMs: s.config.timers.settleMs,
   });
   if (ok) vote(s, target.register, source, now, fx);
@@ -472,13 +480,16 @@ function propose(
   } else {
     const down = base.active !== null && s.view[base.active]?.healthy === false;
     if (base.active !== null && !down) return;
-    const candidate = viewCandidate(s.view, base.active, s.drained);
+    const candidate = viewCandidate(s.view, base.active, s.drained, s.config.ranks);
     if (!candidate) return;
     active = candidate.name;
     kind = base.active === null ? "initial" : "failover";
-    const pick = candidate.index === null
+    const index = candidate.index === null
       ? "the first name (no wsrep_local_index reported)"
       : `the lowest wsrep_local_index ${candidate.index}`;
+    const pick = s.config.ranks && Object.keys(s.config.ranks).length > 0
+      ? `the lowest priority ${candidate.priority}, then ${index}`
+      : index;
     reason = base.active === null
       ? `no active node yet; ${active} has ${pick}`
       : `${base.active} is down here; ${active} has ${pick}`;
@@ -647,7 +658,7 @@ function routeOf(s: AgreementState, now: Clock): Route {
     };
   }
   const lease = leasedNode(h, s.config.voters, now.mono, s.config.timers);
-  const candidate = viewCandidate(s.view, null, s.drained);
+  const candidate = viewCandidate(s.view, null, s.drained, s.config.ranks);
   if (lease && candidate !== null) {
     return {
       node: null,
@@ -660,9 +671,23 @@ function routeOf(s: AgreementState, now: Clock): Route {
     node: null,
     hold: starting || candidate !== null,
     reason: candidate === null
-      ? "no healthy Galera node is active; try again later"
+      ? noWriterReason(s)
       : `waiting for a majority of voters to grant a node: ${grantSummary(s, now)}`,
   };
+}
+
+/** Why no node can take the writer role: none healthy, or only `writer=false` ones. */
+function noWriterReason(s: AgreementState): string {
+  const readers = Object.entries(s.view)
+    .filter(([name, v]) =>
+      v.healthy && !s.drained.includes(name) && !mayWrite(s.config.ranks ?? {}, name)
+    )
+    .map(([name]) => name);
+  return readers.length === 0
+    ? "no healthy Galera node is active; try again later"
+    : `no healthy Galera node may be the writer: ${readers.join(", ")} ${
+      readers.length === 1 ? "is" : "are"
+    } writer=false; try again later`;
 }
 
 /** One line on what each voter last answered, for refusals and the log. */
@@ -691,7 +716,7 @@ export function currentRegister(s: AgreementState, now: Clock): Register {
  */
 export function reconfigure(
   s: AgreementState,
-  change: Partial<Pick<AgreementConfig, "backends" | "peers" | "targets" | "voters">>,
+  change: Partial<Pick<AgreementConfig, "backends" | "peers" | "ranks" | "targets" | "voters">>,
 ): AgreementState | null {
   const config = { ...s.config, ...change };
   const same = (a: readonly string[], b: readonly string[]) =>
@@ -715,6 +740,9 @@ export function switchoverProblem(
 ): { status: 409 | 503; message: string } | null {
   if (!s.config.backends.includes(target)) {
     return { status: 409, message: `no backend named "${target}"` };
+  }
+  if (!mayWrite(s.config.ranks ?? {}, target)) {
+    return { status: 409, message: `${target} is writer=false: it is never the active node` };
   }
   if (s.drained.includes(target)) {
     return { status: 409, message: `${target} is drained: enable it first` };

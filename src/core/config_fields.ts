@@ -157,19 +157,27 @@ export function splitList(value: string): string[] {
 }
 
 function backendObjectToSpec(item: Record<string, unknown>): string {
-  const { name, host, port, health, ...rest } = item;
+  const { name, host, port, health, priority, writer, ...rest } = item;
   const extra = Object.keys(rest);
+  const keys = "name, host, port, health, priority, writer";
   if (extra.length > 0) {
-    throw new TypeError(`unknown backend key "${extra[0]}", expected name, host, port, health`);
+    throw new TypeError(`unknown backend key "${extra[0]}", expected ${keys}`);
   }
   if (
     typeof name !== "string" || typeof host !== "string" ||
     (typeof port !== "number" && typeof port !== "string")
   ) {
-    throw new TypeError(`backend ${JSON.stringify(item)}: expected {name, host, port, health?}`);
+    throw new TypeError(
+      `backend ${JSON.stringify(item)}: expected {name, host, port, health?, priority?, writer?}`,
+    );
   }
   const h = host.includes(":") ? `[${host}]` : host;
-  return `${name}=${h}:${port}${typeof health === "string" ? `,health=${health}` : ""}`;
+  const options = [
+    typeof health === "string" ? `health=${health}` : null,
+    priority !== undefined ? `priority=${priority}` : null,
+    writer !== undefined ? `writer=${writer}` : null,
+  ].filter((o) => o !== null);
+  return [`${name}=${h}:${port}`, ...options].join(",");
 }
 
 /** An operator's command line, split into arguments (run without a shell). */

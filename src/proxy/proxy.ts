@@ -17,6 +17,7 @@ import {
   switchoverProblem,
 } from "../core/agreement.ts";
 import { type HealthView, viewCandidate } from "../core/health_view.ts";
+import type { Rank, Ranks } from "../core/select_active.ts";
 import { emptyRegister, type Register } from "../core/register.ts";
 import type { QuorumMode } from "../core/voter_set.ts";
 import type { KeyRing } from "../peers/keyring.ts";
@@ -88,6 +89,11 @@ export interface ProxyOptions {
    * applied everything ordered before the move; 0 never asks. Default DEFAULT_CATCH_UP_MS.
    */
   catchUpTimeoutMs?: number;
+  /**
+   * Backends come from a registry (setBackends): the first choice waits for its first read,
+   * then for the first probe of every node it lists.
+   */
+  discovering?: boolean;
 }
 
 /** Long enough for Galera to evict a killed node (evs.suspect_timeout is 5 s by default). */
@@ -285,7 +291,9 @@ export class Proxy {
         peers: this.#peers.map((p) => p.name),
       });
     }
-    if (this.backends.size === 0) this.#startAgreement();
+    if (this.options.discovering && this.backends.size === 0) {
+      this.activeReason = "waiting for the first read of the registry";
+    } else if (this.backends.size === 0) this.#startAgreement();
     for (const backend of this.backends.values()) {
       this.#monitor.watch(backend.spec.name, backend.spec.health);
     }
@@ -337,11 +345,23 @@ export class Proxy {
       voters: [...voters].sort(),
       peers,
       backends,
+      ranks: this.ranks(),
       targets: Object.fromEntries(
         [...this.backends.values()].map((b) => [b.spec.name, b.spec.health]),
       ),
       timers: { ...DEFAULT_TIMERS, ...this.options.timers },
     };
+  }
+
+  /** The operator's `priority=` and `writer=` of every backend that has one. */
+  ranks(): Ranks {
+    const out: Record<string, Rank> = {};
+    for (const { spec } of this.backends.values()) {
+      if (spec.priority !== undefined || spec.writer !== undefined) {
+        out[spec.name] = { priority: spec.priority ?? 0, writer: spec.writer ?? true };
+      }
+    }
+    return out;
   }
 
   /** Where every party of the agreement is reached: peers at their address, agents' votes. */
@@ -496,7 +516,7 @@ export class Proxy {
     });
     this.#pushDrained();
     if (this.register.active !== name) return this.register.active;
-    const other = () => viewCandidate(this.localView(), name, this.#drainedNames());
+    const other = () => viewCandidate(this.localView(), name, this.#drainedNames(), this.ranks());
     if (!other()) {
       backend.maintenance = false;
       this.#pushDrained();
@@ -558,7 +578,14 @@ export class Proxy {
       const next = wanted.get(name);
       const same = next && next.host === backend.spec.host && next.port === backend.spec.port &&
         next.health === backend.spec.health;
-      if (same) continue;
+      if (same) {
+        // A new rank changes only future choices: the sticky active node keeps its role.
+        if (next.priority !== backend.spec.priority || next.writer !== backend.spec.writer) {
+          backend.spec = next;
+          changed = true;
+        }
+        continue;
+      }
       if (this.active === name && backend.health.status === "healthy") {
         kept.push(name);
         continue;
@@ -599,6 +626,10 @@ export class Proxy {
       );
     }
     if (changed) this.#reconfigure();
+    // A first read that lists no node: nothing to wait for (a read with nodes waits for their
+    // first probes, in #probed).
+    if (!this.shell && this.backends.size === 0) this.#startAgreement();
+    else if (!this.shell) this.activeReason = "waiting for the first probe of every node";
     return kept;
   }
 

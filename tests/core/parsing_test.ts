@@ -68,6 +68,31 @@ describe("parseBackendSpec()", () => {
   });
 });
 
+describe("parseBackendSpec() priority and writer", () => {
+  test("priority=N and writer=true|false, in any order", () => {
+    expect(parseBackendSpec("db2=10.0.0.7:3306,writer=false,priority=3")).toEqual({
+      name: "db2",
+      host: "10.0.0.7",
+      port: 3306,
+      health: "http://10.0.0.7:9200",
+      priority: 3,
+      writer: false,
+    });
+  });
+  test("bad values quote the spec and say what is expected", () => {
+    expect(() => parseBackendSpec("db0=h:1,priority=-1")).toThrow(
+      '"db0=h:1,priority=-1": priority "-1" must be an integer from 0 to 1000000 (lower is preferred)',
+    );
+    expect(() => parseBackendSpec("db0=h:1,priority=high")).toThrow('priority "high"');
+    expect(() => parseBackendSpec("db0=h:1,writer=no")).toThrow(
+      '"db0=h:1,writer=no": writer "no" must be true or false',
+    );
+    expect(() => parseBackendSpec("db0=h:1,priority=1,priority=2")).toThrow(
+      '"priority" is given twice',
+    );
+  });
+});
+
 describe("portProblem()", () => {
   test("names what is wrong with the port, and nothing when the shape is wrong", () => {
     expect(portProblem("127.0.0.1:99999")).toBe("port 99999 is above 65535");

@@ -5,16 +5,17 @@ import {
   currentRegister,
   startAgreement,
   step,
+  switchoverProblem,
 } from "../../src/core/agreement.ts";
 import { type HealthView, viewCandidate } from "../../src/core/health_view.ts";
-import { compareCandidates } from "../../src/core/select_active.ts";
+import { compareCandidates, type Ranks } from "../../src/core/select_active.ts";
 
 // A proxy without peers is its own only voter: the agreement reduces to the standalone sticky
 // rule. These are the selection rules (sticky, lowest index, no failback) seen through it.
 const view = (spec: Record<string, [boolean, number | null]>): HealthView =>
   Object.fromEntries(Object.entries(spec).map(([k, [healthy, index]]) => [k, { healthy, index }]));
 
-function alone(backends: string[]) {
+function alone(backends: string[], ranks: Ranks = {}) {
   let t = 0;
   const now = (): Clock => ({ mono: t, wall: 1.8e12 + t });
   let state: AgreementState = startAgreement({
@@ -24,6 +25,7 @@ function alone(backends: string[]) {
     voters: ["p"],
     peers: [],
     backends,
+    ranks,
     timers: { leaseMs: 2000, marginMs: 200, guardMs: 300, settleMs: 2000, startupHoldMs: 0 },
   }, { incarnation: "i1", now: now() });
   const feed = (event: Parameters<typeof step>[1]) => {
@@ -41,6 +43,7 @@ function alone(backends: string[]) {
     get register() {
       return currentRegister(state, now());
     },
+    switchoverProblem: (target: string) => switchoverProblem(state, target, now()),
   };
 }
 
@@ -100,5 +103,66 @@ describe("compareCandidates()", () => {
       { name: "d", wsrepLocalIndex: 0 },
     ];
     expect(list.sort(compareCandidates).map((c) => c.name)).toEqual(["d", "a", "b", "c"]);
+  });
+});
+
+describe("priorities and writer=false", () => {
+  const ranks: Ranks = {
+    db0: { priority: 2, writer: true },
+    db1: { priority: 1, writer: true },
+    db2: { priority: 1, writer: true },
+    far: { priority: 0, writer: false },
+  };
+  test("priority first (lower first), then wsrep_local_index, then name", () => {
+    const list = [
+      { name: "a", wsrepLocalIndex: 0, priority: 5 },
+      { name: "c", wsrepLocalIndex: 2, priority: 1 },
+      { name: "b", wsrepLocalIndex: 2, priority: 1 },
+      { name: "d", wsrepLocalIndex: 1, priority: 1 },
+      { name: "e", wsrepLocalIndex: 0 },
+    ];
+    expect(list.sort(compareCandidates).map((c) => c.name)).toEqual(["e", "d", "b", "c", "a"]);
+  });
+
+  test("at start the best priority wins over a lower index; writer=false never", () => {
+    const p = alone(["db0", "db1", "db2", "far"], ranks);
+    p.see(view({ db0: [true, 0], db1: [true, 2], db2: [true, 3], far: [true, 1] }));
+    expect(p.route.node).toBe("db1");
+    expect(p.register.reason).toContain(
+      "the lowest priority 1, then the lowest wsrep_local_index 2",
+    );
+  });
+
+  test("on failover the next best priority, and a recovered better node does not take it back", () => {
+    const p = alone(["db0", "db1", "db2", "far"], ranks);
+    p.see(view({ db0: [true, 0], db1: [true, 1], db2: [true, 2], far: [true, 3] }));
+    expect(p.route.node).toBe("db1");
+    p.see(view({ db0: [true, 0], db1: [false, 1], db2: [true, 2], far: [true, 3] }));
+    expect(p.route.node).toBe("db2");
+    p.see(view({ db0: [true, 0], db1: [true, 1], db2: [true, 2], far: [true, 3] }));
+    expect(p.route.node).toBe("db2");
+    p.see(view({ db0: [true, 0], db1: [true, 1], db2: [false, 2], far: [true, 3] }));
+    expect(p.route.node).toBe("db1");
+  });
+
+  test("a writer=false node is not the writer even as the only healthy node: refused, saying why", () => {
+    const p = alone(["db0", "far"], ranks);
+    p.see(view({ db0: [true, 0], far: [true, 1] }));
+    expect(p.route.node).toBe("db0");
+    p.see(view({ db0: [false, 0], far: [true, 1] }));
+    expect(p.route.node).toBeNull();
+    expect(p.route.reason).toBe(
+      "no healthy Galera node may be the writer: far is writer=false; try again later",
+    );
+    expect(p.switchoverProblem("far")).toEqual({
+      status: 409,
+      message: "far is writer=false: it is never the active node",
+    });
+  });
+
+  test("viewCandidate leaves writer=false nodes out and reports the priority it chose by", () => {
+    const v = view({ db0: [true, 0], db1: [true, 1], far: [true, 2] });
+    expect(viewCandidate(v, null, [], ranks)).toEqual({ name: "db1", index: 1, priority: 1 });
+    expect(viewCandidate(view({ far: [true, 0] }), null, [], ranks)).toBeNull();
   });
 });
