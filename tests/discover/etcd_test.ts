@@ -171,6 +171,43 @@ describe("galerad proxy --discover (etcd)", () => {
   });
 
   test(
+    "the first choice waits for the registry's first read and every listed node's first probe",
+    async () => {
+      // db0 has the lowest index but the slowest agent: a choice on the first probe back is db1.
+      agents[0].set({ delayMs: 700 });
+      const regs = [0, 1, 2].map((i) =>
+        register(`db${i}`, `127.0.0.1:${backends[i].port}`, ["--health", agents[i].url])
+      );
+      for (const r of regs) {
+        await r.waitForLog("registered", (l) => String(l.message).startsWith("registered"));
+      }
+      const proxy = startDaemon([
+        "proxy",
+        ...LOOPBACK_PORTS,
+        "--api-password",
+        "pw",
+        "--discover",
+        etcd.url,
+        "--discover-interval",
+        "200ms",
+        "--interval",
+        "50ms",
+        "--timeout",
+        "2s",
+      ]);
+      try {
+        const line = await proxy.waitForLog("an active node", (l) => props(l).active !== undefined);
+        expect(props(line).active).toBe("db0");
+      } finally {
+        agents[0].set({ delayMs: 0 });
+        await proxy.stop();
+        for (const r of regs) await r.stop();
+      }
+    },
+    30_000,
+  );
+
+  test(
     "takes its backends from the registry and follows it; the healthy active node survives a blink",
     async () => {
       const regs = [0, 1].map((i) =>

@@ -178,13 +178,12 @@ describe("galerad on a real Galera cluster", () => {
       const second = (await active())!;
       // New sessions waited for the survivor's causal read (it returns once Galera evicted the
       // killed node and the survivor applied what it had ordered before).
-      await waitFor("the catch-up on the new node", async () => {
+      const catchUp = await waitFor("the catch-up on the new node", async () => {
         const events: { kind: string; message: string }[] =
           await (await fetch(`http://127.0.0.1:${API_PORT}/v0/events`, { headers: auth })).json();
-        return events.some((e) =>
-          e.kind === "catch-up" && e.message.startsWith(`${second} caught up at seqno`)
-        );
+        return events.find((e) => e.kind === "catch-up")?.message;
       }, 30_000);
+      expect(catchUp).toStartWith(`${second} caught up at seqno`);
       const ackedAtKill = acked.length;
       await waitFor("writes after the failover", () => acked.length >= ackedAtKill + 20, 60_000);
       stop = true;

@@ -52,6 +52,8 @@ export interface AgentAnswer {
   hang?: boolean;
   /** Answer garbage on /api/v1/status. */
   garbage?: boolean;
+  /** Answer after this long (a slow agent). */
+  delayMs?: number;
 }
 
 export interface TestAgent {
@@ -66,10 +68,11 @@ export interface TestAgent {
 /** An HTTP health agent whose answer the test changes with `set`. */
 export function startAgent(answer: AgentAnswer): Promise<TestAgent> {
   const agent = { answer, requests: 0 } as TestAgent;
-  const server = http.createServer((req, res) => {
+  const server = http.createServer(async (req, res) => {
     agent.requests++;
     const a = agent.answer;
     if (a.hang) return; // keep the request open forever
+    if (a.delayMs) await new Promise((r) => setTimeout(r, a.delayMs));
     if (req.url === "/api/v1/status") {
       if (a.clustercheckOnly) return res.writeHead(404).end("not found\n");
       if (a.garbage) {

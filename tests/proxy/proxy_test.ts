@@ -25,6 +25,7 @@ async function rig(
   indexes: number[],
   options: Partial<ProxyOptions> = {},
   askCatchUp?: ConstructorParameters<typeof Proxy>[2],
+  extra: string[] = [],
 ): Promise<Rig> {
   const backends: TestBackend[] = [];
   const agents: TestAgent[] = [];
@@ -39,7 +40,9 @@ async function rig(
     {
       listen: { host: "127.0.0.1", port: 0 },
       backends: backends.map((b, i) =>
-        parseBackendSpec(`${b.name}=127.0.0.1:${b.port},health=${agents[i].url}`)
+        parseBackendSpec(
+          `${b.name}=127.0.0.1:${b.port},health=${agents[i].url}${extra[i] ? `,${extra[i]}` : ""}`,
+        )
       ),
       intervalMs: 50,
       timeoutMs: 200,
@@ -125,6 +128,40 @@ describe("Proxy", () => {
     expect(proxy.events.list().some((e) => e.kind === "catch-up" && e.message.includes("anyway")))
       .toBe(true);
     client.socket.destroy();
+  });
+
+  test("priorities: the best priority first, then the next; a recovered better node does not take it back", async () => {
+    const { proxy, agents } = await rig([0, 1, 2], {}, undefined, [
+      "priority=5",
+      "priority=1",
+      "priority=2",
+    ]);
+    expect(proxy.active).toBe("db1");
+    agents[1].set({ healthy: false });
+    await waitFor("failover to db2 (priority 2)", () => proxy.active === "db2");
+    const client = await connectClient(proxy.port);
+    await client.waitFor("hello db2");
+    agents[1].set({ healthy: true });
+    await waitFor("db1 healthy", () => proxy.backends.get("db1")!.health.status === "healthy");
+    await new Promise((r) => setTimeout(r, 300));
+    expect(proxy.active).toBe("db2");
+    expect(client.isClosed()).toBe(false);
+    client.socket.destroy();
+  });
+
+  test("writer=false is never the active node, even when it is the only healthy one", async () => {
+    const { proxy, agents } = await rig([1, 0], {}, undefined, ["", "writer=false"]);
+    expect(proxy.active).toBe("db0");
+    agents[0].set({ healthy: false });
+    await waitFor("no active node", () => proxy.active === null);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(proxy.active).toBeNull();
+    const client = await connectClient(proxy.port);
+    await client.waitFor("writer=false");
+    expect(client.received).toContain(
+      "galerad: no healthy Galera node may be the writer: db1 is writer=false",
+    );
+    expect(proxy.counters.refused.no_active_node).toBeGreaterThanOrEqual(1);
   });
 
   test("a recovered node does not take traffic back", async () => {
