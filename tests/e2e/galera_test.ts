@@ -181,7 +181,10 @@ describe("galerad on a real Galera cluster", () => {
       const catchUp = await waitFor("the catch-up on the new node", async () => {
         const events: { kind: string; message: string }[] =
           await (await fetch(`http://127.0.0.1:${API_PORT}/v0/events`, { headers: auth })).json();
-        return events.find((e) => e.kind === "catch-up")?.message;
+        return events.find((e) =>
+          e.kind === "catch-up" && (e.message.startsWith(`${second} `) ||
+            e.message.startsWith(`cannot confirm ${second} `))
+        )?.message;
       }, 30_000);
       expect(catchUp).toStartWith(`${second} caught up at seqno`);
       const ackedAtKill = acked.length;
