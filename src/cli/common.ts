@@ -113,12 +113,17 @@ export function onShutdownSignal(stop: (signal: string) => Promise<void>): void 
 }
 
 /** Describes a bind failure in one line. */
-export function bindError(what: string, address: HostPort, error: unknown): string {
+export function bindError(
+  what: string,
+  address: HostPort,
+  error: unknown,
+  flag: string,
+): string {
   const code = (error as { code?: string }).code;
   const detail = code === "EADDRINUSE"
     ? "address already in use"
     : code === "EACCES"
     ? "permission denied"
     : (error as Error).message ?? String(error);
-  return `cannot listen for ${what} on ${address.host}:${address.port}: ${detail}`;
+  return `cannot listen for ${what} on ${address.host}:${address.port} (${flag}): ${detail}`;
 }

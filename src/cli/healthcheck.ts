@@ -361,7 +361,7 @@ export function healthcheckCommand(): Command<[], Record<string, unknown>> {
       })
       : null;
     await vote?.start().catch((error) => {
-      throw new RuntimeFailure(bindError("the vote", options.voteListen, error));
+      throw new RuntimeFailure(bindError("the vote", options.voteListen, error, "--vote-listen"));
     });
     const server = await serveHttp(
       options.listen,
@@ -381,7 +381,7 @@ export function healthcheckCommand(): Command<[], Record<string, unknown>> {
         new CatchUp(target),
       ).fetch,
     ).catch((error) => {
-      throw new RuntimeFailure(bindError("health probes", options.listen, error));
+      throw new RuntimeFailure(bindError("health probes", options.listen, error, "--listen"));
     });
     log.info("agent listening on {host}:{port} for {target}", {
       host: options.listen.host,

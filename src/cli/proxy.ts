@@ -17,12 +17,13 @@ import {
 } from "../core/config_fields.ts";
 import { formatHostPort, parseHostPort } from "../core/address.ts";
 import { type BackendSpec, parseBackendSpec } from "../core/backend_spec.ts";
+import { READER_FALLBACKS } from "../core/reader_choice.ts";
 import { DEFAULT_PEER_PORT } from "../core/peer_spec.ts";
 import type { Registry } from "../discover/registry.ts";
 import { watchMembers } from "../discover/watch.ts";
 import { keepRegistered, registryField } from "./discover.ts";
 import { createApi, createHealthApp } from "../proxy/api.ts";
-import { Proxy } from "../proxy/proxy.ts";
+import { ListenError, Proxy } from "../proxy/proxy.ts";
 import { threadPlan } from "../core/threads.ts";
 import { DATA_PLANE_KINDS } from "../runtime/data_plane.ts";
 import {
@@ -44,6 +45,8 @@ const schema = v.object({
   listen: hostPort(),
   backend: backendList,
   apiListen: hostPort(),
+  readerListen: v.optional(hostPort()),
+  readerFallback: v.picklist(READER_FALLBACKS, "expected active or refuse"),
   healthListen: hostPort(),
   apiUser: nonEmpty,
   apiPassword: v.optional(v.string()),
@@ -101,6 +104,23 @@ export function proxyCommand(): Command<[], Record<string, unknown>> {
           previous: string[] | undefined,
         ) => [...(previous ?? []), ...splitList(value)])
         .default([] as string[]),
+    )
+    .addOption(
+      opt(
+        "--reader-listen <host:port>",
+        "reader port (off by default): each client goes to a healthy node that is not the " +
+          "active one, fewest reader sessions first (Switchboard's inactive_mysql_port, " +
+          "ProxySQL's reader hostgroup, MaxScale's readconnroute router_options=slave)",
+        "READER_LISTEN",
+      ),
+    )
+    .addOption(
+      opt(
+        "--reader-fallback <mode>",
+        "when only the active node is healthy: active (readers go to it) or refuse (and " +
+          "reader sessions on a node are severed when it becomes the active one)",
+        "READER_FALLBACK",
+      ).default("active"),
     )
     .addOption(
       opt("--api-listen <host:port>", "JSON API (Basic Auth)", "API_LISTEN").default(":8080"),
@@ -494,6 +514,8 @@ async function runProxy(
     sendProxyV2: options.sendProxyV2,
     catchUpTimeoutMs: options.catchUpTimeout,
     discovering: options.discover !== undefined,
+    readerListen: options.readerListen,
+    readerFallback: options.readerFallback,
   });
   // Signals are handled from the start: a SIGTERM while the proxy is still starting waits for
   // the start to finish (or fail), then shuts down what is up.
@@ -519,12 +541,13 @@ async function startProxy(
   try {
     await proxy.start();
   } catch (error) {
-    const what = peers.peers && String(error).includes(String(peers.peers.listen.port))
-      ? "peers"
-      : "clients";
-    throw new RuntimeFailure(
-      bindError(what, what === "peers" ? peers.peers!.listen : options.listen, error),
-    );
+    if (!(error instanceof ListenError)) throw error;
+    const [flag, address] = error.listener === "peers"
+      ? ["--peer-listen", peers.peers!.listen]
+      : error.listener === "readers"
+      ? ["--reader-listen", options.readerListen!]
+      : ["--listen", options.listen];
+    throw new RuntimeFailure(bindError(error.listener, address, error.cause, flag));
   }
   const api = await serveHttp(
     options.apiListen,
@@ -532,11 +555,13 @@ async function startProxy(
       .fetch,
   )
     .catch((error) => {
-      throw new RuntimeFailure(bindError("the API", options.apiListen, error));
+      throw new RuntimeFailure(bindError("the API", options.apiListen, error, "--api-listen"));
     });
   const health = await serveHttp(options.healthListen, createHealthApp(proxy).fetch)
     .catch((error) => {
-      throw new RuntimeFailure(bindError("health checks", options.healthListen, error));
+      throw new RuntimeFailure(
+        bindError("health checks", options.healthListen, error, "--health-listen"),
+      );
     });
   log.info("API on {host}:{port}, health port on {healthHost}:{healthPort}", {
     host: options.apiListen.host,

@@ -42,7 +42,7 @@ export function parseBackendSpec(text: string): BackendSpec {
     throw new TypeError(`"${text}": ${problem ? `${problem}, ` : ""}${expected}`);
   }
   if (address.port === 0) throw new TypeError(`"${text}": port 0, expected a port from 1 to 65535`);
-  let health = `http://${formatHostPort({ host: address.host, port: DEFAULT_AGENT_PORT })}`;
+  const health = `http://${formatHostPort({ host: address.host, port: DEFAULT_AGENT_PORT })}`;
   const spec: BackendSpec = { name, host: address.host, port: address.port, health };
   const seen = new Set<string>();
   for (const option of options) {

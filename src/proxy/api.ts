@@ -22,6 +22,9 @@ export function backendView(proxy: Proxy, backend: BackendRuntime) {
     healthy: health.status === "healthy",
     active: proxy.active === backend.spec.name,
     currentSessionCount: backend.sessions.size,
+    readerSessionCount: proxy.reader?.sessionsOn(backend.spec.name) ?? 0,
+    priority: backend.spec.priority ?? 0,
+    writer: backend.spec.writer ?? true,
     trafficEnabled: proxy.traffic.enabled && !backend.maintenance,
     wsrepLocalIndex: health.wsrepLocalIndex,
     lastChange: health.lastChange === null ? null : new Date(health.lastChange).toISOString(),
@@ -59,6 +62,27 @@ export function clusterView(proxy: Proxy) {
       time: proxy.register.time ? new Date(proxy.register.time).toISOString() : null,
     },
     quorum: quorumView(proxy),
+    reader: readerView(proxy),
+  };
+}
+
+/** The reader port: where it listens, where a reader would go now, its books. */
+export function readerView(proxy: Proxy) {
+  const reader = proxy.reader;
+  if (!reader) return null;
+  const choice = reader.choice();
+  return {
+    port: reader.port,
+    fallback: reader.fallback,
+    next: choice.node,
+    ready: choice.node !== null,
+    reason: choice.node === null
+      ? choice.message
+      : choice.fallback
+      ? "fallback to the active node"
+      : null,
+    currentSessionCount: reader.sessionCount,
+    counters: reader.counters,
   };
 }
 
@@ -312,11 +336,26 @@ async function readTrafficInput(
 /**
  * The load-balancer port (1936): `GET /` and any other path answer 200 while the process runs,
  * as Switchboard's does; `GET /ready` answers 503 while this proxy cannot route (no active node,
- * traffic disabled, starting or draining), for load balancers that can use it.
+ * traffic disabled, starting or draining), for load balancers that can use it;
+ * `GET /ready?port=reader` says whether the reader port can place a client now.
  */
 export function createHealthApp(proxy: Proxy): Hono {
   const app = new Hono();
   app.get("/ready", (c) => {
+    const port = c.req.query("port") ?? "writer";
+    if (port === "reader") {
+      if (!proxy.reader) return c.text("not ready: no reader port (--reader-listen)\n", 503);
+      const choice = proxy.reader.choice();
+      return choice.node === null
+        ? c.text(`not ready: ${choice.message}\n`, 503)
+        : c.text(`ready: ${choice.node}\n`);
+    }
+    if (port !== "writer") {
+      return c.text(
+        `port must be writer or reader: current value is ${JSON.stringify(port)}\n`,
+        400,
+      );
+    }
     const why = proxy.shell === null
       ? "starting"
       : proxy.draining

@@ -1,5 +1,6 @@
 import { getLogger } from "@logtape/logtape";
 import { ER_UNKNOWN_ERROR, mysqlErrorPacket } from "../core/mysql_packet.ts";
+import type { BackendSpec } from "../core/backend_spec.ts";
 import { proxyV2Header } from "../core/proxy_protocol.ts";
 import type { ClientConn } from "../runtime/data_plane.ts";
 import type { TcpConn } from "../runtime/types.ts";
@@ -22,9 +23,36 @@ export interface ClientRouting {
   release(backend: BackendRuntime, session: Session): void;
 }
 
+/**
+ * Dials `backend` for the client `conn` (and sends the PROXY header when configured); throws
+ * an Error naming what failed.
+ */
+export async function dialBackend(
+  options: ClientRouting["options"],
+  conn: ClientConn,
+  backend: BackendSpec,
+): Promise<TcpConn> {
+  const server = await conn.dial(backend, {
+    timeoutMs: options.connectTimeoutMs,
+    keepAliveMs: options.keepAliveMs,
+  });
+  if (options.sendProxyV2) {
+    await server.write(proxyV2Header({
+      sourceAddress: conn.remoteAddress,
+      sourcePort: conn.remotePort,
+      destinationAddress: conn.localAddress,
+      destinationPort: conn.localPort,
+    })).catch((error) => {
+      server.destroy();
+      throw new Error(`cannot send the PROXY header to ${backend.name}: ${error}`);
+    });
+  }
+  return server;
+}
+
 /** Answers a refused client with a MySQL error packet naming why, and counts it. */
 export function refuse(
-  proxy: Pick<ClientRouting, "counters">,
+  proxy: { counters: { refused: Record<string, number> } },
   conn: TcpConn,
   refusal: Refusal,
 ): void {
@@ -48,21 +76,7 @@ export async function acceptClient(proxy: ClientRouting, conn: ClientConn): Prom
     backend.sessions.add(session);
     let server: TcpConn;
     try {
-      server = await conn.dial(backend.spec, {
-        timeoutMs: proxy.options.connectTimeoutMs,
-        keepAliveMs: proxy.options.keepAliveMs,
-      });
-      if (proxy.options.sendProxyV2) {
-        await server.write(proxyV2Header({
-          sourceAddress: conn.remoteAddress,
-          sourcePort: conn.remotePort,
-          destinationAddress: conn.localAddress,
-          destinationPort: conn.localPort,
-        })).catch((error) => {
-          server.destroy();
-          throw new Error(`cannot send the PROXY header to ${backend.spec.name}: ${error}`);
-        });
-      }
+      server = await dialBackend(proxy.options, conn, backend.spec);
     } catch (error) {
       proxy.release(backend, session);
       if (session.closed) continue; // the node was severed while we dialled: re-decide

@@ -126,12 +126,12 @@ function render(s) {
     : "<span class='unhealthy'>disabled</span>: " + esc(c.message);
   document.getElementById("traffic-toggle").textContent = c.trafficEnabled ? "Disable traffic…" : "Enable traffic";
   document.getElementById("backends").innerHTML =
-    "<tr><th>node</th><th>address</th><th>health</th><th>active</th><th>sessions</th><th>wsrep</th><th>index</th><th>last change</th><th></th></tr>" +
+    "<tr><th>node</th><th>address</th><th>health</th><th>active</th><th>sessions</th><th>readers</th><th>wsrep</th><th>index</th><th>last change</th><th></th></tr>" +
     s.backends.map((b) =>
       "<tr data-backend='" + esc(b.name) + "'" + (b.active ? " class='is-active'" : "") + "><td>" + esc(b.name) + "</td><td>" + esc(b.host + ":" + b.port) +
       "</td><td class='reason'><span class='" + (b.maintenance ? "drained" : b.healthy ? "healthy" : "unhealthy") + "'>" +
-      esc(b.maintenance ? "drained" : b.status) + "</span> " + esc(b.reason) + "</td><td>" + (b.active ? "★ active" : "") +
-      "</td><td>" + esc(b.currentSessionCount) + "</td><td>" + esc(b.wsrepLocalStateComment ?? "—") + "</td><td>" + esc(b.wsrepLocalIndex ?? "—") +
+      esc(b.maintenance ? "drained" : b.status) + "</span> " + esc(b.reason) + "</td><td>" + (b.active ? "★ active" : b.writer === false ? "reader only" : "") +
+      "</td><td>" + esc(b.currentSessionCount) + "</td><td class='readers'>" + esc(b.readerSessionCount ?? 0) + "</td><td>" + esc(b.wsrepLocalStateComment ?? "—") + "</td><td>" + esc(b.wsrepLocalIndex ?? "—") +
       "</td><td>" + esc(ago(b.lastChange)) + "</td><td>" +
       (b.active || !b.healthy || b.maintenance ? "" : "<button data-switch='" + esc(b.name) + "'>Switch here</button> ") +
       "<button data-drain='" + esc(b.name) + "' data-on='" + (b.maintenance ? "0" : "1") + "'>" + (b.maintenance ? "Enable" : "Drain") + "</button></td></tr>"

@@ -58,6 +58,24 @@ export function renderMetrics(proxy: Proxy): string {
       by((b) => b.sessions.size),
     )
     .family(
+      "galerad_backend_reader_sessions",
+      "gauge",
+      "Reader-port sessions open to each backend.",
+      by((b) => proxy.reader?.sessionsOn(b.spec.name) ?? 0),
+    )
+    .family(
+      "galerad_reader_sessions_total",
+      "counter",
+      "Reader-port sessions accepted.",
+      [[{}, proxy.reader?.counters.accepted ?? 0]],
+    )
+    .family(
+      "galerad_reader_refused_total",
+      "counter",
+      "Reader-port clients refused, by reason.",
+      Object.entries(proxy.reader?.counters.refused ?? {}).map(([reason, n]) => [{ reason }, n]),
+    )
+    .family(
       "galerad_backend_healthy",
       "gauge",
       "1 when this proxy sees the backend healthy.",

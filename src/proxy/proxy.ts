@@ -28,6 +28,8 @@ import { AgreementShell, clock } from "./agreement_shell.ts";
 import { EventLog } from "./events.ts";
 import { HealthMonitor, type Prober } from "./health_monitor.ts";
 import { askCaughtUp, type CatchUpAnswer } from "./probe.ts";
+import { ReaderPort } from "./reader_port.ts";
+import type { ReaderFallback } from "../core/reader_choice.ts";
 import { acceptClient } from "./client_path.ts";
 import type { Session } from "./session.ts";
 
@@ -94,6 +96,10 @@ export interface ProxyOptions {
    * then for the first probe of every node it lists.
    */
   discovering?: boolean;
+  /** The reader port (reader_port.ts); absent: none. */
+  readerListen?: HostPort;
+  /** Where readers go when only the active node is healthy; default "active". */
+  readerFallback?: ReaderFallback;
 }
 
 /** Long enough for Galera to evict a killed node (evs.suspect_timeout is 5 s by default). */
@@ -140,6 +146,16 @@ export interface ProxyCounters {
   activeChanges: Record<string, number>;
   /** Failed reads of the registry (with --discover). */
   registryErrors: number;
+}
+
+/** A port the proxy could not listen on: which one, and the runtime's error as `cause`. */
+export class ListenError extends Error {
+  constructor(
+    readonly listener: "clients" | "readers" | "peers",
+    override readonly cause: unknown,
+  ) {
+    super(`cannot listen for ${listener}: ${cause instanceof Error ? cause.message : cause}`);
+  }
 }
 
 /** Which error a refused client gets, and the counter it goes under. */
@@ -192,6 +208,8 @@ export class Proxy {
   #peers: PeerSpec[];
   #listener: TcpListener | null = null;
   #plane: DataPlane | null = null;
+  /** The reader port, when configured. */
+  reader: ReaderPort | null = null;
   #monitor: HealthMonitor;
   #ready: Promise<void>;
   #markReady!: () => void;
@@ -256,6 +274,25 @@ export class Proxy {
     return this.active !== null;
   }
 
+  /** The group's active node as this proxy hears it: what reader sessions avoid. */
+  get groupActive(): string | null {
+    return this.register.active;
+  }
+
+  /** Why no session may start at all now (reader port), or null. */
+  closedReason(): Refusal | null {
+    if (this.draining) {
+      return { reason: "shutdown", message: "proxy is shutting down", code: ER_SERVER_SHUTDOWN };
+    }
+    if (!this.traffic.enabled) {
+      return {
+        reason: "traffic_disabled",
+        message: `traffic disabled by operator: ${this.traffic.message}`,
+      };
+    }
+    return null;
+  }
+
   /** The register this proxy serves under (or, without a lease, the group's as it hears it). */
   get register(): Register {
     return this.shell?.register ?? emptyRegister(this.cluster);
@@ -277,14 +314,35 @@ export class Proxy {
       this.options.listen,
       { keepAliveMs: this.options.keepAliveMs },
       (conn) => acceptClient(this, conn),
-    );
+    ).catch((error) => {
+      throw new ListenError("clients", error);
+    });
     this.dataPlane = plane.kind;
     log.info("listening for clients on {host}:{port}", {
       host: this.options.listen.host,
       port: this.port,
     });
+    if (this.options.readerListen) {
+      // A plane of its own, of the same kind and threads: the writer's plane has one listener.
+      const reader = new ReaderPort(
+        this,
+        this.options.readerListen,
+        this.options.readerFallback ?? "active",
+      );
+      await reader.start(openDataPlane(threads, this.options.dataPlane, { max })).catch(
+        async (error) => {
+          await this.#listener?.close();
+          throw new ListenError("readers", error);
+        },
+      );
+      this.reader = reader;
+    }
     if (this.transport) {
-      await this.transport.start();
+      await this.transport.start().catch(async (error) => {
+        await this.#listener?.close();
+        await this.reader?.close(0);
+        throw new ListenError("peers", error);
+      });
       log.info("peer port udp {host}:{port}, peers {peers}", {
         host: this.options.peers!.listen.host,
         port: this.transport.port,
@@ -439,6 +497,7 @@ export class Proxy {
     if (this.draining) return;
     this.draining = true;
     this.#routeHold?.release();
+    const readers = this.reader?.close(this.options.shutdownTimeoutMs);
     await this.#listener?.close();
     const remaining = this.sessionCount;
     if (remaining > 0) {
@@ -453,6 +512,7 @@ export class Proxy {
       log.warn("closing {sessions} sessions still open at the drain deadline", { sessions: left });
     }
     for (const backend of this.backends.values()) this.#sever(backend, "shutdown");
+    await readers;
     this.#monitor.stop();
     this.shell?.stop();
     this.transport?.stop();
@@ -465,6 +525,7 @@ export class Proxy {
     log.warn("{text}", { text, enabled, message });
     this.events.push({ time: Date.now(), kind: "traffic", message: text, data: { enabled } });
     if (!enabled) {
+      this.reader?.changed();
       for (const backend of this.backends.values()) this.#sever(backend, "traffic disabled");
     }
   }
@@ -494,6 +555,7 @@ export class Proxy {
 
   #pushDrained(): void {
     this.shell?.feed({ type: "drained", names: this.#drainedNames() });
+    this.reader?.changed();
   }
 
   /**
@@ -626,6 +688,7 @@ export class Proxy {
       );
     }
     if (changed) this.#reconfigure();
+    if (changed) this.reader?.changed();
     // A first read that lists no node: nothing to wait for (a read with nodes waits for their
     // first probes, in #probed).
     if (!this.shell && this.backends.size === 0) this.#startAgreement();
@@ -672,6 +735,7 @@ export class Proxy {
   }
 
   #registerChanged(register: Register, previous: Register): void {
+    this.reader?.changed();
     if (register.active !== previous.active && register.active !== null) {
       const kind = register.kind === "none" ? "initial" : register.kind;
       this.counters.activeChanges[kind] = (this.counters.activeChanges[kind] ?? 0) + 1;
@@ -732,6 +796,7 @@ export class Proxy {
       return;
     }
     if (changed) this.shell?.view(this.localView());
+    if (changed) this.reader?.changed();
   }
 
   /**
@@ -835,15 +900,8 @@ export class Proxy {
 
   /** Why a new session cannot be routed now, or null when it can. */
   refusal(): Refusal | null {
-    if (this.draining) {
-      return { reason: "shutdown", message: "proxy is shutting down", code: ER_SERVER_SHUTDOWN };
-    }
-    if (!this.traffic.enabled) {
-      return {
-        reason: "traffic_disabled",
-        message: `traffic disabled by operator: ${this.traffic.message}`,
-      };
-    }
+    const closed = this.closedReason();
+    if (closed) return closed;
     if (this.active === null) {
       const reason = this.activeReason.startsWith("no quorum")
         ? "no_quorum"

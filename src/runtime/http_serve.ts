@@ -17,8 +17,11 @@ interface BunServe {
   }): { port?: number; stop(force: boolean): Promise<void> | void };
 }
 
-/** Serves HTTP with a fetch-style handler. */
-export function serveHttp(address: HostPort, handler: FetchHandler): Promise<HttpServer> {
+/** Serves HTTP with a fetch-style handler; a port that cannot be bound rejects (never throws). */
+export async function serveHttp(
+  address: HostPort,
+  handler: FetchHandler,
+): Promise<HttpServer> {
   const bun = (globalThis as { Bun?: BunServe }).Bun;
   if (bun) {
     const server = bun.serve({
@@ -28,14 +31,14 @@ export function serveHttp(address: HostPort, handler: FetchHandler): Promise<Htt
       idleTimeout: 30,
       error: () => new Response("internal error\n", { status: 500 }),
     });
-    return Promise.resolve({
+    return {
       port: server.port ?? address.port,
       close: async () => {
         await server.stop(true);
       },
-    });
+    };
   }
-  return serveWithNodeHttp(address, handler);
+  return await serveWithNodeHttp(address, handler);
 }
 
 async function serveWithNodeHttp(address: HostPort, handler: FetchHandler): Promise<HttpServer> {

@@ -154,11 +154,27 @@ describe("galerad CLI", () => {
       "--log-level",
       "error",
     ]);
-    blocker.close();
     expect(r.code).toBe(1);
     expect(oneLine(r.stderr)).toBe(
-      `galerad: cannot listen for clients on 127.0.0.1:${port}: address already in use`,
+      `galerad: cannot listen for clients on 127.0.0.1:${port} (--listen): address already in use`,
     );
+    for (const [flag, what] of [["--reader-listen", "readers"], ["--api-listen", "the API"]]) {
+      const taken = await runCli([
+        "proxy",
+        "--backend",
+        "db0=127.0.0.1:1",
+        ...LOOPBACK_PORTS,
+        flag,
+        `127.0.0.1:${port}`,
+        "--log-level",
+        "error",
+      ]);
+      expect(taken.code).toBe(1);
+      expect(oneLine(taken.stderr)).toBe(
+        `galerad: cannot listen for ${what} on 127.0.0.1:${port} (${flag}): address already in use`,
+      );
+    }
+    blocker.close();
   });
 });
 
