@@ -1,5 +1,6 @@
 import { Hono, type MiddlewareHandler } from "hono";
 import { basicAuth } from "hono/basic-auth";
+import { bodyCap, crossSiteGuard, securityHeaders } from "../http/cross_site_guard.ts";
 import type { Agent } from "./agent.ts";
 import type { CatchUp } from "./catch_up.ts";
 import { ControlError, type Controls, type OperationName } from "./controls.ts";
@@ -48,6 +49,7 @@ export function createAgentApp(
   catchUp?: CatchUp,
 ): Hono {
   const app = new Hono();
+  app.use("*", securityHeaders(), crossSiteGuard(), bodyCap());
   app.get("/", (c) => {
     const { verdict } = agent.current();
     return c.text(`${verdict.reason}\n`, verdict.healthy ? 200 : 503);

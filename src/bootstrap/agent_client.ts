@@ -1,4 +1,5 @@
 import type { NodeSurvey } from "./plan.ts";
+import { REQUEST_HEADER } from "../core/cross_site.ts";
 import { describeFetchError } from "../core/fetch_error.ts";
 
 /** One node's agent as `galerad bootstrap` addresses it. */
@@ -18,7 +19,11 @@ export class AgentClient {
   constructor(readonly target: AgentTarget, readonly auth: AgentCredentials) {}
 
   async #call(method: string, path: string, timeoutMs: number): Promise<Record<string, unknown>> {
-    const headers = { Authorization: `Basic ${btoa(`${this.auth.user}:${this.auth.password}`)}` };
+    const headers = {
+      Authorization: `Basic ${btoa(`${this.auth.user}:${this.auth.password}`)}`,
+      // Bodiless state changes carry it: a page of another site cannot (core/cross_site.ts).
+      [REQUEST_HEADER]: "1",
+    };
     let res: Response;
     try {
       res = await fetch(`${this.target.url}${path}`, {

@@ -1,8 +1,9 @@
 import { Hono } from "hono";
+import { bodyCap, crossSiteGuard, securityHeaders } from "../http/cross_site_guard.ts";
 import { basicAuth } from "hono/basic-auth";
 import { parseDuration } from "../core/duration.ts";
 import { streamSSE } from "hono/streaming";
-import { DashboardPage } from "./dashboard.tsx";
+import { dashboardHashes, DashboardPage } from "./dashboard.tsx";
 import { renderMetrics } from "./metrics.ts";
 import type { BackendRuntime, Proxy } from "./proxy.ts";
 
@@ -160,6 +161,7 @@ export function createApi(
   options: { metricsPublic?: boolean } = {},
 ): Hono {
   const app = new Hono();
+  app.use("*", securityHeaders(dashboardHashes), crossSiteGuard(), bodyCap());
   const guard = basicAuth({
     username: auth.user,
     password: auth.password,
@@ -341,6 +343,7 @@ async function readTrafficInput(
  */
 export function createHealthApp(proxy: Proxy): Hono {
   const app = new Hono();
+  app.use("*", securityHeaders(), crossSiteGuard(), bodyCap());
   app.get("/ready", (c) => {
     const port = c.req.query("port") ?? "writer";
     if (port === "reader") {

@@ -104,7 +104,7 @@ function connect(path, onState) {
   source.onerror = () => { conn.textContent = "connection lost — retrying"; conn.className = "conn lost"; };
 }
 async function call(method, path, body) {
-  const res = await fetch(path, { method, headers: { "content-type": "application/json" }, body: body ? JSON.stringify(body) : undefined });
+  const res = await fetch(path, { method, headers: { "content-type": "application/json", "x-galerad-request": "1" }, body: body ? JSON.stringify(body) : undefined });
   if (!res.ok) alert((await res.json().catch(() => ({}))).error ?? ("request failed: " + res.status));
 }
 `;
@@ -174,6 +174,21 @@ connect("/v0/stream", (s) => {
     "<tr><th>proxy</th><th>state</th><th>epoch</th><th>active node</th><th>dashboard</th></tr>" +
     rows.map((p) => "<tr><td>" + esc(p.name) + (p.self ? " (this one)" : "") + "</td><td class='" + (p.live ? "healthy" : "no") + "'>" +
       (p.live ? "live" : "down, last seen " + esc(ago(p.lastSeen))) + "</td><td>" + esc(p.epoch ?? "—") + "</td><td>" + esc(p.active ?? "—") +
-      "</td><td>" + (p.api ? "<a href='" + esc(p.api) + "/'>" + esc(p.api) + "</a>" : "<span class='muted'>unknown</span>") + "</td></tr>").join("");
+      "</td><td>" + (p.api && /^https?:\\/\\//i.test(p.api) ? "<a href='" + esc(p.api) + "/'>" + esc(p.api) + "</a>" : "<span class='muted'>unknown</span>") + "</td></tr>").join("");
 });
 `;
+
+let hashes: Promise<{ scripts: string[]; styles: string[] }> | null = null;
+
+/** The Content-Security-Policy hashes of the pages' inline scripts and style (constants). */
+export function dashboardHashes(): Promise<{ scripts: string[]; styles: string[] }> {
+  const sha = async (text: string) =>
+    "sha256-" +
+    btoa(String.fromCharCode(
+      ...new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text))),
+    ));
+  hashes ??= Promise.all([sha(SCRIPT), sha(SPRINGBOARD_SCRIPT), sha(STYLE)]).then((
+    [a, b, c],
+  ) => ({ scripts: [a, b], styles: [c] }));
+  return hashes;
+}

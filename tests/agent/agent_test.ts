@@ -41,7 +41,7 @@ function makeAgent(answer: () => GaleraReadings, options: Partial<AgentOptions> 
   return { agent, reader };
 }
 
-const auth = { Authorization: `Basic ${btoa("admin:pw")}` };
+const auth = { Authorization: `Basic ${btoa("admin:pw")}`, "content-type": "application/json" };
 
 describe("agent HTTP", () => {
   test("GET / is clustercheck-style text with 200 or 503", async () => {
@@ -132,7 +132,10 @@ describe("agent HTTP", () => {
     const app = createAgentApp(agent, { user: "admin", password: "pw" });
     const put = (body: unknown, headers: Record<string, string> = auth) =>
       app.request("/api/v1/maintenance", { method: "PUT", headers, body: JSON.stringify(body) });
-    expect((await put({ enabled: true, message: "x" }, {})).status).toBe(401);
+    expect(
+      (await put({ enabled: true, message: "x" }, { "content-type": "application/json" })).status,
+    )
+      .toBe(401);
     expect((await put({ enabled: "yes" })).status).toBe(400);
     expect((await put({ enabled: true })).status).toBe(400);
     expect(await (await put({ enabled: true, message: "rolling restart" })).json()).toEqual({
@@ -142,6 +145,35 @@ describe("agent HTTP", () => {
     expect((await app.request("/api/v1/status")).status).toBe(200);
     await put({ enabled: false });
     expect((await app.request("/")).status).toBe(200);
+  });
+
+  test("controls refuse what a page of another site could send, before anything runs", async () => {
+    const { agent } = makeAgent(() => synced);
+    await agent.poll();
+    const app = createAgentApp(agent, { user: "admin", password: "pw" });
+    const basic = { Authorization: `Basic ${btoa("admin:pw")}` };
+    const put = (headers: Record<string, string>, body = '{"enabled":true,"message":"x"}') =>
+      app.request("http://127.0.0.1:9200/api/v1/maintenance", { method: "PUT", headers, body });
+    // A form post (text/plain) with the browser's stored credentials.
+    const form = await put({ ...basic, "content-type": "text/plain" });
+    expect(form.status).toBe(415);
+    const cross = await put({
+      ...basic,
+      "content-type": "application/json",
+      origin: "https://evil.example",
+      "sec-fetch-site": "cross-site",
+    });
+    expect(cross.status).toBe(403);
+    expect((await cross.json()).error).toBe(
+      "cross-site request refused (Sec-Fetch-Site: cross-site)",
+    );
+    expect(agent.maintenance()).toBeNull();
+    const bodiless = await app.request("http://127.0.0.1:9200/stop_mysql", {
+      method: "POST",
+      headers: basic,
+    });
+    expect(bodiless.status).toBe(403);
+    expect(form.headers.get("x-content-type-options")).toBe("nosniff");
   });
 
   test("controls are refused (403) when no password is configured", async () => {

@@ -106,6 +106,45 @@ describe("dashboard in headless Chromium", () => {
     30_000,
   );
 
+  test(
+    "a cross-site form post and a no-cors fetch are refused; the page is unframeable",
+    async () => {
+      const before = proxy.register.active;
+      const target = before === "db1" ? "db0" : "db1";
+      // Another origin (another port) serving an attacker's page.
+      const evil = await serveHttp({ host: "127.0.0.1", port: 0 }, () =>
+        new Response(
+          `<!doctype html><body><form id=f method=POST enctype="text/plain" action="${url}/v0/cluster/switchover">` +
+            `<input name='{"backend":"${target}","message":"x","pad":"' value='"}'></form>` +
+            `<iframe id=fr src="${url}/"></iframe>` +
+            `<script>fetch("${url}/v0/cluster/switchover",{method:"POST",mode:"no-cors",` +
+            `credentials:"include",body:'{"backend":"${target}"}'}).finally(()=>f.submit())</script>`,
+          { headers: { "content-type": "text/html" } },
+        ));
+      try {
+        const context = await browser.newContext({ httpCredentials: credentials });
+        const page = await context.newPage();
+        const refused: number[] = [];
+        page.on("response", (r) => {
+          if (r.url().startsWith(url) && r.request().method() !== "GET") refused.push(r.status());
+        });
+        await page.goto(`http://127.0.0.1:${evil.port}/`);
+        await page.waitForURL(`${url}/v0/cluster/switchover`, { timeout: 5000 });
+        expect(await page.textContent("body")).toContain("cross-site request refused");
+        expect(refused).toEqual([403, 403]);
+        expect(proxy.register.active).toBe(before);
+        expect(proxy.traffic.enabled).toBe(true);
+        const own = await context.request.get(`${url}/`);
+        expect(own.headers()["content-security-policy"]).toContain("frame-ancestors 'none'");
+        expect(own.headers()["x-content-type-options"]).toBe("nosniff");
+        await context.close();
+      } finally {
+        await evil.close();
+      }
+    },
+    30_000,
+  );
+
   test("the springboard lists this proxy with a link to its dashboard", async () => {
     const context = await browser.newContext({ httpCredentials: credentials });
     const page = await context.newPage();

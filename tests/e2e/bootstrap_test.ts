@@ -194,7 +194,7 @@ describe("galerad bootstrap on a real Galera lab", () => {
 
   test("controls need credentials, and never run while the server runs", async () => {
     expect((await fetch(`http://127.0.0.1:${AGENT_PORT}/mysql_status`)).status).toBe(401);
-    const auth = { Authorization: `Basic ${btoa("admin:pw")}` };
+    const auth = { Authorization: `Basic ${btoa("admin:pw")}`, "X-Galerad-Request": "1" };
     const status =
       await (await fetch(`http://127.0.0.1:${AGENT_PORT}/mysql_status`, { headers: auth })).json();
     expect(status).toEqual({ status: "running" });

@@ -14,7 +14,10 @@ import { testProxy } from "../helpers/test_proxy.ts";
 let proxy: Proxy;
 let backends: TestBackend[];
 let agents: TestAgent[];
-const auth = { Authorization: `Basic ${btoa("admin:s3cret")}` };
+const auth = {
+  Authorization: `Basic ${btoa("admin:s3cret")}`,
+  "content-type": "application/json",
+};
 
 beforeAll(async () => {
   backends = [await startBackend("db0"), await startBackend("db1")];
@@ -68,6 +71,17 @@ describe("API", () => {
       currentSessionCount: 0,
     });
     client.socket.destroy();
+  });
+
+  test("a body larger than 64 KiB is refused with 413 before it is read", async () => {
+    const res = await api().request("/v0/cluster", {
+      method: "PATCH",
+      headers: { ...auth, "content-length": String(200 * 1024) },
+      body: JSON.stringify({ trafficEnabled: false, message: "x".repeat(200 * 1024 - 40) }),
+    });
+    expect(res.status).toBe(413);
+    expect((await res.json()).error).toBe("request body is larger than 65536 bytes");
+    expect(proxy.traffic.enabled).toBe(true);
   });
 
   test("PATCH /v0/cluster needs a message to disable traffic", async () => {

@@ -32,7 +32,11 @@ async function rig() {
   const call = (path: string, init: RequestInit = {}) =>
     api.request(path, {
       ...init,
-      headers: { Authorization: `Basic ${btoa("a:b")}`, ...(init.headers ?? {}) },
+      headers: {
+        Authorization: `Basic ${btoa("a:b")}`,
+        "content-type": "application/json",
+        ...(init.headers ?? {}),
+      },
     });
   return { proxy, backends, agents, call };
 }
