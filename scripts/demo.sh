@@ -12,7 +12,7 @@ api_port=${DEMO_API_PORT:-8080}
 health_port=${DEMO_HEALTH_PORT:-1936}
 agent_base=${DEMO_AGENT_PORT:-19200}
 export LAB_DIR=${LAB_DIR:-/tmp/galerad-lab}
-password=demo
+password=demo-password
 
 bash scripts/setup.sh
 bash compile.sh >&2

@@ -205,7 +205,7 @@ function beforeLine(results: Record<string, { route: number[] }>): string {
 }
 
 async function soak(apiPort: number, proxyPort: number, seconds: number) {
-  const auth = { Authorization: `Basic ${btoa("admin:bench")}` };
+  const auth = { Authorization: `Basic ${btoa("admin:bench-secret")}` };
   const before = await (await fetch(`http://127.0.0.1:${apiPort}/v0/cluster`, { headers: auth }))
     .json();
   const backendsBefore =
@@ -290,7 +290,7 @@ async function main(cleanup: Cleanup) {
     "--health-listen",
     "127.0.0.1:0",
     "--api-password",
-    "bench",
+    "bench-secret",
     ...backendArgs(),
   ], { command: [BIN] });
   cleanup.add(() => galerad.stop());
@@ -312,7 +312,7 @@ async function main(cleanup: Cleanup) {
       "--health-listen",
       "127.0.0.1:0",
       "--api-password",
-      "bench",
+      "bench-secret",
       "--quorum",
       "agents",
       "--peers",
@@ -337,7 +337,7 @@ async function main(cleanup: Cleanup) {
       "--health-listen",
       "127.0.0.1:0",
       "--api-password",
-      "bench",
+      "bench-secret",
       ...backendArgs(),
     ], { command: [before] });
     cleanup.add(() => d.stop());

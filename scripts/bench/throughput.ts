@@ -74,7 +74,7 @@ const CLOCK_TICKS = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf
 /** The data-plane threads a galerad listening on `port` runs now (its API), or null. */
 async function galeradThreads(port: number): Promise<number | null> {
   const answer = await fetch(`http://127.0.0.1:${port + 10}/v0/cluster`, {
-    headers: { authorization: `Basic ${btoa("admin:bench")}` },
+    headers: { authorization: `Basic ${btoa("admin:bench-secret")}` },
   }).catch(() => null);
   if (!answer?.ok) return null;
   const { threads } = await answer.json() as { threads?: unknown };
@@ -351,7 +351,7 @@ async function main(cleanup: Cleanup) {
     "--health-listen",
     "127.0.0.1:0",
     "--api-password",
-    "bench",
+    "bench-secret",
     "--log-level",
     "warning",
     ...backendArgs,

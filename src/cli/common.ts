@@ -1,8 +1,10 @@
 import { type Command, Option } from "@commander-js/extra-typings";
-import { readFileSync } from "node:fs";
+import { getLogger } from "@logtape/logtape";
+import { readFileSync, statSync } from "node:fs";
 import process from "node:process";
 import * as v from "valibot";
 import type { HostPort } from "../core/address.ts";
+import { PASSWORD_RULE, PEER_SECRET_RULE, secretProblem } from "../core/secret_strength.ts";
 import { LOG_LEVELS, setupLogging } from "./logging.ts";
 import { UsageError } from "./errors.ts";
 import { createKeyRing, type KeyRing } from "../peers/keyring.ts";
@@ -62,7 +64,42 @@ export function readSecretFile(flag: string, path: string): string {
   }
   const secret = text.split(/\r?\n/)[0].trim();
   if (secret === "") throw new UsageError(`invalid ${flag} "${path}": the file is empty`);
+  warnIfWorldReadable(flag, path);
   return secret;
+}
+
+const warned = new Set<string>();
+
+/** A secret file every local user can read is worth one warning (not a refusal: it may be meant). */
+export function warnIfWorldReadable(flag: string, path: string): void {
+  let mode: number;
+  try {
+    mode = statSync(path).mode;
+  } catch {
+    return;
+  }
+  if ((mode & 0o004) === 0 || warned.has(path)) return;
+  warned.add(path);
+  getLogger(["galerad", "cli"]).warn(
+    "{flag} {path} is readable by every user (mode {mode}): chmod 600 it",
+    { flag, path, mode: (mode & 0o777).toString(8).padStart(4, "0") },
+  );
+}
+
+/**
+ * The API (or agent-control) password, from the flag or its file; a weak one is a UsageError
+ * saying what is expected. Undefined when neither is given.
+ */
+export function readPassword(
+  options: { apiPassword?: string; apiPasswordFile?: string },
+): string | undefined {
+  const [flag, password] = options.apiPasswordFile
+    ? ["--api-password-file", readSecretFile("--api-password-file", options.apiPasswordFile)]
+    : ["--api-password", options.apiPassword];
+  if (password === undefined) return undefined;
+  const problem = secretProblem(password, PASSWORD_RULE);
+  if (problem) throw new UsageError(`invalid ${flag}: the password is too weak: ${problem}`);
+  return password;
 }
 
 /**
@@ -89,10 +126,20 @@ export async function loadPeerKeys(
         `invalid --peer-secret-file "${options.peerSecretFile}": the file is empty`,
       );
     }
+    warnIfWorldReadable("--peer-secret-file", options.peerSecretFile);
   } else if (options.peerSecret !== undefined) {
     secrets = options.peerSecret.split(",").map((s) => s.trim()).filter((s) => s !== "");
     if (secrets.length === 0) throw new UsageError("invalid --peer-secret: it is empty");
   } else return null;
+  const flag = options.peerSecretFile ? "--peer-secret-file" : "--peer-secret";
+  for (const [i, secret] of secrets.entries()) {
+    const problem = secretProblem(secret, PEER_SECRET_RULE);
+    if (problem) {
+      throw new UsageError(
+        `invalid ${flag}: secret ${i + 1} of ${secrets.length} is too weak: ${problem}`,
+      );
+    }
+  }
   try {
     return await createKeyRing(secrets);
   } catch (error) {

@@ -27,6 +27,7 @@ import {
   loadPeerKeys,
   onShutdownSignal,
   opt,
+  readPassword,
   readSecretFile,
   withCommonOptions,
 } from "./common.ts";
@@ -309,10 +310,7 @@ export function healthcheckCommand(): Command<[], Record<string, unknown>> {
     if (options.mysqlPasswordFile) {
       mysqlPassword = readSecretFile("--mysql-password-file", options.mysqlPasswordFile);
     }
-    let apiPassword = options.apiPassword;
-    if (options.apiPasswordFile) {
-      apiPassword = readSecretFile("--api-password-file", options.apiPasswordFile);
-    }
+    const apiPassword = readPassword(options);
     const socketPath = options.mysqlSocket ??
       (options.mysqlHost === undefined && existsSync(DEBIAN_SOCKET) ? DEBIAN_SOCKET : undefined);
     let agent: Agent | undefined = undefined;

@@ -33,7 +33,7 @@ import {
   loadPeerKeys,
   onShutdownSignal,
   opt,
-  readSecretFile,
+  readPassword,
   withCommonOptions,
 } from "./common.ts";
 import { RuntimeFailure, UsageError } from "./errors.ts";
@@ -354,10 +354,7 @@ export function proxyCommand(): Command<[], Record<string, unknown>> {
     }
     applyLogging(options);
     const peers = await peerSettings(options);
-    let password = options.apiPassword;
-    if (options.apiPasswordFile) {
-      password = readSecretFile("--api-password-file", options.apiPasswordFile);
-    }
+    let password = readPassword(options);
     if (!password) {
       password = randomPassword();
       log.warn("no --api-password given; generated one for user {user}: {password}", {

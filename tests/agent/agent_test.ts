@@ -41,7 +41,10 @@ function makeAgent(answer: () => GaleraReadings, options: Partial<AgentOptions> 
   return { agent, reader };
 }
 
-const auth = { Authorization: `Basic ${btoa("admin:pw")}`, "content-type": "application/json" };
+const auth = {
+  Authorization: `Basic ${btoa("admin:lab-secret-pw")}`,
+  "content-type": "application/json",
+};
 
 describe("agent HTTP", () => {
   test("GET / is clustercheck-style text with 200 or 503", async () => {
@@ -129,7 +132,7 @@ describe("agent HTTP", () => {
   test("the maintenance endpoint needs credentials, a boolean and a message", async () => {
     const { agent } = makeAgent(() => synced);
     await agent.poll();
-    const app = createAgentApp(agent, { user: "admin", password: "pw" });
+    const app = createAgentApp(agent, { user: "admin", password: "lab-secret-pw" });
     const put = (body: unknown, headers: Record<string, string> = auth) =>
       app.request("/api/v1/maintenance", { method: "PUT", headers, body: JSON.stringify(body) });
     expect(
@@ -150,8 +153,8 @@ describe("agent HTTP", () => {
   test("controls refuse what a page of another site could send, before anything runs", async () => {
     const { agent } = makeAgent(() => synced);
     await agent.poll();
-    const app = createAgentApp(agent, { user: "admin", password: "pw" });
-    const basic = { Authorization: `Basic ${btoa("admin:pw")}` };
+    const app = createAgentApp(agent, { user: "admin", password: "lab-secret-pw" });
+    const basic = { Authorization: `Basic ${btoa("admin:lab-secret-pw")}` };
     const put = (headers: Record<string, string>, body = '{"enabled":true,"message":"x"}') =>
       app.request("http://127.0.0.1:9200/api/v1/maintenance", { method: "PUT", headers, body });
     // A form post (text/plain) with the browser's stored credentials.

@@ -63,7 +63,7 @@ describe("compiled binary", () => {
       ) => ["--backend", `${b.name}=127.0.0.1:${b.port},health=${agents[i].url}`]),
       ...LOOPBACK_PORTS,
       "--api-password",
-      "x",
+      "lab-secret-x",
       "--interval",
       "50ms",
     ], { command: [binary], cwd: dir, env: { PATH: "" } });
@@ -101,7 +101,7 @@ describe("compiled binary", () => {
       `db0=127.0.0.1:${backend.port},health=${agent.url}`,
       ...LOOPBACK_PORTS,
       "--api-password",
-      "x",
+      "lab-secret-x",
       "--threads",
       "2",
     ], { command: [bare], cwd: dir, env: { PATH: "" } });

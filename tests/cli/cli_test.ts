@@ -141,6 +141,50 @@ describe("galerad CLI", () => {
     expect(oneLine(missing.stderr)).toContain("cannot read it (ENOENT)");
   });
 
+  test("weak passwords and peer secrets are refused, saying what is expected; a readable secret file is warned", async () => {
+    const weak = await runCli(["proxy", "--backend", "db0=127.0.0.1:1", "--api-password", "x"]);
+    expect(weak.code).toBe(2);
+    expect(oneLine(weak.stderr)).toBe(
+      "galerad: invalid --api-password: the password is too weak: it has 1 characters: at least 8 are expected",
+    );
+    const agent = await runCli(["healthcheck", "--api-password", "pwpwpwpwpw"]);
+    expect(agent.code).toBe(2);
+    expect(oneLine(agent.stderr)).toContain("it has only 2 distinct characters");
+    const secret = await runCli([
+      "proxy",
+      "--backend",
+      "db0=127.0.0.1:1",
+      "--api-password",
+      "lab-secret-x",
+      "--peers",
+      "a=127.0.0.1:1,b=127.0.0.1:2",
+      "--name",
+      "a",
+      "--peer-secret",
+      "a".repeat(16),
+    ]);
+    expect(secret.code).toBe(2);
+    expect(oneLine(secret.stderr)).toBe(
+      "galerad: invalid --peer-secret: secret 1 of 1 is too weak: it has only 1 distinct characters: at least 8 are expected",
+    );
+    const dir = mkdtempSync(path.join(tmpdir(), "galerad-secret-"));
+    const file = path.join(dir, "api-password");
+    writeFileSync(file, "weak\n", { mode: 0o644 });
+    const fromFile = await runCli([
+      "proxy",
+      "--backend",
+      "db0=127.0.0.1:1",
+      "--api-password-file",
+      file,
+    ]);
+    expect(fromFile.code).toBe(2);
+    expect(fromFile.stderr).toContain(`--api-password-file ${file} is readable by every user`);
+    expect(oneLine(fromFile.stderr.split("\n").filter((l) => l.startsWith("galerad:")).join("")))
+      .toBe(
+        "galerad: invalid --api-password-file: the password is too weak: it has 4 characters: at least 8 are expected",
+      );
+  });
+
   test("a port already in use exits 1 with one line", async () => {
     const blocker = net.createServer();
     await new Promise<void>((r) => blocker.listen(0, "127.0.0.1", () => r()));
@@ -204,8 +248,8 @@ describe("galerad proxy as a process", () => {
         "shutdown-timeout: 5s",
       ].join("\n"),
     );
-    const pw = path.join(dir, "pw");
-    writeFileSync(pw, "hunter2\n");
+    const pw = path.join(dir, "lab-secret-pw");
+    writeFileSync(pw, "hunter2-hunter\n");
     const d = startDaemon([
       "proxy",
       "--config",
@@ -226,7 +270,7 @@ describe("galerad proxy as a process", () => {
       const health = `http://127.0.0.1:${apiLine.healthPort}`;
       expect((await fetch(`${api}/v0/backends`)).status).toBe(401);
       const list = await (await fetch(`${api}/v0/backends`, {
-        headers: { Authorization: `Basic ${btoa("ops:hunter2")}` },
+        headers: { Authorization: `Basic ${btoa("ops:hunter2-hunter")}` },
       })).json();
       expect(list.map((b: { name: string; active: boolean }) => [b.name, b.active])).toEqual([[
         "db0",
@@ -258,7 +302,7 @@ describe("galerad proxy as a process", () => {
       "proxy",
       ...LOOPBACK_PORTS,
       "--api-password",
-      "x",
+      "lab-secret-x",
       "--backend",
       spec[0],
     ]);
@@ -277,7 +321,7 @@ describe("galerad proxy as a process", () => {
     const spec = backends.map((b, i) => `db${i}=127.0.0.1:${b.port},health=${agents[i].url}`).join(
       " ",
     );
-    const d = startDaemon(["proxy", ...LOOPBACK_PORTS, "--api-password", "x"], {
+    const d = startDaemon(["proxy", ...LOOPBACK_PORTS, "--api-password", "lab-secret-x"], {
       env: { GALERAD_BACKEND: spec },
     });
     try {
@@ -299,7 +343,7 @@ describe("missing required options", () => {
     expect(list.stderr.trim()).toBe(
       "galerad: missing --registry (or GALERAD_REGISTRY): expected a registry URL",
     );
-    const boot = await runCli(["bootstrap", "--api-password", "x"]);
+    const boot = await runCli(["bootstrap", "--api-password", "lab-secret-x"]);
     expect(boot.code).toBe(2);
     expect(boot.stderr.trim()).toBe(
       "galerad: missing --agent (or GALERAD_AGENT): give at least one --agent [NAME=]URL",

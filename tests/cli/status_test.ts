@@ -23,7 +23,7 @@ beforeAll(async () => {
   await proxy.whenReady();
   server = await serveHttp(
     { host: "127.0.0.1", port: 0 },
-    createApi(proxy, { user: "admin", password: "pw" }).fetch,
+    createApi(proxy, { user: "admin", password: "lab-secret-pw" }).fetch,
   );
 });
 
@@ -40,7 +40,7 @@ describe("galerad status", () => {
       "--api",
       `http://127.0.0.1:${server.port}`,
       "--api-password",
-      "pw",
+      "lab-secret-pw",
       "--format",
       "table",
     ]);
@@ -63,7 +63,7 @@ describe("galerad status", () => {
       "--api",
       `http://127.0.0.1:${server.port}`,
       "--api-password",
-      "pw",
+      "lab-secret-pw",
     ]);
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout);
@@ -83,7 +83,13 @@ describe("galerad status", () => {
     expect(bad.stderr.trim()).toBe(
       `galerad: http://127.0.0.1:${server.port} refused the credentials (401)`,
     );
-    const gone = await runCli(["status", "--api", "http://127.0.0.1:1", "--api-password", "pw"]);
+    const gone = await runCli([
+      "status",
+      "--api",
+      "http://127.0.0.1:1",
+      "--api-password",
+      "lab-secret-pw",
+    ]);
     expect(gone.code).toBe(1);
     expect(gone.stderr.trim().split("\n")).toHaveLength(1);
     expect(gone.stderr).toContain("cannot reach http://127.0.0.1:1");

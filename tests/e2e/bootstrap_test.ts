@@ -25,7 +25,7 @@ function startAgent(i: number) {
     "--interval",
     "200ms",
     "--api-password",
-    "pw",
+    "lab-secret-pw",
     "--datadir",
     `${L.dir}/node${i}/data`,
     "--defaults-file",
@@ -45,7 +45,7 @@ async function bootstrap(...extra: string[]) {
     "--format",
     "json",
     "--api-password",
-    "pw",
+    "lab-secret-pw",
     "--log-level",
     "error",
     ...[0, 1, 2].map((i) => `--agent=node${i}=http://127.0.0.1:${AGENT_PORT + i}`),
@@ -194,7 +194,10 @@ describe("galerad bootstrap on a real Galera lab", () => {
 
   test("controls need credentials, and never run while the server runs", async () => {
     expect((await fetch(`http://127.0.0.1:${AGENT_PORT}/mysql_status`)).status).toBe(401);
-    const auth = { Authorization: `Basic ${btoa("admin:pw")}`, "X-Galerad-Request": "1" };
+    const auth = {
+      Authorization: `Basic ${btoa("admin:lab-secret-pw")}`,
+      "X-Galerad-Request": "1",
+    };
     const status =
       await (await fetch(`http://127.0.0.1:${AGENT_PORT}/mysql_status`, { headers: auth })).json();
     expect(status).toEqual({ status: "running" });

@@ -121,7 +121,7 @@ describe("seed 003 flow with galerad discover", () => {
         "proxy",
         ...LOOPBACK_PORTS,
         "--api-password",
-        "pw",
+        "lab-secret-pw",
         "--discover",
         etcd.url,
         "--discover-interval",

@@ -13,7 +13,7 @@ const L: Lab = lab({ dir: "/tmp/galerad-e2e-lab", port: 23306, galeraPort: 24567
 const AGENT_PORT = 29200;
 const PROXY_PORT = 23300;
 const API_PORT = 28080;
-const auth = { Authorization: `Basic ${btoa("admin:pw")}` };
+const auth = { Authorization: `Basic ${btoa("admin:lab-secret-pw")}` };
 const agents: Daemon[] = [];
 let proxy: Daemon;
 
@@ -27,7 +27,7 @@ function startAgent(i: number, extra: string[] = []): Daemon {
     "--interval",
     "200ms",
     "--api-password",
-    "pw",
+    "lab-secret-pw",
     ...extra,
   ]);
 }
@@ -76,7 +76,7 @@ beforeAll(async () => {
     "--health-listen",
     "127.0.0.1:0",
     "--api-password",
-    "pw",
+    "lab-secret-pw",
     "--interval",
     "200ms",
     ...[0, 1, 2].flatMap((
@@ -234,7 +234,7 @@ describe("galerad on a real Galera cluster", () => {
       "--health-listen",
       "127.0.0.1:0",
       "--api-password",
-      "pw",
+      "lab-secret-pw",
       "--send-proxy-v2",
       ...[0, 1, 2].flatMap((
         i,

@@ -67,7 +67,10 @@ async function api(p: string, pathname: string, init: RequestInit = {}) {
   const res = await fetch(`http://localhost${pathname}`, {
     ...init,
     unix: sock(p, "api"),
-    headers: { Authorization: `Basic ${btoa("admin:pw")}`, "content-type": "application/json" },
+    headers: {
+      Authorization: `Basic ${btoa("admin:lab-secret-pw")}`,
+      "content-type": "application/json",
+    },
     signal: AbortSignal.timeout(2000),
   } as RequestInit);
   return { status: res.status, body: await res.json() };
@@ -87,7 +90,7 @@ function startProxy(p: string, keepState = true) {
     "--health-listen",
     "127.0.0.1:1936",
     "--api-password",
-    "pw",
+    "lab-secret-pw",
     "--quorum",
     quorum,
     "--peers",

@@ -80,7 +80,7 @@ export class Tier {
       "--health-listen",
       "127.0.0.1:0",
       "--api-password",
-      "pw",
+      "lab-secret-pw",
       ...(this.options.peers === false ? [] : [
         ...["--peers", peers.join(",")],
         ...["--peer-listen", `127.0.0.1:${self.peerPort}`],
@@ -133,7 +133,7 @@ export class Tier {
   async api(name: string, pathname: string, init: RequestInit = {}) {
     const res = await fetch(`http://127.0.0.1:${this.member(name).apiPort}${pathname}`, {
       ...init,
-      headers: { Authorization: `Basic ${btoa("admin:pw")}`, ...(init.headers ?? {}) },
+      headers: { Authorization: `Basic ${btoa("admin:lab-secret-pw")}`, ...(init.headers ?? {}) },
       signal: AbortSignal.timeout(2000),
     });
     return res.json();

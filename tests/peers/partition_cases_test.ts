@@ -163,7 +163,10 @@ describe("partition cases on real processes", () => {
     await new Promise((r) => setTimeout(r, 300));
     const res = await fetch(`http://127.0.0.1:${tier.member("q0").apiPort}/v0/cluster/switchover`, {
       method: "POST",
-      headers: { Authorization: `Basic ${btoa("admin:pw")}`, "content-type": "application/json" },
+      headers: {
+        Authorization: `Basic ${btoa("admin:lab-secret-pw")}`,
+        "content-type": "application/json",
+      },
       body: JSON.stringify({ backend: "db1", message: "case 3" }),
     });
     expect([200, 409, 503]).toContain(res.status);

@@ -214,7 +214,7 @@ describe("proxy peers (3 processes)", () => {
     await new Promise((r) => setTimeout(r, 1500));
     for (const name of PROXIES) expect((await tier.cluster(name)).activeBackend).toBeNull();
     const metrics = await fetch(`http://127.0.0.1:${tier.member("p2").apiPort}/metrics`, {
-      headers: { Authorization: `Basic ${btoa("admin:pw")}` },
+      headers: { Authorization: `Basic ${btoa("admin:lab-secret-pw")}` },
     }).then((r) => r.text());
     expect(metrics).toMatch(/galerad_peers_voter_set_mismatch 2/);
   }, 60_000);
