@@ -18,6 +18,7 @@ import mysql from "mysql2/promise";
 import { waitFor } from "../../tests/helpers/fixtures.ts";
 import { lab } from "../../tests/helpers/lab.ts";
 import { type Daemon, startDaemon } from "../../tests/helpers/spawn.ts";
+import { sysbench, sysbenchTarget } from "./sysbench.ts";
 import {
   benchOptions,
   type Cleanup,
@@ -55,22 +56,6 @@ interface Target {
   pid?: () => number | undefined;
 }
 
-/** sysbench's connection and table options for the lab database through `port`. */
-function sysbenchTarget(port: number): string[] {
-  return [
-    "--db-driver=mysql",
-    "--mysql-host=127.0.0.1",
-    `--mysql-port=${port}`,
-    "--mysql-user=lab",
-    "--mysql-password=lab",
-    "--mysql-db=lab",
-    "--tables=4",
-    "--table-size=10000",
-  ];
-}
-
-const CLOCK_TICKS = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
-
 /** The data-plane threads a galerad listening on `port` runs now (its API), or null. */
 async function galeradThreads(port: number): Promise<number | null> {
   const answer = await fetch(`http://127.0.0.1:${port + 10}/v0/cluster`, {
@@ -79,37 +64,6 @@ async function galeradThreads(port: number): Promise<number | null> {
   if (!answer?.ok) return null;
   const { threads } = await answer.json() as { threads?: unknown };
   return typeof threads === "number" ? threads : null;
-}
-
-/** CPU seconds (user + system, all threads) a process has used so far; NaN without one. */
-function cpuSeconds(pid: number | undefined): number {
-  if (!pid) return Number.NaN;
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS; // utime, stime
-  } catch {
-    return Number.NaN;
-  }
-}
-
-/** One sysbench run through `port`; `pid` is the proxy whose CPU per query is read. */
-function sysbench(port: number, test: string, threads: number, seconds: number, pid?: number) {
-  const cpuBefore = cpuSeconds(pid);
-  const out = execFileSync("sysbench", [
-    test,
-    ...sysbenchTarget(port),
-    `--threads=${threads}`,
-    `--time=${seconds}`,
-    "--percentile=95",
-    "--report-interval=0",
-    "--mysql-ignore-errors=1213,1205",
-    "run",
-  ], { encoding: "utf8", maxBuffer: 16 << 20 });
-  const cpu = cpuSeconds(pid) - cpuBefore;
-  const queries = Number(/queries:\s+(\d+)/.exec(out)?.[1]);
-  const qps = Number(/queries:\s+\d+\s+\(([\d.]+) per sec/.exec(out)?.[1]);
-  const p95 = Number(/95th percentile:\s+([\d.]+)/.exec(out)?.[1]);
-  return { qps, p95, cpuUs: (cpu * 1e6) / queries };
 }
 
 function rssMiB(pid: number | undefined): number {

@@ -1,0 +1,59 @@
+/**
+ * sysbench for the benches: its options for the lab database, and one run read back as
+ * queries per second, 95th percentile latency and the CPU a proxy spent per query.
+ */
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+
+/** sysbench's connection and table options for the lab database through `port`. */
+export function sysbenchTarget(port: number): string[] {
+  return [
+    "--db-driver=mysql",
+    "--mysql-host=127.0.0.1",
+    `--mysql-port=${port}`,
+    "--mysql-user=lab",
+    "--mysql-password=lab",
+    "--mysql-db=lab",
+    "--tables=4",
+    "--table-size=10000",
+  ];
+}
+
+const CLOCK_TICKS = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
+
+/** CPU seconds (user + system, all threads) a process has used so far; NaN without one. */
+export function cpuSeconds(pid: number | undefined): number {
+  if (!pid) return Number.NaN;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS; // utime, stime
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** One sysbench run through `port`; `pid` is the proxy whose CPU per query is read. */
+export function sysbench(
+  port: number,
+  test: string,
+  threads: number,
+  seconds: number,
+  pid?: number,
+) {
+  const cpuBefore = cpuSeconds(pid);
+  const out = execFileSync("sysbench", [
+    test,
+    ...sysbenchTarget(port),
+    `--threads=${threads}`,
+    `--time=${seconds}`,
+    "--percentile=95",
+    "--report-interval=0",
+    "--mysql-ignore-errors=1213,1205",
+    "run",
+  ], { encoding: "utf8", maxBuffer: 16 << 20 });
+  const cpu = cpuSeconds(pid) - cpuBefore;
+  const queries = Number(/queries:\s+(\d+)/.exec(out)?.[1]);
+  const qps = Number(/queries:\s+\d+\s+\(([\d.]+) per sec/.exec(out)?.[1]);
+  const p95 = Number(/95th percentile:\s+([\d.]+)/.exec(out)?.[1]);
+  return { qps, p95, cpuUs: (cpu * 1e6) / queries };
+}
