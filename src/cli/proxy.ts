@@ -60,6 +60,7 @@ const schema = v.object({
   threads: threadCount(64),
   dataPlane: v.picklist(DATA_PLANE_KINDS, "expected auto, epoll or sockets"),
   shutdownTimeout: duration(0),
+  shutdownDelay: duration(0),
   name: name,
   cluster: name,
   peers: peerList,
@@ -207,6 +208,14 @@ export function proxyCommand(): Command<[], Record<string, unknown>> {
         "on SIGTERM, how long open sessions may finish before they are closed",
         "SHUTDOWN_TIMEOUT",
       ).default("10s"),
+    )
+    .addOption(
+      opt(
+        "--shutdown-delay <duration>",
+        "on SIGTERM, how long /ready answers 503 while the proxy still accepts and serves, so " +
+          "a load balancer in front moves new clients away first (Switchboard's shutdown_delay)",
+        "SHUTDOWN_DELAY",
+      ).default("5s"),
     );
   command
     .addOption(
@@ -502,6 +511,7 @@ async function runProxy(
     ...threadPlan(options.threads, availableParallelism()),
     dataPlane: options.dataPlane,
     shutdownTimeoutMs: options.shutdownTimeout,
+    shutdownDelayMs: options.shutdownDelay,
     name: options.name,
     cluster: options.cluster,
     stateFile: peers.stateFile,

@@ -98,6 +98,8 @@ export interface AgreementState {
   startedAt: number;
   /** Whether this life has served yet: only until then do new sessions wait at start. */
   served: boolean;
+  /** The proxy is stopping: it gives up what it serves and never takes a lease again. */
+  leaving: boolean;
 }
 
 export type AgreementEvent =
@@ -106,7 +108,9 @@ export type AgreementEvent =
   | { type: "view"; view: HealthView }
   | { type: "severed"; node: string }
   | { type: "switchover"; target: string; reason: string }
-  | { type: "drained"; names: readonly string[] };
+  | { type: "drained"; names: readonly string[] }
+  /** The proxy stops: release the lease (after a confirmed sever) and tell every voter at once. */
+  | { type: "leave" };
 
 export type AgreementEffect =
   | { type: "send"; message: AgreementMessage }
@@ -160,6 +164,7 @@ export function startAgreement(
     route: { node: null, hold: true, reason: "starting: no lease from the voters yet" },
     startedAt: init.now.mono,
     served: false,
+    leaving: false,
   };
 }
 
@@ -198,6 +203,9 @@ export function step(
       break;
     case "drained":
       s.drained = event.names;
+      break;
+    case "leave":
+      s.leaving = true;
       break;
   }
   settle(s, now, fx);
@@ -574,7 +582,9 @@ function settle(s: AgreementState, now: Clock, fx: AgreementEffect[]): void {
     const target = followTarget(s, now);
     if (target) follow(s, target, "following the majority", now, fx);
   }
-  if (s.config.mode === "none" || groupRegister(s, now) !== null) propose(s, now, fx);
+  if (!s.leaving && (s.config.mode === "none" || groupRegister(s, now) !== null)) {
+    propose(s, now, fx);
+  }
   const before = s.holder.serving;
   for (let round = 0; round < 3; round++) {
     askSelf(s, now);
@@ -610,7 +620,9 @@ function serve(s: AgreementState, now: Clock, fx: AgreementEffect[]): void {
   const h = s.holder;
   const lease = leasedNode(h, s.config.voters, now.mono, s.config.timers);
   if (h.serving !== null && !h.severing) {
-    const why = lease === null
+    const why = s.leaving
+      ? "this proxy is stopping"
+      : lease === null
       ? `lease lost: ${grantSummary(s, now)}`
       : lease.node !== h.serving
       ? `the group moved to ${lease.node} (epoch ${lease.register.epoch})`
@@ -622,7 +634,7 @@ function serve(s: AgreementState, now: Clock, fx: AgreementEffect[]): void {
     fx.push({ type: "sever", node: h.serving, reason: why });
     return;
   }
-  if (h.serving === null && lease && s.view[lease.node]?.healthy === true) {
+  if (h.serving === null && !s.leaving && lease && s.view[lease.node]?.healthy === true) {
     s.holder = { ...h, serving: lease.node };
     s.served = true;
     fx.push({
@@ -636,6 +648,7 @@ function serve(s: AgreementState, now: Clock, fx: AgreementEffect[]): void {
 
 function routeOf(s: AgreementState, now: Clock): Route {
   const h = s.holder;
+  if (s.leaving) return { node: null, hold: false, reason: "proxy is shutting down" };
   if (h.serving !== null && !h.severing) {
     const lease = leasedNode(h, s.config.voters, now.mono, s.config.timers);
     const why = lease && lease.register.active === h.serving

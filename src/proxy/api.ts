@@ -359,7 +359,9 @@ export function createHealthApp(proxy: Proxy): Hono {
         400,
       );
     }
-    const why = proxy.shell === null
+    const why = proxy.stopping
+      ? "stopping"
+      : proxy.shell === null
       ? "starting"
       : proxy.draining
       ? "draining"

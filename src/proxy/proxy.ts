@@ -96,6 +96,8 @@ export interface ProxyOptions {
    * then for the first probe of every node it lists.
    */
   discovering?: boolean;
+  /** On shutdown, how long /ready answers 503 while clients are still served; default 0. */
+  shutdownDelayMs?: number;
   /** The reader port (reader_port.ts); absent: none. */
   readerListen?: HostPort;
   /** Where readers go when only the active node is healthy; default "active". */
@@ -190,6 +192,8 @@ export class Proxy {
   activeReason = "not decided yet";
   activeSince: number | null = null;
   draining = false;
+  /** A stop was asked (SIGTERM): /ready fails from now on, even while clients are served. */
+  stopping = false;
   /** Threads carrying client sessions now (data_plane.ts); known once started. */
   get threads(): number {
     return this.#plane?.threads ?? 1;
@@ -494,7 +498,16 @@ export class Proxy {
    * left and stops the health checks.
    */
   async shutdown(): Promise<void> {
-    if (this.draining) return;
+    if (this.stopping) return;
+    this.stopping = true;
+    const delayMs = this.options.shutdownDelayMs ?? 0;
+    if (delayMs > 0 && this.active !== null) {
+      // Load balancers in front see /ready fail and move new clients away while we still serve.
+      log.info("stopping in {delayMs}ms: /ready answers 503, clients are still served", {
+        delayMs,
+      });
+      await sleep(delayMs);
+    }
     this.draining = true;
     this.#routeHold?.release();
     const readers = this.reader?.close(this.options.shutdownTimeoutMs);
@@ -513,9 +526,24 @@ export class Proxy {
     }
     for (const backend of this.backends.values()) this.#sever(backend, "shutdown");
     await readers;
+    await this.#leave();
     this.#monitor.stop();
     this.shell?.stop();
     this.transport?.stop();
+  }
+
+  /**
+   * Tells every voter this proxy serves nothing any more, once its sessions are closed, so a
+   * move of the group never waits for our lease to run out. Bounded: a dead network is no reason
+   * to hang a stop.
+   */
+  async #leave(): Promise<void> {
+    const shell = this.shell;
+    if (!shell) return;
+    shell.feed({ type: "leave" });
+    const deadline = performance.now() + 500;
+    while (shell.state.holder.serving !== null && performance.now() < deadline) await sleep(10);
+    if (shell.state.holder.serving === null) log.info("released the lease: voters are told");
   }
 
   /** Enables or disables all traffic; disabling severs every session and refuses new ones. */

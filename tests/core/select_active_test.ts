@@ -44,6 +44,10 @@ function alone(backends: string[], ranks: Ranks = {}) {
       return currentRegister(state, now());
     },
     switchoverProblem: (target: string) => switchoverProblem(state, target, now()),
+    leave: () => feed({ type: "leave" }),
+    get state() {
+      return state;
+    },
   };
 }
 
@@ -164,5 +168,19 @@ describe("priorities and writer=false", () => {
     const v = view({ db0: [true, 0], db1: [true, 1], far: [true, 2] });
     expect(viewCandidate(v, null, [], ranks)).toEqual({ name: "db1", index: 1, priority: 1 });
     expect(viewCandidate(view({ far: [true, 0] }), null, [], ranks)).toBeNull();
+  });
+});
+
+describe("leaving", () => {
+  test("a stopping proxy severs, releases its lease and never serves again", () => {
+    const p = alone(["db0", "db1"]);
+    p.see(view({ db0: [true, 0], db1: [true, 1] }));
+    expect(p.route.node).toBe("db0");
+    p.leave();
+    expect(p.state.holder.serving).toBeNull();
+    expect(p.route).toEqual({ node: null, hold: false, reason: "proxy is shutting down" });
+    p.see(view({ db0: [false, 0], db1: [true, 1] }));
+    expect(p.route.node).toBeNull();
+    expect(p.register.active).toBe("db0"); // a stopping proxy proposes nothing
   });
 });

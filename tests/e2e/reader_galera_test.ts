@@ -125,11 +125,12 @@ describe("the reader port on a real Galera cluster", () => {
       });
       const readNodes = new Set<number>();
       const readers = clients(READER_PORT, 4, async (c) => {
-        const [rows] = await c.query("SELECT @@wsrep_local_index AS i, SUM(v) AS s FROM lab.hot");
-        readNodes.add(Number((rows as { i: number }[])[0].i));
+        const [rows] = await c.query("SELECT @@port AS p, SUM(v) AS s FROM lab.hot");
+        readNodes.add(Number((rows as { p: number }[])[0].p));
       });
       try {
         await waitFor("reads on both other nodes", () => readNodes.size === 2, 15_000);
+        expect(readNodes.has(L.port(k))).toBe(false);
         const backends = await api("/v0/backends");
         const activeRow = backends.find((b: { name: string }) => b.name === active);
         expect(activeRow.readerSessionCount).toBe(0);

@@ -68,7 +68,8 @@ export function startDaemon(
 ): Daemon {
   const command = options.command ?? [process.execPath, "run", ENTRY];
   const child = spawn(command[0], [...command.slice(1), ...args, "--log-format", "json"], {
-    env: cleanEnv(options.env ?? {}),
+    // Tests stop proxies often: no load balancer waits on them unless a test says so.
+    env: cleanEnv({ GALERAD_SHUTDOWN_DELAY: "0s", ...options.env }),
     cwd: options.cwd,
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { parseBackendSpec } from "../../src/core/backend_spec.ts";
+import { createHealthApp } from "../../src/proxy/api.ts";
 import { Proxy, type ProxyOptions } from "../../src/proxy/proxy.ts";
 import {
   connectClient,
@@ -162,6 +163,22 @@ describe("Proxy", () => {
       "galerad: no healthy Galera node may be the writer: db1 is writer=false",
     );
     expect(proxy.counters.refused.no_active_node).toBeGreaterThanOrEqual(1);
+  });
+
+  test("--shutdown-delay: /ready fails at once while clients are still served, then the port closes", async () => {
+    const { proxy } = await rig([0, 1], { shutdownDelayMs: 600 });
+    const ready = async () => (await createHealthApp(proxy).request("/ready")).status;
+    expect(await ready()).toBe(200);
+    const stopped = proxy.shutdown();
+    expect(await ready()).toBe(503);
+    expect(await (await createHealthApp(proxy).request("/ready")).text()).toBe(
+      "not ready: stopping\n",
+    );
+    const during = await connectClient(proxy.port);
+    await during.waitFor("hello db0");
+    during.socket.destroy();
+    await stopped;
+    await expect(connectClient(proxy.port)).rejects.toThrow();
   });
 
   test("a recovered node does not take traffic back", async () => {
