@@ -32,8 +32,18 @@ export async function readConfigFile(path: string): Promise<Record<string, unkno
     );
   }
   const out: Record<string, unknown> = {};
+  const spelled: Record<string, string> = {};
   for (const [key, value] of Object.entries(data)) {
-    out[key.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())] = value;
+    const name = key.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+    if (name in spelled) {
+      throw new UsageError(
+        `invalid --config "${path}": "${
+          spelled[name]
+        }" and "${key}" are the same key: give it once`,
+      );
+    }
+    spelled[name] = key;
+    out[name] = value;
   }
   return out;
 }

@@ -139,6 +139,13 @@ describe("galerad CLI", () => {
     const missing = await runCli(["proxy", "--config", path.join(dir, "nope.yaml")]);
     expect(missing.code).toBe(2);
     expect(oneLine(missing.stderr)).toContain("cannot read it (ENOENT)");
+    const twice = path.join(dir, "twice.yaml");
+    writeFileSync(twice, "backends: [db0=127.0.0.1:3306]\napiListen: :8081\napi-listen: :8082\n");
+    const r3 = await runCli(["proxy", "--config", twice]);
+    expect(r3.code).toBe(2);
+    expect(oneLine(r3.stderr)).toBe(
+      `galerad: invalid --config "${twice}": "apiListen" and "api-listen" are the same key: give it once`,
+    );
   });
 
   test("weak passwords and peer secrets are refused, saying what is expected; a readable secret file is warned", async () => {
