@@ -159,6 +159,14 @@ export function onShutdownSignal(stop: (signal: string) => Promise<void>): void 
   process.on("SIGINT", () => handler("SIGINT"));
 }
 
+/** SIGHUP (and `systemctl reload`) calls `reload`; without this, SIGHUP would kill the process. */
+export function onReloadSignal(reload: () => void): void {
+  process.on("SIGHUP", () => {
+    getLogger(["galerad", "cli"]).info("SIGHUP: reloading the configuration");
+    reload();
+  });
+}
+
 /** Describes a bind failure in one line. */
 export function bindError(
   what: string,

@@ -1,5 +1,6 @@
 import { Command } from "@commander-js/extra-typings";
 import { getLogger } from "@logtape/logtape";
+import process from "node:process";
 import { existsSync } from "node:fs";
 import { hostname } from "node:os";
 import * as v from "valibot";
@@ -33,6 +34,8 @@ import {
 } from "./common.ts";
 import { RuntimeFailure } from "./errors.ts";
 import { resolveOptions } from "./resolve_options.ts";
+import { notify } from "./sd_notify.ts";
+import { startWatchdog } from "../runtime/sd_notify.ts";
 
 const log = getLogger(["galerad", "cli"]);
 const DEBIAN_SOCKET = "/run/mysqld/mysqld.sock";
@@ -400,7 +403,13 @@ export function healthcheckCommand(): Command<[], Record<string, unknown>> {
         ...(options.registerGalera ? { galera: options.registerGalera } : {}),
       }, options.registerTtl)
       : null;
+    // SIGHUP must not kill the agent (its default): the maintenance file is read at every poll.
+    process.on("SIGHUP", () => log.info("SIGHUP: nothing to reload (restart to change options)"));
+    const stopWatchdog = startWatchdog();
+    notify(`READY=1\nSTATUS=${agent.current().verdict.reason}`);
     onShutdownSignal(async () => {
+      notify("STOPPING=1");
+      stopWatchdog();
       await registration?.close();
       vote?.stop();
       agent.stop();

@@ -31,13 +31,17 @@ import {
   bindError,
   commonFields,
   loadPeerKeys,
+  onReloadSignal,
   onShutdownSignal,
   opt,
   readPassword,
   withCommonOptions,
 } from "./common.ts";
 import { RuntimeFailure, UsageError } from "./errors.ts";
+import { reloadPlan } from "./proxy_reload.ts";
 import { resolveOptions } from "./resolve_options.ts";
+import { notify } from "./sd_notify.ts";
+import { startWatchdog } from "../runtime/sd_notify.ts";
 
 const log = getLogger(["galerad", "cli"]);
 
@@ -84,6 +88,7 @@ const schema = v.object({
   discoverInterval: duration(100),
   registerTtl: duration(2000),
   advertiseApi: v.optional(v.pipe(v.string(), v.url("expected a URL like http://10.0.0.11:8080"))),
+  checkConfig: boolean,
   ...commonFields,
 });
 
@@ -353,17 +358,37 @@ export function proxyCommand(): Command<[], Record<string, unknown>> {
         "REGISTER_TTL",
       ).default("10s"),
     );
+  command.addOption(
+    opt(
+      "--check-config [bool]",
+      "validate the options (flags, environment, --config file) and exit: 0 valid, 2 not",
+      "CHECK_CONFIG",
+    ).preset("true").default("false"),
+  );
   withCommonOptions(command);
-  command.action(async () => {
+  /** The options from every source, checked as a start would check them (UsageError if not). */
+  const load = async () => {
     const options = await resolveOptions(command, schema, { aliases: { backends: "backend" } });
     if (options.backend.length === 0 && !options.discover) {
       throw new UsageError(
         "missing --backend (or --discover): give at least one NAME=HOST:PORT[,health=URL]",
       );
     }
-    applyLogging(options);
     const peers = await peerSettings(options);
-    let password = readPassword(options);
+    return { options, peers, password: readPassword(options) };
+  };
+  command.action(async () => {
+    const { options, peers, password: given } = await load();
+    if (options.checkConfig) {
+      console.log(
+        `galerad: the configuration is valid: ${options.backend.length} backends${
+          options.discover ? " and a registry" : ""
+        }, ${peers.peers ? `${peers.peers.peers.length} peers` : "no peers"}`,
+      );
+      return;
+    }
+    applyLogging(options);
+    let password = given;
     if (!password) {
       password = randomPassword();
       log.warn("no --api-password given; generated one for user {user}: {password}", {
@@ -371,7 +396,7 @@ export function proxyCommand(): Command<[], Record<string, unknown>> {
         password,
       });
     }
-    await runProxy(options, password, peers);
+    await runProxy(options, password, peers, async () => (await load()).options);
   });
   return command;
 }
@@ -498,6 +523,7 @@ async function runProxy(
   options: ProxyConfig,
   password: string,
   peers: Awaited<ReturnType<typeof peerSettings>>,
+  reread: () => Promise<ProxyConfig>,
 ): Promise<void> {
   const proxy = new Proxy({
     listen: options.listen,
@@ -526,8 +552,63 @@ async function runProxy(
   });
   // Signals are handled from the start: a SIGTERM while the proxy is still starting waits for
   // the start to finish (or fail), then shuts down what is up.
-  const startup = startProxy(proxy, options, password, peers);
+  const auth = { user: options.apiUser, password };
+  const apiOptions = { metricsPublic: options.metricsPublic };
+  const startup = startProxy(proxy, options, auth, apiOptions, peers);
+  let running = options;
+  let reloading: Promise<void> | null = null;
+  onReloadSignal(() => {
+    reloading ??= reload().finally(() => (reloading = null));
+  });
+  /** SIGHUP: the config file again; what can change live changes, a bad file changes nothing. */
+  async function reload(): Promise<void> {
+    notify("RELOADING=1");
+    try {
+      const next = await reread();
+      const nextPassword = readPassword(next) ?? auth.password;
+      const plan = reloadPlan(running, next);
+      applyLogging(next);
+      proxy.retune(plan.patch);
+      if (plan.backends && !next.discover) proxy.setBackends(plan.backends, "config");
+      auth.user = next.apiUser;
+      auth.password = nextPassword;
+      apiOptions.metricsPublic = next.metricsPublic;
+      running = {
+        ...next,
+        ...Object.fromEntries(plan.restartOnly.map((k) => [k, running[k as keyof ProxyConfig]])),
+      };
+      proxy.configState = {
+        generation: proxy.configState.generation + 1,
+        loadedAt: Date.now(),
+        lastReloadError: null,
+      };
+      const later = plan.restartOnly.length > 0
+        ? `; ${plan.restartOnly.join(", ")} changed and take effect at the next restart`
+        : "";
+      log.info("configuration reloaded (generation {generation}){later}", {
+        generation: proxy.configState.generation,
+        later,
+      });
+      proxy.events.push({
+        time: Date.now(),
+        kind: "config",
+        message: `configuration reloaded (generation ${proxy.configState.generation})${later}`,
+      });
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      proxy.configState = {
+        ...proxy.configState,
+        lastReloadError: { at: new Date().toISOString(), message },
+      };
+      log.error("reload refused, the running configuration stays: {message}", { message });
+    } finally {
+      notify("READY=1");
+    }
+  }
+  const stopWatchdog = startWatchdog();
   onShutdownSignal(async (signal) => {
+    notify("STOPPING=1");
+    stopWatchdog();
     log.info("{signal}: draining", { signal });
     const up = await startup.catch(() => null);
     up?.stopDiscovery();
@@ -537,12 +618,16 @@ async function runProxy(
     log.info("stopped");
   });
   await startup;
+  // systemd's Type=notify: ready once the ports are bound and the first choice is made.
+  await proxy.whenReady();
+  notify(`READY=1\nSTATUS=${proxy.active ? `routing to ${proxy.active}` : proxy.activeReason}`);
 }
 
 async function startProxy(
   proxy: Proxy,
   options: ProxyConfig,
-  password: string,
+  auth: { user: string; password: string },
+  apiOptions: { metricsPublic: boolean },
   peers: Awaited<ReturnType<typeof peerSettings>>,
 ) {
   try {
@@ -558,7 +643,7 @@ async function startProxy(
   }
   const api = await serveHttp(
     options.apiListen,
-    createApi(proxy, { user: options.apiUser, password }, { metricsPublic: options.metricsPublic })
+    createApi(proxy, auth, apiOptions)
       .fetch,
   )
     .catch((error) => {

@@ -1,6 +1,7 @@
 import { Hono } from "hono";
 import { bodyCap, crossSiteGuard, securityHeaders } from "../http/cross_site_guard.ts";
 import { basicAuth } from "hono/basic-auth";
+import { timingSafeEqual } from "hono/utils/buffer";
 import { parseDuration } from "../core/duration.ts";
 import { streamSSE } from "hono/streaming";
 import { dashboardHashes, DashboardPage } from "./dashboard.tsx";
@@ -8,6 +9,7 @@ import { renderMetrics } from "./metrics.ts";
 import type { BackendRuntime, Proxy } from "./proxy.ts";
 
 /** Credentials for the API; both required. */
+/** The API's credentials; the object is read at every request, so a reload may change them. */
 export interface ApiAuth {
   user: string;
   password: string;
@@ -64,6 +66,11 @@ export function clusterView(proxy: Proxy) {
     },
     quorum: quorumView(proxy),
     reader: readerView(proxy),
+    config: {
+      generation: proxy.configState.generation,
+      loadedAt: new Date(proxy.configState.loadedAt).toISOString(),
+      lastReloadError: proxy.configState.lastReloadError,
+    },
   };
 }
 
@@ -162,9 +169,15 @@ export function createApi(
 ): Hono {
   const app = new Hono();
   app.use("*", securityHeaders(dashboardHashes), crossSiteGuard(), bodyCap());
+  // Read at every request (not copied): a reload may change the credentials.
   const guard = basicAuth({
-    username: auth.user,
-    password: auth.password,
+    verifyUser: async (user, password) => {
+      const [u, p] = await Promise.all([
+        timingSafeEqual(auth.user, user),
+        timingSafeEqual(auth.password, password),
+      ]);
+      return u && p;
+    },
     realm: "galerad",
     invalidUserMessage: { error: "authentication required" },
   });

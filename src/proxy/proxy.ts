@@ -104,6 +104,20 @@ export interface ProxyOptions {
   readerFallback?: ReaderFallback;
 }
 
+/** The options a reload (SIGHUP) changes in a running proxy: see Proxy.retune(). */
+export type LiveOption =
+  | "intervalMs"
+  | "timeoutMs"
+  | "rise"
+  | "fall"
+  | "connectTimeoutMs"
+  | "keepAliveMs"
+  | "shutdownTimeoutMs"
+  | "shutdownDelayMs"
+  | "catchUpTimeoutMs"
+  | "sendProxyV2"
+  | "readerFallback";
+
 /** Long enough for Galera to evict a killed node (evs.suspect_timeout is 5 s by default). */
 export const DEFAULT_CATCH_UP_MS = 10_000;
 
@@ -192,6 +206,12 @@ export class Proxy {
   activeReason = "not decided yet";
   activeSince: number | null = null;
   draining = false;
+  /** Which configuration runs: its generation (1 at start, +1 per reload) and the last failure. */
+  configState: {
+    generation: number;
+    loadedAt: number;
+    lastReloadError: { at: string; message: string } | null;
+  } = { generation: 1, loadedAt: Date.now(), lastReloadError: null };
   /** A stop was asked (SIGTERM): /ready fails from now on, even while clients are served. */
   stopping = false;
   /** Threads carrying client sessions now (data_plane.ts); known once started. */
@@ -230,7 +250,7 @@ export class Proxy {
   #catchUp: { node: string; done: Promise<void> } | null = null;
 
   constructor(
-    readonly options: ProxyOptions,
+    public options: ProxyOptions,
     prober?: Prober,
     readonly askCatchUp: (baseUrl: string, timeoutMs: number) => Promise<CatchUpAnswer> =
       askCaughtUp,
@@ -660,7 +680,7 @@ export class Proxy {
    * dropped, except the active node while this proxy sees it healthy (a registry that blinks
    * must not cut the writer off). Returns the names kept against the list.
    */
-  setBackends(specs: BackendSpec[]): string[] {
+  setBackends(specs: BackendSpec[], source: "registry" | "config" = "registry"): string[] {
     const wanted = new Map(specs.map((s) => [s.name, s]));
     const kept: string[] = [];
     let changed = false;
@@ -676,19 +696,20 @@ export class Proxy {
         }
         continue;
       }
-      if (this.active === name && backend.health.status === "healthy") {
+      // A registry that blinks must not cut the writer off; an operator's new file may.
+      if (source === "registry" && this.active === name && backend.health.status === "healthy") {
         kept.push(name);
         continue;
       }
       this.#monitor.unwatch(name);
-      this.#sever(backend, `${name} left the registry`);
+      this.#sever(backend, `${name} left the ${source}`);
       this.backends.delete(name);
       changed = true;
-      log.warn("backend {backend} removed (registry)", { backend: name });
+      log.warn("backend {backend} removed ({source})", { backend: name, source });
       this.events.push({
         time: Date.now(),
         kind: "membership",
-        message: `${name} removed by the registry`,
+        message: `${name} removed by the ${source}`,
         data: { backend: name },
       });
     }
@@ -697,15 +718,16 @@ export class Proxy {
       this.backends.set(name, this.#runtime(spec));
       changed = true;
       this.#monitor.watch(name, spec.health);
-      log.info("backend {backend} added ({host}:{port}, registry)", {
+      log.info("backend {backend} added ({host}:{port}, {source})", {
         backend: name,
         host: spec.host,
         port: spec.port,
+        source,
       });
       this.events.push({
         time: Date.now(),
         kind: "membership",
-        message: `${name} added by the registry`,
+        message: `${name} added by the ${source}`,
         data: { backend: name },
       });
     }
@@ -722,6 +744,20 @@ export class Proxy {
     if (!this.shell && this.backends.size === 0) this.#startAgreement();
     else if (!this.shell) this.activeReason = "waiting for the first probe of every node";
     return kept;
+  }
+
+  /**
+   * Takes the options a reload may change while running (timers, timeouts, the reader
+   * fallback); sessions are untouched. Backends change through setBackends(…, "config").
+   */
+  retune(patch: Partial<Pick<ProxyOptions, LiveOption>>): void {
+    this.options = { ...this.options, ...patch };
+    this.#monitor.options.intervalMs = this.options.intervalMs;
+    this.#monitor.options.timeoutMs = this.options.timeoutMs;
+    if (this.reader && patch.readerFallback && patch.readerFallback !== this.reader.fallback) {
+      this.reader.fallback = patch.readerFallback;
+      this.reader.changed();
+    }
   }
 
   /** Follows a new peer list (from a registry). */

@@ -56,7 +56,7 @@ export class ReaderPort {
   constructor(
     readonly host: ReaderHost,
     readonly listen: HostPort,
-    readonly fallback: ReaderFallback,
+    public fallback: ReaderFallback,
   ) {}
 
   get port(): number {

@@ -180,3 +180,21 @@ function formatIpv6(bytes: Uint8Array): string {
   if (best < 0) return hex.join(":");
   return `${hex.slice(0, best).join(":")}::${hex.slice(best + bestLength).join(":")}`;
 }
+
+export const AF_UNIX = 1;
+export const SOCK_DGRAM = 2;
+
+/**
+ * A `struct sockaddr_un` for `path` and its length; a leading "@" is Linux's abstract
+ * namespace (a first byte of 0, as systemd's $NOTIFY_SOCKET may use). Null when too long.
+ */
+export function sockaddrUn(path: string): { address: Uint8Array; length: number } | null {
+  const bytes = new TextEncoder().encode(path);
+  if (bytes.length === 0 || bytes.length > 107) return null;
+  const address = new Uint8Array(110);
+  new DataView(address.buffer).setUint16(0, AF_UNIX, true);
+  address.set(bytes, 2);
+  const abstract = bytes[0] === 0x40; // "@"
+  if (abstract) address[2] = 0;
+  return { address, length: 2 + bytes.length + (abstract ? 0 : 1) };
+}

@@ -303,6 +303,99 @@ describe("galerad proxy as a process", () => {
     }
   });
 
+  test(
+    "SIGHUP reloads the config file: backends, timers, credentials; a bad file changes nothing",
+    async () => {
+      const extra = await startBackend("db2");
+      const extraAgent = await startAgent({ healthy: true, index: 2 });
+      const spec = (i: number) =>
+        i === 2
+          ? `db2=127.0.0.1:${extra.port},health=${extraAgent.url}`
+          : `db${i}=127.0.0.1:${backends[i].port},health=${agents[i].url}`;
+      const config = path.join(dir, "reload.yaml");
+      const pwFile = path.join(dir, "reload-pw");
+      writeFileSync(pwFile, "first-password\n", { mode: 0o600 });
+      const write = (lines: string[]) => writeFileSync(config, lines.join("\n") + "\n");
+      write(["backends:", `  - ${spec(0)}`, `  - ${spec(1)}`, "interval: 50ms"]);
+      const d = startDaemon([
+        "proxy",
+        "--config",
+        config,
+        ...LOOPBACK_PORTS,
+        "--api-password-file",
+        pwFile,
+      ]);
+      try {
+        const port = await clientPort(d);
+        const apiLine = props(
+          await d.waitForLog("API port", (l) => String(l.message).startsWith("API on")),
+        );
+        const api = `http://127.0.0.1:${apiLine.port}`;
+        const get = (path: string, password: string) =>
+          fetch(`${api}${path}`, {
+            headers: { Authorization: `Basic ${btoa(`admin:${password}`)}` },
+          });
+        await d.waitForLog("first active node", (l) => props(l).active === "db0");
+        const client = await connectClient(port);
+        await client.waitFor("hello db0");
+        // db1 out, db2 in, a new interval and a new password; the session on db0 is untouched.
+        write(["backends:", `  - ${spec(0)}`, `  - ${spec(2)}`, "interval: 80ms", "rise: 3"]);
+        writeFileSync(pwFile, "second-password\n");
+        d.child.kill("SIGHUP");
+        await d.waitForLog(
+          "reloaded",
+          (l) => String(l.message).startsWith("configuration reloaded"),
+        );
+        const cluster = await (await get("/v0/cluster", "second-password")).json();
+        expect(cluster.config).toMatchObject({ generation: 2, lastReloadError: null });
+        expect((await get("/v0/cluster", "first-password")).status).toBe(401);
+        const names = (await (await get("/v0/backends", "second-password")).json()).map((
+          b: { name: string },
+        ) => b.name);
+        expect(names).toEqual(["db0", "db2"]);
+        expect(client.isClosed()).toBe(false);
+        // A bad file: one line naming the field, the running configuration stays.
+        write(["backends:", `  - ${spec(0)}`, "fall: many"]);
+        d.child.kill("SIGHUP");
+        const refused = await d.waitForLog(
+          "refused",
+          (l) => String(l.message).startsWith("reload refused"),
+        );
+        expect(String(refused.message)).toContain(
+          'invalid --fall (config key "fall"): "many": expected a whole number from 1 to 100',
+        );
+        const after = await (await get("/v0/cluster", "second-password")).json();
+        expect(after.config.generation).toBe(2);
+        expect(after.config.lastReloadError.message).toContain("invalid --fall");
+        expect((await (await get("/v0/backends", "second-password")).json()).length).toBe(2);
+        expect(client.isClosed()).toBe(false);
+        client.socket.destroy();
+        // --check-config: 0 for a good file, 2 naming the field for a bad one.
+        const bad = await runCli(["proxy", "--config", config, "--check-config"]);
+        expect(bad.code).toBe(2);
+        expect(oneLine(bad.stderr)).toContain('invalid --fall (config key "fall")');
+        write(["backends:", `  - ${spec(0)}`]);
+        const good = await runCli([
+          "proxy",
+          "--config",
+          config,
+          "--check-config",
+          "--api-password",
+          "lab-secret-x",
+        ]);
+        expect({ code: good.code, out: good.stdout.trim() }).toEqual({
+          code: 0,
+          out: "galerad: the configuration is valid: 1 backends, no peers",
+        });
+      } finally {
+        expect(await d.stop()).toBe(0);
+        await extra.close();
+        await extraAgent.close();
+      }
+    },
+    30_000,
+  );
+
   test("a SIGTERM while the proxy is still starting is a clean stop (exit 0)", async () => {
     const spec = backends.map((b, i) => `db${i}=127.0.0.1:${b.port},health=${agents[i].url}`);
     const d = startDaemon([
