@@ -16,8 +16,9 @@ fi
 
 # Debian packages: the Galera lab (MariaDB + Galera 4, rsync for SST), benchmark baselines
 # (HAProxy, sysbench), the registry for discovery tests (etcd), headless Chromium for the
-# dashboard test, nftables and iproute2 for the partition tests in network namespaces.
-debs=(mariadb-server mariadb-client galera-4 rsync haproxy sysbench chromium etcd-server etcd-client dnsmasq-base nftables iproute2)
+# dashboard test, nftables and iproute2 for the partition tests in network namespaces,
+# systemd (systemd-analyze verify) and adduser for the package test.
+debs=(mariadb-server mariadb-client galera-4 rsync haproxy sysbench chromium etcd-server etcd-client dnsmasq-base nftables iproute2 systemd adduser)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -32,6 +32,7 @@ export function statusView(agent: Agent, vote?: { port: number } | null) {
     wsrep_node_name: readings.wsrep_node_name ?? null,
     read_only: readings.read_only === undefined ? null : /^(ON|1)$/i.test(readings.read_only),
     maintenance: agent.maintenance(),
+    client_sessions: int(readings.client_sessions),
     checked_at: checkedAt === null ? null : new Date(checkedAt).toISOString(),
   };
 }

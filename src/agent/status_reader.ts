@@ -17,6 +17,18 @@ const VARIABLES_SQL = `SHOW GLOBAL VARIABLES WHERE Variable_name IN (${
 })`;
 
 /**
+ * Client sessions on this server, as a Variable_name/Value row like the others: everything but
+ * the server's own threads and this connection (planned maintenance waits for it to reach 0).
+ * NULL without the PROCESS privilege, which sees only its own sessions: no count beats a false 0.
+ */
+const SESSIONS_SQL = `SELECT 'client_sessions' AS Variable_name,
+  IF(EXISTS(SELECT 1 FROM information_schema.USER_PRIVILEGES WHERE PRIVILEGE_TYPE = 'PROCESS'),
+    (SELECT COUNT(*) FROM information_schema.PROCESSLIST
+      WHERE ID <> CONNECTION_ID() AND USER NOT IN ('system user', 'event_scheduler')
+        AND COMMAND NOT IN ('Daemon', 'Binlog Dump', 'Binlog Dump GTID')),
+    NULL) AS Value`;
+
+/**
  * Reads Galera status over one persistent connection, reconnecting after any failure. A lost
  * connection is reported at once through `onLost` (a killed server shows within milliseconds,
  * not at the next poll).
@@ -31,11 +43,12 @@ export class StatusReader {
   async read(): Promise<GaleraReadings> {
     const conn = await this.#connection();
     try {
-      const [status, variables] = await Promise.all([
+      const [status, variables, sessions] = await Promise.all([
         this.#query(conn, STATUS_SQL),
         this.#query(conn, VARIABLES_SQL),
+        this.#query(conn, SESSIONS_SQL),
       ]);
-      return { ...status, ...variables };
+      return { ...status, ...variables, ...sessions };
     } catch (error) {
       this.#drop(conn);
       throw error;

@@ -7,7 +7,7 @@ import mysql from "mysql2/promise";
 import net from "node:net";
 import { connect, type Lab, lab, whichPort } from "../helpers/lab.ts";
 import { waitFor } from "../helpers/fixtures.ts";
-import { type Daemon, props, startDaemon } from "../helpers/spawn.ts";
+import { type Daemon, props, runCli, startDaemon } from "../helpers/spawn.ts";
 
 const L: Lab = lab({ dir: "/tmp/galerad-e2e-lab", port: 23306, galeraPort: 24567 });
 const AGENT_PORT = 29200;
@@ -395,5 +395,51 @@ describe("galerad on a real Galera cluster", () => {
       }
     },
     60_000,
+  );
+
+  test(
+    "galerad maintenance --wait on the active node: traffic moves, its sessions end, exit 0; --disable",
+    async () => {
+      const first = (await active())!;
+      const i = nodeIndex(first);
+      const client = await connect(PROXY_PORT);
+      const status0 = await (await fetch(`http://127.0.0.1:${AGENT_PORT + i}/api/v1/status`))
+        .json();
+      expect(status0.client_sessions).toBeGreaterThanOrEqual(1);
+      const agentArgs = [
+        "--agent",
+        `http://127.0.0.1:${AGENT_PORT + i}`,
+        "--api-password",
+        "lab-secret-pw",
+      ];
+      const r = await runCli([
+        "maintenance",
+        ...agentArgs,
+        "--enable",
+        "kernel update",
+        "--wait",
+        "--timeout",
+        "30s",
+      ], { timeoutMs: 40_000 });
+      expect({ code: r.code, out: r.stdout.trim(), err: r.stderr.trim() }).toEqual({
+        code: 0,
+        out: "maintenance on: kernel update\nno client session left on the node",
+        err: "",
+      });
+      expect(await active()).not.toBe(first);
+      await expect(client.query("SELECT 1")).rejects.toThrow();
+      await client.destroy();
+      const off = await runCli(["maintenance", ...agentArgs, "--disable"]);
+      expect(off.code).toBe(0);
+      await waitFor(
+        "the node healthy again",
+        async () => (await backends()).find((b) => b.name === first)?.healthy,
+        30_000,
+      );
+      const bad = await runCli(["maintenance", ...agentArgs]);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr.trim()).toBe("galerad: give exactly one of --enable MESSAGE or --disable");
+    },
+    90_000,
   );
 });
