@@ -403,9 +403,11 @@ describe("galerad on a real Galera cluster", () => {
       const first = (await active())!;
       const i = nodeIndex(first);
       const client = await connect(PROXY_PORT);
-      const status0 = await (await fetch(`http://127.0.0.1:${AGENT_PORT + i}/api/v1/status`))
-        .json();
-      expect(status0.client_sessions).toBeGreaterThanOrEqual(1);
+      await client.query("SELECT 1");
+      await waitFor("the agent counts the session", async () => {
+        const s = await (await fetch(`http://127.0.0.1:${AGENT_PORT + i}/api/v1/status`)).json();
+        return s.client_sessions >= 1;
+      }, 10_000);
       const agentArgs = [
         "--agent",
         `http://127.0.0.1:${AGENT_PORT + i}`,
