@@ -17,7 +17,9 @@ const esc = (text: string) =>
   text.replace(/\\/g, "\\\\").replace(/^([.'])/gm, "\\&$1").replace(/-/g, "\\-");
 const top = help([]);
 const commands = [...top.matchAll(/^ {2}([a-z]+) /gm)].map((m) => m[1]).filter((c) => c !== "help");
-const sections = commands.map((c) => `.SH "galerad ${c.toUpperCase()}"\n.nf\n${esc(help([c]))}\n.fi`);
+const sections = commands.map((c) =>
+  `.SH "galerad ${c.toUpperCase()}"\n.nf\n${esc(help([c]))}\n.fi`
+);
 writeFileSync(
   out,
   `.TH GALERAD 1 "" "galerad ${version}" "User Commands"
