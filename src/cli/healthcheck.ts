@@ -4,7 +4,10 @@ import process from "node:process";
 import { existsSync } from "node:fs";
 import { hostname } from "node:os";
 import * as v from "valibot";
-import { serveHttp } from "#runtime";
+import { fetchTrusting, serveHttp } from "#runtime";
+import { probeAgent } from "../proxy/probe.ts";
+import type { TlsFiles } from "../runtime/types.ts";
+import { readCaFile, readTlsFiles } from "./tls_files.ts";
 import { Agent } from "../agent/agent.ts";
 import { Controls } from "../agent/controls.ts";
 import { createAgentApp } from "../agent/api.ts";
@@ -58,6 +61,10 @@ const schema = v.object({
   apiUser: nonEmpty,
   apiPassword: v.optional(v.string()),
   apiPasswordFile: v.optional(v.string()),
+  apiTlsCert: v.optional(v.string()),
+  apiTlsKey: v.optional(v.string()),
+  apiTlsOnly: boolean,
+  agentCaFile: v.optional(v.string()),
   datadir: v.optional(v.string()),
   defaultsFile: v.optional(v.string()),
   mysqld: nonEmpty,
@@ -177,6 +184,31 @@ export function healthcheckCommand(): Command<[], Record<string, unknown>> {
         "--api-password-file <file>",
         "file whose first line is the controls' password",
         "API_PASSWORD_FILE",
+      ),
+    )
+    .addOption(
+      opt(
+        "--api-tls-cert <file>",
+        "serve health, status and controls over HTTPS with this certificate (PEM; re-read on SIGHUP)",
+        "API_TLS_CERT",
+      ),
+    )
+    .addOption(
+      opt("--api-tls-key <file>", "the private key of --api-tls-cert (PEM)", "API_TLS_KEY"),
+    )
+    .addOption(
+      opt(
+        "--api-tls-only [bool]",
+        "refuse to start without --api-tls-cert and --api-tls-key",
+        "API_TLS_ONLY",
+      )
+        .preset("true").default("false"),
+    )
+    .addOption(
+      opt(
+        "--agent-ca-file <file>",
+        "trust this CA (PEM) for the other agents' https:// URLs (votes probe them)",
+        "AGENT_CA_FILE",
       ),
     );
   command
@@ -337,53 +369,60 @@ export function healthcheckCommand(): Command<[], Record<string, unknown>> {
         ["127.0.0.1", "localhost", "::1"].includes(options.mysqlHost ?? "127.0.0.1"),
     });
     await agent.start(); // the first answer is a real reading, never "no reading yet"
+    let tls = await readTlsFiles(options);
+    const ca = readCaFile(options.agentCaFile);
     const keys = await loadPeerKeys(options);
     const vote = keys
-      ? new WitnessEndpoint({
-        listen: options.voteListen,
-        cluster: options.cluster,
-        name: options.voteName ?? null,
-        keys,
-        timers: {
-          leaseMs: options.lease,
-          guardMs: Math.min(300, Math.round(options.lease / 4)),
-          marginMs: Math.max(100, Math.round(options.lease / 10)),
-          settleMs: options.lease,
-          startupHoldMs: 0,
+      ? new WitnessEndpoint(
+        {
+          listen: options.voteListen,
+          cluster: options.cluster,
+          name: options.voteName ?? null,
+          keys,
+          timers: {
+            leaseMs: options.lease,
+            guardMs: Math.min(300, Math.round(options.lease / 4)),
+            marginMs: Math.max(100, Math.round(options.lease / 10)),
+            settleMs: options.lease,
+            startupHoldMs: 0,
+          },
+          stateFile: options.stateFile ??
+            `/var/lib/galerad/agent-${options.voteListen.port}.state.json`,
+          // A vote is only ever cast on a proxy's proposal, which has its own rise/fall: the
+          // agent's judgement of it can be quick without moving anything on a single blip.
+          intervalMs: Math.min(options.interval, 250),
+          timeoutMs: 1000,
+          rise: 1,
+          fall: 1,
         },
-        stateFile: options.stateFile ??
-          `/var/lib/galerad/agent-${options.voteListen.port}.state.json`,
-        // A vote is only ever cast on a proxy's proposal, which has its own rise/fall: the
-        // agent's judgement of it can be quick without moving anything on a single blip.
-        intervalMs: Math.min(options.interval, 250),
-        timeoutMs: 1000,
-        rise: 1,
-        fall: 1,
-      })
+        ca === null
+          ? undefined
+          : (url, mode, timeoutMs) => probeAgent(url, mode, timeoutMs, fetchTrusting(ca)),
+      )
       : null;
     await vote?.start().catch((error) => {
       throw new RuntimeFailure(bindError("the vote", options.voteListen, error, "--vote-listen"));
     });
-    const server = await serveHttp(
-      options.listen,
-      createAgentApp(
-        agent,
-        apiPassword ? { user: options.apiUser, password: apiPassword } : null,
-        new Controls(agent, {
-          datadir: options.datadir,
-          defaultsFile: options.defaultsFile,
-          mysqld: options.mysqld,
-          startCommand: options.startCommand,
-          bootstrapCommand: options.bootstrapCommand,
-          stopCommand: options.stopCommand,
-          operationTimeoutMs: options.operationTimeout,
-        }),
-        () => (vote ? { port: vote.port } : null),
-        new CatchUp(target),
-      ).fetch,
-    ).catch((error) => {
-      throw new RuntimeFailure(bindError("health probes", options.listen, error, "--listen"));
-    });
+    const app = createAgentApp(
+      agent,
+      apiPassword ? { user: options.apiUser, password: apiPassword } : null,
+      new Controls(agent, {
+        datadir: options.datadir,
+        defaultsFile: options.defaultsFile,
+        mysqld: options.mysqld,
+        startCommand: options.startCommand,
+        bootstrapCommand: options.bootstrapCommand,
+        stopCommand: options.stopCommand,
+        operationTimeoutMs: options.operationTimeout,
+      }),
+      () => (vote ? { port: vote.port } : null),
+      new CatchUp(target),
+    );
+    const serve = (files: TlsFiles | null, port = options.listen.port) =>
+      serveHttp({ ...options.listen, port }, app.fetch, files ?? undefined).catch((error) => {
+        throw new RuntimeFailure(bindError("health probes", options.listen, error, "--listen"));
+      });
+    let server = await serve(tls);
     log.info("agent listening on {host}:{port} for {target}", {
       host: options.listen.host,
       port: server.port,
@@ -403,8 +442,24 @@ export function healthcheckCommand(): Command<[], Record<string, unknown>> {
         ...(options.registerGalera ? { galera: options.registerGalera } : {}),
       }, options.registerTtl)
       : null;
-    // SIGHUP must not kill the agent (its default): the maintenance file is read at every poll.
-    process.on("SIGHUP", () => log.info("SIGHUP: nothing to reload (restart to change options)"));
+    // SIGHUP (never the default, which kills): new certificate files; the maintenance file is
+    // read at every poll anyway; other options need a restart.
+    process.on("SIGHUP", async () => {
+      try {
+        const next = await readTlsFiles(options);
+        if (JSON.stringify(next) === JSON.stringify(tls)) {
+          return log.info("SIGHUP: certificate files unchanged; other options need a restart");
+        }
+        await server.close();
+        server = await serve(next, server.port); // the port it has, even when ":0" was asked
+        tls = next;
+        log.info("SIGHUP: certificate reloaded ({scheme})", { scheme: next ? "https" : "http" });
+      } catch (error) {
+        log.error("SIGHUP: reload refused, the running certificate stays: {message}", {
+          message: error instanceof Error ? error.message : String(error),
+        });
+      }
+    });
     const stopWatchdog = startWatchdog();
     notify(`READY=1\nSTATUS=${agent.current().verdict.reason}`);
     onShutdownSignal(async () => {

@@ -2,7 +2,9 @@ import { Command } from "@commander-js/extra-typings";
 import { getLogger } from "@logtape/logtape";
 import { availableParallelism, hostname } from "node:os";
 import * as v from "valibot";
-import { serveHttp } from "#runtime";
+import { fetchTrusting, serveHttp } from "#runtime";
+import type { HttpServer, TlsFiles } from "../runtime/types.ts";
+import { readCaFile, readTlsFiles } from "./tls_files.ts";
 import {
   backendList,
   boolean,
@@ -55,6 +57,10 @@ const schema = v.object({
   apiUser: nonEmpty,
   apiPassword: v.optional(v.string()),
   apiPasswordFile: v.optional(v.string()),
+  apiTlsCert: v.optional(v.string()),
+  apiTlsKey: v.optional(v.string()),
+  apiTlsOnly: boolean,
+  agentCaFile: v.optional(v.string()),
   interval: duration(10),
   timeout: duration(10),
   rise: integer(1, 100),
@@ -151,6 +157,31 @@ export function proxyCommand(): Command<[], Record<string, unknown>> {
         "--api-password-file <file>",
         "file whose first line is the API password",
         "API_PASSWORD_FILE",
+      ),
+    )
+    .addOption(
+      opt(
+        "--api-tls-cert <file>",
+        "serve the API and dashboard over HTTPS with this certificate chain (PEM; re-read on reload)",
+        "API_TLS_CERT",
+      ),
+    )
+    .addOption(
+      opt("--api-tls-key <file>", "the private key of --api-tls-cert (PEM)", "API_TLS_KEY"),
+    )
+    .addOption(
+      opt(
+        "--api-tls-only [bool]",
+        "refuse to start without --api-tls-cert and --api-tls-key",
+        "API_TLS_ONLY",
+      )
+        .preset("true").default("false"),
+    )
+    .addOption(
+      opt(
+        "--agent-ca-file <file>",
+        "trust this CA (PEM) for agents whose health URL is https://",
+        "AGENT_CA_FILE",
       ),
     )
     .addOption(
@@ -375,10 +406,12 @@ export function proxyCommand(): Command<[], Record<string, unknown>> {
       );
     }
     const peers = await peerSettings(options);
-    return { options, peers, password: readPassword(options) };
+    const tls = await readTlsFiles(options);
+    const ca = readCaFile(options.agentCaFile);
+    return { options, peers, password: readPassword(options), tls, ca };
   };
   command.action(async () => {
-    const { options, peers, password: given } = await load();
+    const { options, peers, password: given, tls, ca } = await load();
     if (options.checkConfig) {
       console.log(
         `galerad: the configuration is valid: ${options.backend.length} backends${
@@ -396,7 +429,7 @@ export function proxyCommand(): Command<[], Record<string, unknown>> {
         password,
       });
     }
-    await runProxy(options, password, peers, async () => (await load()).options);
+    await runProxy(options, password, peers, { tls, ca }, load);
   });
   return command;
 }
@@ -523,7 +556,8 @@ async function runProxy(
   options: ProxyConfig,
   password: string,
   peers: Awaited<ReturnType<typeof peerSettings>>,
-  reread: () => Promise<ProxyConfig>,
+  files: { tls: TlsFiles | null; ca: string | null },
+  reread: () => Promise<{ options: ProxyConfig; tls: TlsFiles | null }>,
 ): Promise<void> {
   const proxy = new Proxy({
     listen: options.listen,
@@ -549,12 +583,14 @@ async function runProxy(
     discovering: options.discover !== undefined,
     readerListen: options.readerListen,
     readerFallback: options.readerFallback,
+    fetch: fetchTrusting(files.ca),
   });
   // Signals are handled from the start: a SIGTERM while the proxy is still starting waits for
   // the start to finish (or fail), then shuts down what is up.
   const auth = { user: options.apiUser, password };
   const apiOptions = { metricsPublic: options.metricsPublic };
-  const startup = startProxy(proxy, options, auth, apiOptions, peers);
+  const api = { tls: files.tls };
+  const startup = startProxy(proxy, options, auth, apiOptions, peers, files.tls);
   let running = options;
   let reloading: Promise<void> | null = null;
   onReloadSignal(() => {
@@ -564,7 +600,7 @@ async function runProxy(
   async function reload(): Promise<void> {
     notify("RELOADING=1");
     try {
-      const next = await reread();
+      const { options: next, tls } = await reread();
       const nextPassword = readPassword(next) ?? auth.password;
       const plan = reloadPlan(running, next);
       applyLogging(next);
@@ -573,6 +609,16 @@ async function runProxy(
       auth.user = next.apiUser;
       auth.password = nextPassword;
       apiOptions.metricsPublic = next.metricsPublic;
+      if (JSON.stringify(tls) !== JSON.stringify(api.tls)) {
+        // New certificate files: the API listener starts again with them.
+        const up = await startup;
+        await up.api.close();
+        // The port it has (":0" asked for any): clients and balancers keep the address.
+        const listen = { host: options.apiListen.host, port: up.api.port };
+        up.api = await serveApi(proxy, { ...options, apiListen: listen }, auth, apiOptions, tls);
+        api.tls = tls;
+        log.info("API certificate reloaded ({scheme})", { scheme: tls ? "https" : "http" });
+      }
       running = {
         ...next,
         ...Object.fromEntries(plan.restartOnly.map((k) => [k, running[k as keyof ProxyConfig]])),
@@ -623,12 +669,30 @@ async function runProxy(
   notify(`READY=1\nSTATUS=${proxy.active ? `routing to ${proxy.active}` : proxy.activeReason}`);
 }
 
+/** The API and dashboard listener, over HTTPS when `tls` is given. */
+async function serveApi(
+  proxy: Proxy,
+  options: ProxyConfig,
+  auth: { user: string; password: string },
+  apiOptions: { metricsPublic: boolean },
+  tls: TlsFiles | null,
+): Promise<HttpServer> {
+  return await serveHttp(
+    options.apiListen,
+    createApi(proxy, auth, apiOptions).fetch,
+    tls ?? undefined,
+  ).catch((error) => {
+    throw new RuntimeFailure(bindError("the API", options.apiListen, error, "--api-listen"));
+  });
+}
+
 async function startProxy(
   proxy: Proxy,
   options: ProxyConfig,
   auth: { user: string; password: string },
   apiOptions: { metricsPublic: boolean },
   peers: Awaited<ReturnType<typeof peerSettings>>,
+  tls: TlsFiles | null,
 ) {
   try {
     await proxy.start();
@@ -641,21 +705,15 @@ async function startProxy(
       : ["--listen", options.listen];
     throw new RuntimeFailure(bindError(error.listener, address, error.cause, flag));
   }
-  const api = await serveHttp(
-    options.apiListen,
-    createApi(proxy, auth, apiOptions)
-      .fetch,
-  )
-    .catch((error) => {
-      throw new RuntimeFailure(bindError("the API", options.apiListen, error, "--api-listen"));
-    });
+  const api = await serveApi(proxy, options, auth, apiOptions, tls);
   const health = await serveHttp(options.healthListen, createHealthApp(proxy).fetch)
     .catch((error) => {
       throw new RuntimeFailure(
         bindError("health checks", options.healthListen, error, "--health-listen"),
       );
     });
-  log.info("API on {host}:{port}, health port on {healthHost}:{healthPort}", {
+  log.info("API on {host}:{port} ({scheme}), health port on {healthHost}:{healthPort}", {
+    scheme: tls ? "https" : "http",
     host: options.apiListen.host,
     port: api.port,
     healthHost: options.healthListen.host,

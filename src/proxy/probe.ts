@@ -1,6 +1,7 @@
 import { interpretStatusCode, interpretStatusJson } from "../core/agent_status.ts";
 import { fetchErrorCode } from "../core/fetch_error.ts";
 import type { ProbeResult } from "../core/health_state.ts";
+import type { Fetch } from "../runtime/types.ts";
 
 /** How the agent at one URL is asked; learned from its first answers. */
 export interface ProbeMode {
@@ -18,6 +19,7 @@ export async function probeAgent(
   baseUrl: string,
   mode: ProbeMode,
   timeoutMs: number,
+  fetch: Fetch = globalThis.fetch,
 ): Promise<ProbeResult> {
   const started = performance.now();
   const signal = AbortSignal.timeout(timeoutMs);
@@ -58,7 +60,11 @@ export interface CatchUpAnswer {
  * ask (`GET /api/v1/caught_up`, a causal read). An agent without that route (404: clustercheck,
  * an older galerad) cannot be asked, which is not a failure. Never throws.
  */
-export async function askCaughtUp(baseUrl: string, timeoutMs: number): Promise<CatchUpAnswer> {
+export async function askCaughtUp(
+  baseUrl: string,
+  timeoutMs: number,
+  fetch: Fetch = globalThis.fetch,
+): Promise<CatchUpAnswer> {
   const started = performance.now();
   const ms = () => Math.round(performance.now() - started);
   // The agent's own wait ends first, so its answer (not our abort) says what happened.

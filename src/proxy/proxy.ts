@@ -23,11 +23,11 @@ import type { QuorumMode } from "../core/voter_set.ts";
 import type { KeyRing } from "../peers/keyring.ts";
 import { readStateFile } from "../peers/state_file.ts";
 import { PeerTransport } from "../peers/transport.ts";
-import type { TcpListener } from "../runtime/types.ts";
+import type { Fetch, TcpListener } from "../runtime/types.ts";
 import { AgreementShell, clock } from "./agreement_shell.ts";
 import { EventLog } from "./events.ts";
 import { HealthMonitor, type Prober } from "./health_monitor.ts";
-import { askCaughtUp, type CatchUpAnswer } from "./probe.ts";
+import { askCaughtUp, type CatchUpAnswer, probeAgent } from "./probe.ts";
 import { ReaderPort } from "./reader_port.ts";
 import type { ReaderFallback } from "../core/reader_choice.ts";
 import { acceptClient } from "./client_path.ts";
@@ -98,6 +98,8 @@ export interface ProxyOptions {
   discovering?: boolean;
   /** On shutdown, how long /ready answers 503 while clients are still served; default 0. */
   shutdownDelayMs?: number;
+  /** How agents are asked (a CA for https agents); default the runtime's fetch. */
+  fetch?: Fetch;
   /** The reader port (reader_port.ts); absent: none. */
   readerListen?: HostPort;
   /** Where readers go when only the active node is healthy; default "active". */
@@ -252,8 +254,10 @@ export class Proxy {
   constructor(
     public options: ProxyOptions,
     prober?: Prober,
-    readonly askCatchUp: (baseUrl: string, timeoutMs: number) => Promise<CatchUpAnswer> =
-      askCaughtUp,
+    readonly askCatchUp: (baseUrl: string, timeoutMs: number) => Promise<CatchUpAnswer> = (
+      url,
+      timeoutMs,
+    ) => askCaughtUp(url, timeoutMs, options.fetch),
   ) {
     this.name = options.name ?? "galerad";
     this.cluster = options.cluster ?? "galera";
@@ -272,7 +276,7 @@ export class Proxy {
     this.#monitor = new HealthMonitor(
       { intervalMs: options.intervalMs, timeoutMs: options.timeoutMs },
       (name, result) => this.#onProbe(name, result),
-      prober,
+      prober ?? ((url, mode, timeoutMs) => probeAgent(url, mode, timeoutMs, options.fetch)),
     );
   }
 

@@ -4,10 +4,23 @@
  * docs/BENCHMARKS.md); HTTP and UDP as in the node adapter (without loading node:net).
  */
 import type { HostPort } from "../core/address.ts";
-import type { ConnectOptions, ListenOptions, SpliceStats, TcpConn, TcpListener } from "./types.ts";
+import type {
+  ConnectOptions,
+  Fetch,
+  ListenOptions,
+  SpliceStats,
+  TcpConn,
+  TcpListener,
+} from "./types.ts";
 
 export { serveHttp } from "./http_serve.ts";
 export { bindUdp } from "./udp_dgram.ts";
+
+/** `fetch` trusting `ca` (PEM) too, for agents served over https with a private CA. */
+export function fetchTrusting(ca: string | null): Fetch {
+  if (ca === null) return (input, init) => fetch(input, init);
+  return (input, init) => fetch(input, { ...init, tls: { ca } } as RequestInit);
+}
 
 /** Bun runs the data plane on worker threads that each listen with SO_REUSEPORT. */
 export const dataThreadsSupported = true;

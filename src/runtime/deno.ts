@@ -6,12 +6,14 @@
 import type { HostPort } from "../core/address.ts";
 import type {
   ConnectOptions,
+  Fetch,
   FetchHandler,
   HttpServer,
   ListenOptions,
   SpliceStats,
   TcpConn,
   TcpListener,
+  TlsFiles,
 } from "./types.ts";
 
 /**
@@ -188,11 +190,16 @@ export async function splice(client: TcpConn, server: TcpConn, stats: SpliceStat
 }
 
 /** Serves HTTP with a fetch-style handler. */
-export function serveHttp(address: HostPort, handler: FetchHandler): Promise<HttpServer> {
+export function serveHttp(
+  address: HostPort,
+  handler: FetchHandler,
+  tls?: TlsFiles,
+): Promise<HttpServer> {
   return new Promise((resolve) => {
     const server = Deno.serve({
       hostname: address.host,
       port: address.port,
+      ...(tls ? { cert: tls.cert, key: tls.key } : {}),
       onListen: () => {},
       onError: () => new Response("internal error\n", { status: 500 }),
     }, handler);
@@ -204,3 +211,10 @@ export function serveHttp(address: HostPort, handler: FetchHandler): Promise<Htt
 }
 
 export { bindUdp } from "./udp_dgram.ts";
+
+/** `fetch` trusting `ca` (PEM) too, for agents served over https with a private CA. */
+export function fetchTrusting(ca: string | null): Fetch {
+  if (ca === null) return (input, init) => fetch(input, init);
+  const client = Deno.createHttpClient({ caCerts: [ca] });
+  return (input, init) => fetch(input, { ...init, client } as RequestInit);
+}

@@ -4,7 +4,7 @@
  * docs/BENCHMARKS.md).
  */
 import type { HostPort } from "../core/address.ts";
-import type { FetchHandler, HttpServer } from "./types.ts";
+import type { FetchHandler, HttpServer, TlsFiles } from "./types.ts";
 
 /** The part of Bun's API used here, typed locally so `deno check` needs no Bun types. */
 interface BunServe {
@@ -13,6 +13,7 @@ interface BunServe {
     port: number;
     fetch: FetchHandler;
     idleTimeout: number;
+    tls?: { cert: string; key: string };
     error: () => Response;
   }): { port?: number; stop(force: boolean): Promise<void> | void };
 }
@@ -21,12 +22,14 @@ interface BunServe {
 export async function serveHttp(
   address: HostPort,
   handler: FetchHandler,
+  tls?: TlsFiles,
 ): Promise<HttpServer> {
   const bun = (globalThis as { Bun?: BunServe }).Bun;
   if (bun) {
     const server = bun.serve({
       hostname: address.host,
       port: address.port,
+      ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}),
       fetch: handler,
       idleTimeout: 30,
       error: () => new Response("internal error\n", { status: 500 }),
@@ -38,12 +41,20 @@ export async function serveHttp(
       },
     };
   }
-  return await serveWithNodeHttp(address, handler);
+  return await serveWithNodeHttp(address, handler, tls);
 }
 
-async function serveWithNodeHttp(address: HostPort, handler: FetchHandler): Promise<HttpServer> {
+async function serveWithNodeHttp(
+  address: HostPort,
+  handler: FetchHandler,
+  tls?: TlsFiles,
+): Promise<HttpServer> {
   const { default: http } = await import("node:http");
-  const server = http.createServer(async (req, res) => {
+  const https = tls ? (await import("node:https")).default : null;
+  const listener = async (
+    req: import("node:http").IncomingMessage,
+    res: import("node:http").ServerResponse,
+  ) => {
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const method = req.method ?? "GET";
@@ -61,7 +72,10 @@ async function serveWithNodeHttp(address: HostPort, handler: FetchHandler): Prom
     }
     res.writeHead(response.status, Object.fromEntries(response.headers));
     res.end(Buffer.from(await response.arrayBuffer()));
-  });
+  };
+  const server = tls && https
+    ? https.createServer({ cert: tls.cert, key: tls.key }, listener)
+    : http.createServer(listener);
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(address.port, address.host, () => {

@@ -5,7 +5,14 @@
  */
 import net from "node:net";
 import type { HostPort } from "../core/address.ts";
-import type { ConnectOptions, ListenOptions, SpliceStats, TcpConn, TcpListener } from "./types.ts";
+import type {
+  ConnectOptions,
+  Fetch,
+  ListenOptions,
+  SpliceStats,
+  TcpConn,
+  TcpListener,
+} from "./types.ts";
 
 /**
  * Node has no global Worker and only recent versions share a port between listeners: the data
@@ -149,3 +156,11 @@ export function splice(client: TcpConn, server: TcpConn, stats: SpliceStats): Pr
 
 export { serveHttp } from "./http_serve.ts";
 export { bindUdp } from "./udp_dgram.ts";
+
+/** Node's fetch takes no CA per request: a CA file is refused here (NODE_EXTRA_CA_CERTS works). */
+export function fetchTrusting(ca: string | null): Fetch {
+  if (ca !== null) {
+    throw new Error("--agent-ca-file needs Bun or Deno (under Node, set NODE_EXTRA_CA_CERTS)");
+  }
+  return (input, init) => fetch(input, init);
+}

@@ -58,6 +58,15 @@ export interface HttpServer {
 
 export type FetchHandler = (request: Request) => Response | Promise<Response>;
 
+/** A certificate chain and its private key, PEM text, for an HTTPS listener. */
+export interface TlsFiles {
+  cert: string;
+  key: string;
+}
+
+/** `fetch` as the runtime gives it, optionally trusting one more CA (agents over https). */
+export type Fetch = (input: string, init?: RequestInit) => Promise<Response>;
+
 /** A bound UDP socket. */
 export interface UdpSocket {
   readonly port: number;
