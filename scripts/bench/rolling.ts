@@ -36,6 +36,10 @@ const SECRET = "rolling-bench-peer-secret-0123456789";
 const PASSWORD = "bench-secret";
 const auth = { Authorization: `Basic ${btoa(`admin:${PASSWORD}`)}` };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** With ROLLING_DEBUG=1: every failure and step with its time, and the proxies' warnings. */
+const DEBUG = process.env.ROLLING_DEBUG === "1";
+const timeline: { at: number; what: string }[] = [];
+const mark = (what: string) => timeline.push({ at: Date.now(), what });
 
 interface Counts {
   connectFailures: number;
@@ -60,6 +64,7 @@ function workload(port: number) {
     const e = error as { code?: string; errno?: number; message?: string };
     const key = `${e.errno ?? e.code ?? "?"} ${String(e.message ?? "").slice(0, 60)}`;
     c.errors.set(key, (c.errors.get(key) ?? 0) + 1);
+    mark(`FAILED ${key}`);
   };
   const connect = () =>
     mysql.createConnection({
@@ -187,6 +192,8 @@ function seedConfig(p: number): string {
   return `global
   maxconn 4000
   localpeer h${p}
+  # A soft stop or reload ends within the same 5 s as galerad's --shutdown-timeout.
+  hard-stop-after 5s
 defaults
   mode tcp
   timeout connect 2s
@@ -222,6 +229,7 @@ interface Tier {
 
 function galeradTier(cleanup: Cleanup): Tier {
   const procs: (Daemon | null)[] = [null, null, null];
+  const past: Daemon[] = [];
   const config = (p: number, interval: string) => {
     const file = `/tmp/galerad-rolling-p${p}.yaml`;
     writeFileSync(
@@ -238,7 +246,7 @@ function galeradTier(cleanup: Cleanup): Tier {
         `interval: ${interval}`,
         "shutdown-delay: 3s",
         "shutdown-timeout: 5s",
-        "log-level: warning",
+        `log-level: ${DEBUG ? "info" : "warning"}`,
         "backends:",
         ...[0, 1, 2].map((i) =>
           `  - node${i}=127.0.0.1:${L.port(i)},health=http://127.0.0.1:${AGENT + i}`
@@ -266,6 +274,7 @@ function galeradTier(cleanup: Cleanup): Tier {
   return {
     name: "galerad (3 proxies, --quorum agents)",
     async restart(p) {
+      if (DEBUG) past.push(procs[p]!);
       await procs[p]!.stop("SIGTERM");
       start(p);
       await ready(p);
@@ -291,6 +300,13 @@ function galeradTier(cleanup: Cleanup): Tier {
     },
     async stop() {
       for (const d of procs) await d?.stop();
+      if (!DEBUG) return;
+      for (const [i, d] of [...past, ...procs].entries()) {
+        for (const l of d!.logs()) {
+          mark.call(null, `proxy log ${i}: ${String(l.message).slice(0, 160)}`);
+          timeline[timeline.length - 1].at = Date.parse(String(l["@timestamp"]));
+        }
+      }
     },
   };
 }
@@ -365,8 +381,11 @@ async function rolling(tier: Tier) {
       "--timeout",
       "60s",
     ], { stdio: "ignore" });
+    mark(`node${i}: maintenance on, sessions gone`);
     await L.run("stop", String(i));
+    mark(`node${i}: stopped`);
     await L.run("start", String(i));
+    mark(`node${i}: started`);
     execFileSync(BIN, [
       "maintenance",
       "--agent",
@@ -384,11 +403,14 @@ async function rolling(tier: Tier) {
   }
   phases.push(["Galera nodes, each through the maintenance recipe", load.next()]);
   for (let p = 0; p < 3; p++) {
+    mark(`proxy ${p}: restart`);
     await tier.restart(p);
+    mark(`proxy ${p}: ready again`);
     await settle();
   }
   phases.push(["proxies, each SIGTERM then a fresh start", load.next()]);
   for (let p = 0; p < 3; p++) {
+    mark(`proxy ${p}: reload`);
     await tier.reload(p);
     await settle();
   }
@@ -440,7 +462,9 @@ async function main(cleanup: Cleanup) {
     return true;
   }, 60_000);
   const results: [string, [string, Counts][]][] = [];
-  for (const make of [galeradTier, seedTier]) {
+  // ROLLING_ONLY=galerad skips the baseline (for a quick look; the report wants both).
+  const tiers = process.env.ROLLING_ONLY === "galerad" ? [galeradTier] : [galeradTier, seedTier];
+  for (const make of tiers) {
     const tier = make(cleanup);
     const frontFile = "/tmp/galerad-rolling-front.cfg";
     writeFileSync(
@@ -475,6 +499,11 @@ async function main(cleanup: Cleanup) {
     results.push([tier.name, phases]);
     front.kill("SIGTERM");
     await tier.stop();
+    if (DEBUG) {
+      timeline.sort((a, b) => a.at - b.at);
+      for (const t of timeline) console.log(new Date(t.at).toISOString().slice(11, 23), t.what);
+      timeline.length = 0;
+    }
     await sleep(1000);
   }
   const rows = results.flatMap(([tier, phases]) =>

@@ -67,6 +67,8 @@ const schema = v.object({
   fall: integer(1, 100),
   connectTimeout: duration(10),
   keepalive: duration(0),
+  clientIdleTimeout: duration(0),
+  backendIdleTimeout: duration(0),
   threads: threadCount(64),
   dataPlane: v.picklist(DATA_PLANE_KINDS, "expected auto, epoll or sockets"),
   shutdownTimeout: duration(0),
@@ -213,6 +215,20 @@ export function proxyCommand(): Command<[], Record<string, unknown>> {
         "time allowed to connect to the active node",
         "CONNECT_TIMEOUT",
       ).default("2s"),
+    )
+    .addOption(
+      opt(
+        "--client-idle-timeout <duration>",
+        "close a session whose client sent nothing for this long (0: never; HAProxy's timeout client)",
+        "CLIENT_IDLE_TIMEOUT",
+      ).default("0"),
+    )
+    .addOption(
+      opt(
+        "--backend-idle-timeout <duration>",
+        "close a session whose backend sent nothing for this long (0: never; HAProxy's timeout server)",
+        "BACKEND_IDLE_TIMEOUT",
+      ).default("0"),
     )
     .addOption(
       opt(
@@ -568,6 +584,8 @@ async function runProxy(
     fall: options.fall,
     connectTimeoutMs: options.connectTimeout,
     keepAliveMs: options.keepalive,
+    clientIdleTimeoutMs: options.clientIdleTimeout,
+    backendIdleTimeoutMs: options.backendIdleTimeout,
     ...threadPlan(options.threads, availableParallelism()),
     dataPlane: options.dataPlane,
     shutdownTimeoutMs: options.shutdownTimeout,

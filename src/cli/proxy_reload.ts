@@ -10,6 +10,8 @@ export interface ReloadableConfig {
   fall: number;
   connectTimeout: number;
   keepalive: number;
+  clientIdleTimeout: number;
+  backendIdleTimeout: number;
   shutdownTimeout: number;
   shutdownDelay: number;
   catchUpTimeout: number;
@@ -63,6 +65,8 @@ export function reloadPlan(
       fall: next.fall,
       connectTimeoutMs: next.connectTimeout,
       keepAliveMs: next.keepalive,
+      clientIdleTimeoutMs: next.clientIdleTimeout,
+      backendIdleTimeoutMs: next.backendIdleTimeout,
       shutdownTimeoutMs: next.shutdownTimeout,
       shutdownDelayMs: next.shutdownDelay,
       catchUpTimeoutMs: next.catchUpTimeout,

@@ -1,4 +1,5 @@
 import { getLogger } from "@logtape/logtape";
+import { idleMark } from "../core/idle.ts";
 import { ER_UNKNOWN_ERROR, mysqlErrorPacket } from "../core/mysql_packet.ts";
 import type { BackendSpec } from "../core/backend_spec.ts";
 import { proxyV2Header } from "../core/proxy_protocol.ts";
@@ -97,6 +98,7 @@ export async function acceptClient(proxy: ClientRouting, conn: ClientConn): Prom
       continue;
     }
     session.server = server;
+    session.idle = idleMark(performance.now());
     proxy.counters.accepted++;
     await conn.splice(server, session.stats);
     session.closed = true;

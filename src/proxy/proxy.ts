@@ -28,6 +28,7 @@ import { AgreementShell, clock } from "./agreement_shell.ts";
 import { EventLog } from "./events.ts";
 import { HealthMonitor, type Prober } from "./health_monitor.ts";
 import { askCaughtUp, type CatchUpAnswer, probeAgent } from "./probe.ts";
+import { checkIdle } from "../core/idle.ts";
 import { ReaderPort } from "./reader_port.ts";
 import type { ReaderFallback } from "../core/reader_choice.ts";
 import { acceptClient } from "./client_path.ts";
@@ -98,6 +99,9 @@ export interface ProxyOptions {
   discovering?: boolean;
   /** On shutdown, how long /ready answers 503 while clients are still served; default 0. */
   shutdownDelayMs?: number;
+  /** No byte from a client (or a backend) for this long closes its session; 0 or absent: never. */
+  clientIdleTimeoutMs?: number;
+  backendIdleTimeoutMs?: number;
   /** How agents are asked (a CA for https agents); default the runtime's fetch. */
   fetch?: Fetch;
   /** The reader port (reader_port.ts); absent: none. */
@@ -105,6 +109,11 @@ export interface ProxyOptions {
   /** Where readers go when only the active node is healthy; default "active". */
   readerFallback?: ReaderFallback;
 }
+
+/** How often the idle check runs; its granularity. */
+const IDLE_SWEEP_MS = 250;
+/** Data-plane threads report byte counts this often (epoll_worker.ts, data_worker.ts). */
+const BYTES_REPORT_MS = 1500;
 
 /** The options a reload (SIGHUP) changes in a running proxy: see Proxy.retune(). */
 export type LiveOption =
@@ -117,6 +126,8 @@ export type LiveOption =
   | "shutdownTimeoutMs"
   | "shutdownDelayMs"
   | "catchUpTimeoutMs"
+  | "clientIdleTimeoutMs"
+  | "backendIdleTimeoutMs"
   | "sendProxyV2"
   | "readerFallback";
 
@@ -155,6 +166,8 @@ export interface TrafficSwitch {
 /** Counters since start, for the API and metrics. */
 export interface ProxyCounters {
   accepted: number;
+  /** Sessions closed by the idle check, by why: client idle, backend idle, no greeting. */
+  idleClosed: Record<string, number>;
   refused: Record<string, number>;
   severed: number;
   connectFailures: number;
@@ -193,6 +206,7 @@ export class Proxy {
   readonly events = new EventLog();
   readonly counters: ProxyCounters = {
     accepted: 0,
+    idleClosed: {},
     refused: {},
     severed: 0,
     connectFailures: 0,
@@ -246,6 +260,7 @@ export class Proxy {
   #routeHold: { promise: Promise<void>; release: () => void } | null = null;
   /** Nodes whose sessions are being severed for the agreement, awaiting the data plane. */
   #severing = new Set<string>();
+  #idleTimer: ReturnType<typeof setInterval> | undefined;
   /** The last node this proxy routed to, so that a move to another one is known as such. */
   #lastServed: string | null = null;
   /** While the node moved to catches up, new sessions for it wait here. */
@@ -350,6 +365,7 @@ export class Proxy {
       host: this.options.listen.host,
       port: this.port,
     });
+    this.#idleTimer = setInterval(() => this.#sweepIdle(), IDLE_SWEEP_MS);
     if (this.options.readerListen) {
       // A plane of its own, of the same kind and threads: the writer's plane has one listener.
       const reader = new ReaderPort(
@@ -552,6 +568,7 @@ export class Proxy {
     await readers;
     await this.#leave();
     this.#monitor.stop();
+    clearInterval(this.#idleTimer);
     this.shell?.stop();
     this.transport?.stop();
   }
@@ -568,6 +585,45 @@ export class Proxy {
     const deadline = performance.now() + 500;
     while (shell.state.holder.serving !== null && performance.now() < deadline) await sleep(10);
     if (shell.state.holder.serving === null) log.info("released the lease: voters are told");
+  }
+
+  /**
+   * Closes sessions whose client or backend stayed silent past their limits, and counts a
+   * backend that never sent its greeting as a failed connect (core/idle.ts). Byte counts reach
+   * the main thread within a report interval, which the greeting allowance covers.
+   */
+  #sweepIdle(): void {
+    const now = performance.now();
+    const limits = {
+      clientIdleMs: this.options.clientIdleTimeoutMs ?? 0,
+      backendIdleMs: this.options.backendIdleTimeoutMs ?? 0,
+      greetingMs: this.options.connectTimeoutMs,
+      reportLagMs: BYTES_REPORT_MS,
+    };
+    const closed: Record<string, number> = {};
+    const check = (session: Session, backend: string) => {
+      if (session.closed || session.idle === null) return;
+      const { mark, verdict } = checkIdle(session.idle, session.stats, now, limits);
+      session.idle = mark;
+      if (verdict === null) return;
+      session.close();
+      this.counters.idleClosed[verdict] = (this.counters.idleClosed[verdict] ?? 0) + 1;
+      if (verdict === "no greeting") this.counters.connectFailures++;
+      const key = `${backend}: ${verdict}`;
+      closed[key] = (closed[key] ?? 0) + 1;
+    };
+    for (const backend of this.backends.values()) {
+      for (const session of backend.sessions) check(session, backend.spec.name);
+    }
+    for (const [name, set] of this.reader?.sessions ?? []) {
+      for (const session of set) check(session, name);
+    }
+    // One line per sweep, however many closed: a storm of idle clients must not flood the log.
+    if (Object.keys(closed).length > 0) {
+      log.warn("closed idle sessions: {closed}", {
+        closed: Object.entries(closed).map(([k, n]) => `${n} (${k})`).join(", "),
+      });
+    }
   }
 
   /** Enables or disables all traffic; disabling severs every session and refuses new ones. */

@@ -7,6 +7,7 @@ import {
   type ReaderFallback,
   severReader,
 } from "../core/reader_choice.ts";
+import { idleMark } from "../core/idle.ts";
 import type { ClientConn, DataPlane } from "../runtime/data_plane.ts";
 import type { TcpConn, TcpListener } from "../runtime/types.ts";
 import { type ClientRouting, dialBackend, refuse } from "./client_path.ts";
@@ -166,6 +167,7 @@ export class ReaderPort {
         continue;
       }
       session.server = server;
+      session.idle = idleMark(performance.now());
       this.counters.accepted++;
       await conn.splice(server, session.stats);
       session.closed = true;

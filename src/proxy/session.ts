@@ -1,3 +1,4 @@
+import type { IdleMark } from "../core/idle.ts";
 import type { SpliceStats, TcpConn } from "../runtime/types.ts";
 
 /** One client connection and, once dialled, its backend connection. */
@@ -5,6 +6,8 @@ export class Session {
   readonly stats: SpliceStats = { up: 0, down: 0 };
   server: TcpConn | null = null;
   closed = false;
+  /** Set when spliced: what the idle check last saw (core/idle.ts). */
+  idle: IdleMark | null = null;
 
   constructor(readonly client: TcpConn, readonly backend: string) {}
 

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, test } from "bun:test";
+import net from "node:net";
 import { parseBackendSpec } from "../../src/core/backend_spec.ts";
 import { createHealthApp } from "../../src/proxy/api.ts";
 import { Proxy, type ProxyOptions } from "../../src/proxy/proxy.ts";
@@ -179,6 +180,52 @@ describe("Proxy", () => {
     during.socket.destroy();
     await stopped;
     await expect(connectClient(proxy.port)).rejects.toThrow();
+  });
+
+  test("--client-idle-timeout closes a silent client's session; a talking one stays", async () => {
+    const { proxy, backends } = await rig([0, 1], { clientIdleTimeoutMs: 400 });
+    const silent = await connectClient(proxy.port);
+    const talking = await connectClient(proxy.port);
+    await silent.waitFor("hello db0");
+    await talking.waitFor("hello db0");
+    const timer = setInterval(() => talking.send("."), 100);
+    try {
+      await silent.closed;
+      expect(talking.isClosed()).toBe(false);
+      expect(proxy.counters.idleClosed).toEqual({ "client idle": 1 });
+      await waitFor("the backend side closed too", () => backends[0].open === 1);
+    } finally {
+      clearInterval(timer);
+      talking.socket.destroy();
+    }
+  });
+
+  test("a backend that accepts but sends no greeting is a failed connect", async () => {
+    const mute = net.createServer(() => {}); // accepts, never speaks
+    await new Promise<void>((r) => mute.listen(0, "127.0.0.1", () => r()));
+    cleanups.push(() => new Promise<void>((r) => mute.close(() => r())));
+    const agent = await startAgent({ healthy: true, index: 0 });
+    cleanups.push(() => agent.close());
+    const proxy = new Proxy({
+      listen: { host: "127.0.0.1", port: 0 },
+      backends: [parseBackendSpec(
+        `db0=127.0.0.1:${(mute.address() as net.AddressInfo).port},health=${agent.url}`,
+      )],
+      intervalMs: 50,
+      timeoutMs: 200,
+      rise: 1,
+      fall: 1,
+      connectTimeoutMs: 200,
+      keepAliveMs: 0,
+      shutdownTimeoutMs: 100,
+    });
+    await proxy.start();
+    cleanups.push(() => proxy.shutdown());
+    await proxy.whenReady();
+    const client = await connectClient(proxy.port);
+    await client.closed;
+    expect(proxy.counters.idleClosed).toEqual({ "no greeting": 1 });
+    expect(proxy.counters.connectFailures).toBe(1);
   });
 
   test("a recovered node does not take traffic back", async () => {
