@@ -168,9 +168,9 @@ function frontConfig(check: (p: number) => string): string {
   const servers = [0, 1, 2].map((p) => `  server t${p} 127.0.0.1:${TIER + p} ${check(p)}`);
   return `global
   maxconn 4000
-defaults
+${DEBUG ? "  log stdout format raw local0 info\n" : ""}defaults
   mode tcp
-  timeout connect 2s
+${DEBUG ? "  log global\n  option tcplog\n" : ""}  timeout connect 2s
   timeout client 1h
   timeout server 1h
 frontend front
@@ -474,7 +474,18 @@ async function main(cleanup: Cleanup) {
         "  balance roundrobin\n  option httpchk GET /ready",
       ),
     );
-    const front = spawn("haproxy", ["-db", "-f", frontFile], { stdio: "ignore" });
+    const front = spawn("haproxy", ["-db", "-f", frontFile], {
+      stdio: ["ignore", DEBUG ? "pipe" : "ignore", DEBUG ? "pipe" : "ignore"],
+    });
+    const note = (chunk: Buffer) => {
+      for (const line of chunk.toString().split("\n")) {
+        // Only what is not a plain success: checks, downs, retries, errors.
+        if (line && !/ -- 0\/|[+]?\d+ -- $/.test(line) && !/ -- \d/.test(line)) mark(`LB ${line}`);
+        else if (line && !line.includes(" -- ")) mark(`LB ${line}`);
+      }
+    };
+    front.stdout?.on("data", note);
+    front.stderr?.on("data", note);
     cleanup.add(() => front.kill("SIGKILL"));
     await waitFor("the tier ready behind the front", async () => {
       for (let p = 0; p < 3; p++) {

@@ -1,4 +1,3 @@
-import { getLogger } from "@logtape/logtape";
 import { idleMark } from "../core/idle.ts";
 import { ER_UNKNOWN_ERROR, mysqlErrorPacket } from "../core/mysql_packet.ts";
 import type { BackendSpec } from "../core/backend_spec.ts";
@@ -6,9 +5,8 @@ import { proxyV2Header } from "../core/proxy_protocol.ts";
 import type { ClientConn } from "../runtime/data_plane.ts";
 import type { TcpConn } from "../runtime/types.ts";
 import type { BackendRuntime, ProxyCounters, ProxyOptions, Refusal } from "./proxy.ts";
+import { dialRefusal } from "./dial_failure.ts";
 import { Session } from "./session.ts";
-
-const log = getLogger(["galerad", "proxy"]);
 
 /** What the client path needs of the proxy: where to route now, and the books to keep. */
 export interface ClientRouting {
@@ -82,15 +80,7 @@ export async function acceptClient(proxy: ClientRouting, conn: ClientConn): Prom
       proxy.release(backend, session);
       if (session.closed) continue; // the node was severed while we dialled: re-decide
       proxy.counters.connectFailures++;
-      const reason = error instanceof Error ? error.message : String(error);
-      log.warn("cannot reach active node {backend}: {reason}", {
-        backend: backend.spec.name,
-        reason,
-      });
-      return refuse(proxy, conn, {
-        reason: "backend_unreachable",
-        message: `cannot reach active node ${backend.spec.name}: ${reason}`,
-      });
+      return refuse(proxy, conn, dialRefusal(backend.spec.name, "active", error));
     }
     if (session.closed || proxy.active !== backend.spec.name || proxy.refusal()) {
       server.destroy();

@@ -12,6 +12,7 @@ import type { ClientConn, DataPlane } from "../runtime/data_plane.ts";
 import type { TcpConn, TcpListener } from "../runtime/types.ts";
 import { type ClientRouting, dialBackend, refuse } from "./client_path.ts";
 import type { BackendRuntime } from "./proxy.ts";
+import { dialRefusal } from "./dial_failure.ts";
 import { Session } from "./session.ts";
 
 const log = getLogger(["galerad", "proxy", "reader"]);
@@ -154,12 +155,7 @@ export class ReaderPort {
         this.#release(choice.node, session);
         if (session.closed) continue; // severed while dialling: choose again
         this.counters.connectFailures++;
-        const reason = error instanceof Error ? error.message : String(error);
-        log.warn("cannot reach reader node {backend}: {reason}", { backend: choice.node, reason });
-        return refuse(this, conn, {
-          reason: "backend_unreachable",
-          message: `cannot reach reader node ${choice.node}: ${reason}`,
-        });
+        return refuse(this, conn, dialRefusal(choice.node, "reader", error));
       }
       if (session.closed) {
         server.destroy();

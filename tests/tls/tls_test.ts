@@ -34,8 +34,7 @@ function servedSerial(port: number): Promise<string> {
   });
 }
 
-const serial = (file: string) =>
-  new (require("node:crypto").X509Certificate)(certs.read(file)).serialNumber;
+const serial = (file: string) => new X509Certificate(certs.read(file)).serialNumber;
 
 describe("TLS", () => {
   test("expired, unpaired or half-given certificates: one line naming the flag, exit 2", async () => {
