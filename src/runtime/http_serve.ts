@@ -3,7 +3,7 @@
  * which is imported only then (a builtin module that is loaded costs memory in every process,
  * docs/BENCHMARKS.md).
  */
-import type { HostPort } from "../core/address.ts";
+import { formatHostPort, type HostPort } from "../core/address.ts";
 import type { FetchHandler, HttpServer, TlsFiles } from "./types.ts";
 
 /** The part of Bun's API used here, typed locally so `deno check` needs no Bun types. */
@@ -30,7 +30,12 @@ export async function serveHttp(
       hostname: address.host,
       port: address.port,
       ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}),
-      fetch: handler,
+      // A request without a Host header (HTTP/1.0, as HAProxy's default httpchk sends) reaches
+      // Bun with a bare path for its URL, which routers cannot match: make it absolute.
+      fetch: (request: Request) =>
+        request.url.startsWith("/")
+          ? handler(new Request(`http://${formatHostPort(address)}${request.url}`, request))
+          : handler(request),
       idleTimeout: 30,
       error: () => new Response("internal error\n", { status: 500 }),
     });

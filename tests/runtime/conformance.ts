@@ -174,6 +174,20 @@ export function conformance(runtime: Runtime = defaultRuntime): Case[] {
         const res = await fetch(`http://127.0.0.1:${server.port}/x`);
         assert.equal(res.status, 203);
         assert.equal(await res.text(), "you asked /x");
+        // HTTP/1.0 without a Host header, as load balancers' health checks send it: the
+        // handler still sees an absolute URL with the path asked for.
+        const text = await new Promise<string>((resolve, reject) => {
+          let out = "";
+          const socket = net.connect(
+            server.port,
+            "127.0.0.1",
+            () => socket.write("GET /ready HTTP/1.0\r\n\r\n"),
+          );
+          socket.on("data", (d) => (out += d));
+          socket.on("end", () => resolve(out));
+          socket.on("error", reject);
+        });
+        assert.ok(text.endsWith("you asked /ready"), `answer: ${JSON.stringify(text)}`);
       } finally {
         await server.close();
       }
