@@ -22,6 +22,7 @@ import {
   compareRegisters,
   emptyRegister,
   MAX_EPOCH,
+  MAX_EPOCH_STEP,
   MAX_REASON,
   type Register,
   type RegisterKind,
@@ -304,7 +305,10 @@ function receive(s: AgreementState, m: AgreementMessage, now: Clock, fx: Agreeme
       mismatch: null,
     },
   };
-  s.epochSeen = Math.min(MAX_EPOCH, Math.max(s.epochSeen, m.epochSeen, m.register.epoch));
+  // What one party claims to have seen raises ours only so far past what we know.
+  const known = Math.max(s.epochSeen, ownRegister(s).epoch, groupRegister(s, null)?.epoch ?? 0);
+  const ceiling = Math.min(MAX_EPOCH, known + MAX_EPOCH_STEP);
+  s.epochSeen = Math.max(s.epochSeen, Math.min(ceiling, Math.max(m.epochSeen, m.register.epoch)));
   if (m.kind === "reply" && m.grant && isVoter(s, m.from)) {
     const next = recordAnswer(s.holder, m.from, s.config.timers, {
       ...m.grant,
@@ -507,7 +511,9 @@ function propose(
   const voted = s.voter !== null && compareRegisters(s.voter.register, base) > 0 &&
     s.voter.register.active === active;
   if (pending || voted) return;
-  const epoch = Math.max(s.epochSeen, base.epoch) + 1;
+  // Past everything seen, but never further past the group's register than voters accept (a
+  // tier whose voters lost their state files is at a low epoch while we remember a high one).
+  const epoch = Math.min(Math.max(s.epochSeen, base.epoch) + 1, base.epoch + MAX_EPOCH_STEP);
   if (epoch > MAX_EPOCH) {
     fx.push({
       type: "log",

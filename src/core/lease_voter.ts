@@ -1,5 +1,5 @@
 import type { HealthView } from "./health_view.ts";
-import { compareRegisters, type Register, sameRegister } from "./register.ts";
+import { compareRegisters, MAX_EPOCH_STEP, type Register, sameRegister } from "./register.ts";
 
 /** Lease timers, shared by voters and holders; docs/peers.md explains each. */
 export interface LeaseTimers {
@@ -163,6 +163,7 @@ export function judgeRegister(
   if (incoming.cluster !== current.cluster || compareRegisters(incoming, current) <= 0) {
     return false;
   }
+  if (incoming.epoch > current.epoch + MAX_EPOCH_STEP) return false;
   const { active, previous } = incoming;
   if (active === null || !options.backends.includes(active)) return false;
   if (active === current.active) return true;

@@ -36,6 +36,14 @@ export const REGISTER_KINDS: readonly RegisterKind[] = [
 
 /** Epochs above this are refused everywhere, so `epoch + 1` is always a safe integer. */
 export const MAX_EPOCH = 2 ** 40;
+
+/**
+ * The most a judged proposal may jump past the register it replaces, and the most one message
+ * may raise what a proxy has seen. Honest proposals are the largest epoch seen + 1, so they
+ * never come near it; a key holder who claims epoch 2^40 cannot use up the epoch space and
+ * freeze the tier (every later proposal would be refused as too large).
+ */
+export const MAX_EPOCH_STEP = 1000;
 /** Longest reason carried: anything accepted must fit a datagram again when passed on. */
 export const MAX_REASON = 240;
 /** Longest proxy, backend or cluster name. */
