@@ -1,5 +1,11 @@
 import type { HealthView } from "./health_view.ts";
-import { compareRegisters, MAX_EPOCH_STEP, type Register, sameRegister } from "./register.ts";
+import {
+  compareRegisters,
+  MAX_EPOCH,
+  MAX_EPOCH_STEP,
+  type Register,
+  sameRegister,
+} from "./register.ts";
 
 /** Lease timers, shared by voters and holders; docs/peers.md explains each. */
 export interface LeaseTimers {
@@ -149,6 +155,15 @@ export interface JudgeOptions {
 }
 
 /**
+ * Whether a register at `epoch` may replace one at `current`: at most MAX_EPOCH_STEP further,
+ * or, for a voter that has nothing yet (a lost state file), anywhere in the lower half of the
+ * epoch space, so that it can rejoin a long-running tier but no one can push it to the end.
+ */
+export function withinReach(current: number, epoch: number): boolean {
+  return epoch <= current + MAX_EPOCH_STEP || (current === 0 && epoch <= MAX_EPOCH / 2);
+}
+
+/**
  * Whether a voter takes `incoming` in place of `current`, by its own health view: a failover
  * only when it too sees the replaced node down and the new one healthy, a switchover when it
  * sees the target healthy. Only larger registers are taken; a voter follows the majority
@@ -163,7 +178,7 @@ export function judgeRegister(
   if (incoming.cluster !== current.cluster || compareRegisters(incoming, current) <= 0) {
     return false;
   }
-  if (incoming.epoch > current.epoch + MAX_EPOCH_STEP) return false;
+  if (!withinReach(current.epoch, incoming.epoch)) return false;
   const { active, previous } = incoming;
   if (active === null || !options.backends.includes(active)) return false;
   if (active === current.active) return true;
@@ -194,6 +209,7 @@ export function followRegister(
   const { register } = follow;
   if (register.cluster !== current.cluster || sameRegister(register, current)) return false;
   if (register.active === null || !options.backends.includes(register.active)) return false;
+  if (!withinReach(current.epoch, register.epoch)) return false;
   const settled = now - state.since >= options.settleMs;
   const larger = compareRegisters(register, current) > 0;
   return follow.majority ? larger || settled : larger && settled;

@@ -84,7 +84,19 @@ export async function encodeMessage(
   const { kind, ...body } = message;
   const problem = bodyProblem(body);
   if (problem) throw new RangeError(`peer message not sent: ${problem}`);
-  const payload = encoder.encode(JSON.stringify(body));
+  return await signFrame(kind, encoder.encode(JSON.stringify(body)), envelope, keys);
+}
+
+/**
+ * Frames and signs a payload as it is, unchecked: encodeMessage's last step, and how the fuzz
+ * suite makes signed datagrams that the bounds must refuse on arrival.
+ */
+export async function signFrame(
+  kind: AgreementMessage["kind"],
+  payload: Uint8Array,
+  envelope: { bootId: Uint8Array; seq: number },
+  keys: KeyRing,
+): Promise<Uint8Array> {
   if (HEADER_BYTES + payload.length + MAC_BYTES > MAX_DATAGRAM_BYTES) {
     throw new RangeError(
       `peer message is ${payload.length} bytes: the limit is ${

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { type AgreementState, type Clock, startAgreement, step } from "../../src/core/agreement.ts";
-import { judgeRegister } from "../../src/core/lease_voter.ts";
+import { followRegister, judgeRegister, withinReach } from "../../src/core/lease_voter.ts";
 import {
   emptyRegister,
   MAX_EPOCH,
@@ -63,5 +63,22 @@ describe("a key holder cannot use up the epoch space", () => {
     }, now()).state;
     expect(s.epochSeen).toBe(MAX_EPOCH_STEP);
     expect(s.voter!.register.epoch).toBe(0); // not taken as our vote either
+  });
+
+  test('a follow hint ("a majority holds this") is held to the same reach', () => {
+    const state = { register: reg(10, "db0"), since: 0 } as Parameters<typeof followRegister>[0];
+    const options = { backends: ["db0", "db1"], settleMs: 0 };
+    expect(followRegister(state, { register: reg(900, "db1"), majority: true }, 1, options)).toBe(
+      true,
+    );
+    expect(followRegister(state, { register: reg(MAX_EPOCH, "db1"), majority: true }, 1, options))
+      .toBe(false);
+  });
+
+  test("a voter with nothing yet may rejoin a long-running tier, but not the end of the space", () => {
+    expect(withinReach(0, 123_456)).toBe(true);
+    expect(withinReach(0, MAX_EPOCH / 2 + 1)).toBe(false);
+    expect(withinReach(5000, 6000)).toBe(true);
+    expect(withinReach(5000, 6001)).toBe(false);
   });
 });
