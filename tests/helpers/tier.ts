@@ -116,7 +116,10 @@ export class Tier {
         `${name} ready`,
         async () => (await this.cluster(name).catch(() => null))?.ready,
         15_000,
-      );
+      ).catch((error) => {
+        const tail = this.member(name).daemon?.stderr.split("\n").slice(-12).join("\n");
+        throw new Error(`${(error as Error).message}; its last log lines:\n${tail}`);
+      });
     }
   }
 
