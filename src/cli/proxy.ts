@@ -416,6 +416,7 @@ export function proxyCommand(): Command<[], Record<string, unknown>> {
   /** The options from every source, checked as a start would check them (UsageError if not). */
   const load = async () => {
     const options = await resolveOptions(command, schema, { aliases: { backends: "backend" } });
+    applyLogging(options); // before the checks below, which may warn
     if (options.backend.length === 0 && !options.discover) {
       throw new UsageError(
         "missing --backend (or --discover): give at least one NAME=HOST:PORT[,health=URL]",
