@@ -8,6 +8,7 @@ import { PASSWORD_RULE, PEER_SECRET_RULE, secretProblem } from "../core/secret_s
 import { LOG_LEVELS, setupLogging } from "./logging.ts";
 import { UsageError } from "./errors.ts";
 import { createKeyRing, type KeyRing } from "../peers/keyring.ts";
+import { loadIdentity, loadPublicKeys, publicKeyOf } from "../peers/identity.ts";
 
 /** Builds an option that also reads `GALERAD_<ENV>` and shows it in help. */
 export function opt(flags: string, description: string, env: string): Option {
@@ -107,7 +108,14 @@ export function readPassword(
  * separated) into a key ring; null when neither is given. Bad input is a UsageError naming it.
  */
 export async function loadPeerKeys(
-  options: { peerSecret?: string; peerSecretFile?: string },
+  options: {
+    peerSecret?: string;
+    peerSecretFile?: string;
+    peerKeyFile?: string;
+    peerPublicKeys?: string;
+  },
+  /** The name this party signs as (the proxy's --name, the agent's --vote-name). */
+  self?: string,
 ): Promise<KeyRing | null> {
   let secrets: string[] = [];
   if (options.peerSecretFile) {
@@ -140,11 +148,60 @@ export async function loadPeerKeys(
       );
     }
   }
+  let ring: KeyRing;
   try {
-    return await createKeyRing(secrets);
+    ring = await createKeyRing(secrets);
   } catch (error) {
     throw new UsageError(`invalid peer secret: ${(error as Error).message}`);
   }
+  return await withIdentity(ring, options, self);
+}
+
+/** Adds this party's key pair and everyone's public keys (both or neither) to a key ring. */
+async function withIdentity(
+  ring: KeyRing,
+  options: { peerKeyFile?: string; peerPublicKeys?: string },
+  self: string | undefined,
+): Promise<KeyRing> {
+  const { peerKeyFile: keyFile, peerPublicKeys: listFile } = options;
+  if (keyFile === undefined && listFile === undefined) return ring;
+  if (keyFile === undefined || listFile === undefined) {
+    throw new UsageError(
+      `${
+        keyFile === undefined ? "--peer-key-file" : "--peer-public-keys"
+      } is missing: give both (each party's own key, and everyone's public keys)`,
+    );
+  }
+  if (!self) throw new UsageError("--peer-key-file needs the name this party signs as");
+  const read = (flag: string, path: string) => {
+    try {
+      return readFileSync(path, "utf8");
+    } catch (error) {
+      throw new UsageError(
+        `invalid ${flag} "${path}": cannot read it (${(error as { code?: string }).code ?? error})`,
+      );
+    }
+  };
+  const keyText = read("--peer-key-file", keyFile);
+  warnIfWorldReadable("--peer-key-file", keyFile);
+  const identity = await loadIdentity(self, keyText).catch((error: Error) => {
+    throw new UsageError(`invalid --peer-key-file "${keyFile}": ${error.message}`);
+  });
+  const publicKeys = await loadPublicKeys(read("--peer-public-keys", listFile)).catch(
+    (error: Error) => {
+      throw new UsageError(`invalid --peer-public-keys "${listFile}": ${error.message}`);
+    },
+  );
+  const listed = await publicKeyOf(publicKeys, self);
+  if (listed === null) {
+    throw new UsageError(`invalid --peer-public-keys "${listFile}": it does not list ${self}`);
+  }
+  if (listed !== identity.publicKey) {
+    throw new UsageError(
+      `invalid --peer-key-file "${keyFile}": it is not the key --peer-public-keys lists for ${self}`,
+    );
+  }
+  return { ...ring, identity, publicKeys };
 }
 
 /** Runs `stop` on the first SIGTERM or SIGINT; a second signal exits at once. */

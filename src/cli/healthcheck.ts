@@ -35,7 +35,7 @@ import {
   readSecretFile,
   withCommonOptions,
 } from "./common.ts";
-import { RuntimeFailure } from "./errors.ts";
+import { RuntimeFailure, UsageError } from "./errors.ts";
 import { resolveOptions } from "./resolve_options.ts";
 import { notify } from "./sd_notify.ts";
 import { startWatchdog } from "../runtime/sd_notify.ts";
@@ -81,6 +81,8 @@ const schema = v.object({
   cluster: name,
   peerSecret: v.optional(v.string()),
   peerSecretFile: v.optional(v.string()),
+  peerKeyFile: v.optional(v.string()),
+  peerPublicKeys: v.optional(v.string()),
   voteListen: hostPort(),
   voteName: v.optional(name),
   stateFile: v.optional(v.string()),
@@ -307,6 +309,20 @@ export function healthcheckCommand(): Command<[], Record<string, unknown>> {
       ),
     )
     .addOption(
+      opt(
+        "--peer-key-file <file>",
+        "this party's Ed25519 private key (galerad keygen): messages are signed as it, so the shared secret alone cannot speak for another party",
+        "PEER_KEY_FILE",
+      ),
+    )
+    .addOption(
+      opt(
+        "--peer-public-keys <file>",
+        "every party's public key, one NAME BASE64 per line (the same file everywhere); with it, a message counts only when signed by its sender",
+        "PEER_PUBLIC_KEYS",
+      ),
+    )
+    .addOption(
       opt("--peer-secret <secrets>", "the same, comma-separated (prefer the file)", "PEER_SECRET"),
     )
     .addOption(
@@ -371,7 +387,12 @@ export function healthcheckCommand(): Command<[], Record<string, unknown>> {
     await agent.start(); // the first answer is a real reading, never "no reading yet"
     let tls = await readTlsFiles(options);
     const ca = readCaFile(options.agentCaFile);
-    const keys = await loadPeerKeys(options);
+    if (options.peerKeyFile && !options.voteName) {
+      throw new UsageError(
+        "--peer-key-file needs --vote-name: the name proxies address this agent by (its backend name), which it signs as",
+      );
+    }
+    const keys = await loadPeerKeys(options, options.voteName);
     const vote = keys
       ? new WitnessEndpoint(
         {

@@ -5,6 +5,7 @@ import { RuntimeFailure, UsageError } from "./errors.ts";
 import { bootstrapCommand } from "./bootstrap.ts";
 import { discoverCommand } from "./discover.ts";
 import { healthcheckCommand } from "./healthcheck.ts";
+import { keygenCommand } from "./keygen.ts";
 import { maintenanceCommand } from "./maintenance.ts";
 import { proxyCommand } from "./proxy.ts";
 import { statusCommand } from "./status.ts";
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   program.addCommand(bootstrapCommand() as unknown as Command);
   program.addCommand(statusCommand() as unknown as Command);
   program.addCommand(maintenanceCommand() as unknown as Command);
+  program.addCommand(keygenCommand() as unknown as Command);
   program.addCommand(discoverCommand() as unknown as Command);
   for (const command of program.commands) command.exitOverride();
   return program;

@@ -79,6 +79,8 @@ const schema = v.object({
   peerListen: v.optional(hostPort()),
   peerSecret: v.optional(v.string()),
   peerSecretFile: v.optional(v.string()),
+  peerKeyFile: v.optional(v.string()),
+  peerPublicKeys: v.optional(v.string()),
   stateFile: v.optional(v.string()),
   gossipInterval: duration(10),
   quorum: v.picklist(
@@ -314,6 +316,20 @@ export function proxyCommand(): Command<[], Record<string, unknown>> {
     )
     .addOption(
       opt(
+        "--peer-key-file <file>",
+        "this party's Ed25519 private key (galerad keygen): messages are signed as it, so the shared secret alone cannot speak for another party",
+        "PEER_KEY_FILE",
+      ),
+    )
+    .addOption(
+      opt(
+        "--peer-public-keys <file>",
+        "every party's public key, one NAME BASE64 per line (the same file everywhere); with it, a message counts only when signed by its sender",
+        "PEER_PUBLIC_KEYS",
+      ),
+    )
+    .addOption(
+      opt(
         "--state-file <file>",
         "where the register is kept across restarts (default with --peers: /var/lib/galerad/NAME.state.json)",
         "STATE_FILE",
@@ -520,7 +536,7 @@ async function peerSettings(options: ProxyConfig) {
   const wantsWire = others.length > 0 || options.quorum === "agents" ||
     (hasSecret && (options.discover !== undefined || options.quorum === "auto"));
   if (!wantsWire) return { peers: undefined, stateFile: options.stateFile };
-  const keys = await loadPeerKeys(options);
+  const keys = await loadPeerKeys(options, options.name);
   if (!keys) {
     throw new UsageError(
       options.quorum === "agents" && others.length === 0

@@ -1,6 +1,7 @@
 import type { AgreementMessage } from "../core/agreement_message.ts";
 import type { HealthView } from "../core/health_view.ts";
 import { MAX_EPOCH, MAX_NAME, parseRegister, type Register } from "../core/register.ts";
+import { signAs, SIGNATURE_BYTES, verifyFrom } from "./identity.ts";
 import type { KeyRing } from "./keyring.ts";
 
 /**
@@ -15,7 +16,8 @@ import type { KeyRing } from "./keyring.ts";
  *   12     8    boot id (random, new at every start)
  *   20     8    sequence number, big-endian, +1 per datagram within a boot
  *   28     N    payload: UTF-8 JSON of the agreement message, destination included
- *   28+N   32   HMAC-SHA256 over bytes 0 .. 28+N-1
+ *   28+N   64   (with sender keys: kind | 0x80) Ed25519 signature by `from` over bytes 0 .. 28+N-1
+ *   28+N+S 32   HMAC-SHA256 over every byte before it (S: 64 or 0)
  */
 export const MAGIC = [0x47, 0x4c, 0x52, 0x50]; // "GLRP"
 export const VERSION = 2;
@@ -33,6 +35,8 @@ export const MAX_LEASE = 600_000;
 export const MAX_INDEX = 65_536;
 
 const KINDS = { state: 1, reply: 2, request: 3 } as const;
+/** Set in the kind byte: a 64-byte Ed25519 signature by `from` follows the payload. */
+const SIGNED_BY_SENDER = 0x80;
 const KIND_OF: Record<number, AgreementMessage["kind"]> = { 1: "state", 2: "reply", 3: "request" };
 
 /** A message as it travels: the agreement message and the sender's API URL for springboards. */
@@ -64,7 +68,8 @@ export type DropReason =
   | "wrong_cluster"
   | "voter_set"
   | "self"
-  | "rate_limited";
+  | "rate_limited"
+  | "bad_identity";
 
 export class DecodeError extends Error {
   constructor(readonly reason: DropReason, message: string) {
@@ -84,6 +89,11 @@ export async function encodeMessage(
   const { kind, ...body } = message;
   const problem = bodyProblem(body);
   if (problem) throw new RangeError(`peer message not sent: ${problem}`);
+  if (keys.identity && keys.identity.name !== message.from) {
+    throw new RangeError(
+      `peer message not sent: from ${message.from}, but the key is ${keys.identity.name}'s`,
+    );
+  }
   return await signFrame(kind, encoder.encode(JSON.stringify(body)), envelope, keys);
 }
 
@@ -97,27 +107,33 @@ export async function signFrame(
   envelope: { bootId: Uint8Array; seq: number },
   keys: KeyRing,
 ): Promise<Uint8Array> {
-  if (HEADER_BYTES + payload.length + MAC_BYTES > MAX_DATAGRAM_BYTES) {
+  const extra = keys.identity ? SIGNATURE_BYTES : 0;
+  if (HEADER_BYTES + payload.length + extra + MAC_BYTES > MAX_DATAGRAM_BYTES) {
     throw new RangeError(
       `peer message is ${payload.length} bytes: the limit is ${
-        MAX_DATAGRAM_BYTES - HEADER_BYTES - MAC_BYTES
+        MAX_DATAGRAM_BYTES - HEADER_BYTES - extra - MAC_BYTES
       }`,
     );
   }
-  const out = new Uint8Array(HEADER_BYTES + payload.length + MAC_BYTES);
+  const out = new Uint8Array(HEADER_BYTES + payload.length + extra + MAC_BYTES);
   const dv = new DataView(out.buffer);
   out.set(MAGIC, 0);
   out[4] = VERSION;
-  out[5] = KINDS[kind];
+  out[5] = KINDS[kind] | (keys.identity ? SIGNED_BY_SENDER : 0);
   dv.setUint16(6, payload.length);
   dv.setUint32(8, keys.signing.id);
   out.set(envelope.bootId.subarray(0, 8), 12);
   dv.setUint32(20, Math.floor(envelope.seq / 2 ** 32));
   dv.setUint32(24, envelope.seq >>> 0);
   out.set(payload, HEADER_BYTES);
-  const signed = out.subarray(0, HEADER_BYTES + payload.length);
+  if (keys.identity) {
+    // The sender's signature over the header and payload, inside what the HMAC covers.
+    const sig = await signAs(keys.identity, out.slice(0, HEADER_BYTES + payload.length));
+    out.set(sig, HEADER_BYTES + payload.length);
+  }
+  const signed = out.subarray(0, HEADER_BYTES + payload.length + extra);
   const mac = new Uint8Array(await crypto.subtle.sign("HMAC", keys.signing.key, signed));
-  out.set(mac, HEADER_BYTES + payload.length);
+  out.set(mac, HEADER_BYTES + payload.length + extra);
   return out;
 }
 
@@ -138,11 +154,13 @@ export async function decodeMessage(
     throw new DecodeError("bad_magic", "not a galerad peer datagram");
   }
   if (data[4] !== VERSION) throw new DecodeError("bad_version", `version ${data[4]}`);
-  const kind = KIND_OF[data[5]];
+  const kind = KIND_OF[data[5] & ~SIGNED_BY_SENDER];
   if (!kind) throw new DecodeError("bad_type", `kind ${data[5]}`);
+  const bySender = (data[5] & SIGNED_BY_SENDER) !== 0;
+  const extra = bySender ? SIGNATURE_BYTES : 0;
   const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const length = dv.getUint16(6);
-  if (data.length !== HEADER_BYTES + length + MAC_BYTES) {
+  if (data.length !== HEADER_BYTES + length + extra + MAC_BYTES) {
     throw new DecodeError(
       "truncated",
       `length field ${length} does not match ${data.length} bytes`,
@@ -152,10 +170,13 @@ export async function decodeMessage(
   const key = keys.byId.get(keyId);
   if (!key) throw new DecodeError("unknown_key", `key id ${keyId.toString(16)}`);
   // Copies: WebCrypto takes ArrayBuffer-backed views only.
-  const signed = data.slice(0, HEADER_BYTES + length);
-  const mac = data.slice(HEADER_BYTES + length);
+  const signed = data.slice(0, HEADER_BYTES + length + extra);
+  const mac = data.slice(HEADER_BYTES + length + extra);
   if (!(await crypto.subtle.verify("HMAC", key.key, mac, signed))) {
     throw new DecodeError("bad_signature", "HMAC does not match");
+  }
+  if (keys.publicKeys && !bySender) {
+    throw new DecodeError("bad_identity", "not signed by its sender, and sender keys are required");
   }
   const bootId = Array.from(data.subarray(12, 20), (b) => b.toString(16).padStart(2, "0")).join("");
   const seq = dv.getUint32(20) * 2 ** 32 + dv.getUint32(24);
@@ -173,6 +194,18 @@ export async function decodeMessage(
   }
   if ((kind === "reply") !== (message.grant !== undefined)) {
     throw new DecodeError("malformed", "a reply must carry grant, and only a reply");
+  }
+  if (keys.publicKeys) {
+    const covered = data.slice(0, HEADER_BYTES + length);
+    const sig = data.slice(HEADER_BYTES + length, HEADER_BYTES + length + SIGNATURE_BYTES);
+    if (!(await verifyFrom(keys.publicKeys, message.from, sig, covered))) {
+      throw new DecodeError(
+        "bad_identity",
+        keys.publicKeys.has(message.from)
+          ? `not signed by ${message.from}'s key`
+          : `no public key for ${message.from}`,
+      );
+    }
   }
   return { message, envelope: { keyId, bootId, seq } };
 }

@@ -1,3 +1,5 @@
+import type { Identity, PublicKeys } from "./identity.ts";
+
 /** One shared secret, imported for HMAC-SHA256, with the id packets name it by. */
 export interface PeerKey {
   /** First 4 bytes of SHA-256(secret), big-endian: names the key without revealing it. */
@@ -12,6 +14,10 @@ export interface PeerKey {
 export interface KeyRing {
   signing: PeerKey;
   byId: Map<number, PeerKey>;
+  /** This party's key pair (identity.ts): outgoing messages are signed as it. */
+  identity?: Identity;
+  /** Every party's public key: when set, a message counts only if signed by its `from`. */
+  publicKeys?: PublicKeys;
 }
 
 const MIN_SECRET_BYTES = 16;

@@ -28,6 +28,8 @@ export interface TierOptions {
   /** Which peers `self` knows (a partial mesh); default: all. */
   knows?(self: string, other: string): boolean;
   extra?: string[];
+  /** Flags for one proxy only (its own key file, say). */
+  extraFor?(name: string): string[];
   command?: string[];
   /** False: every proxy decides alone (no --peers, no state file), as a control. */
   peers?: boolean;
@@ -96,6 +98,7 @@ export class Tier {
       "1s",
       ...this.options.backendsFor(name).flatMap((b) => ["--backend", b]),
       ...(this.options.extra ?? []),
+      ...(this.options.extraFor?.(name) ?? []),
     ];
   }
 

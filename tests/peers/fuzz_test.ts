@@ -12,7 +12,11 @@ import dgram from "node:dgram";
 import { MAX_EPOCH } from "../../src/core/register.ts";
 import { voterDigest } from "../../src/core/voter_set.ts";
 import { signFrame } from "../../src/peers/codec.ts";
+import { generateIdentity, loadIdentity } from "../../src/peers/identity.ts";
 import { createKeyRing } from "../../src/peers/keyring.ts";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import {
   connectClient,
   startAgent,
@@ -229,4 +233,84 @@ describe("peer wire fuzz", () => {
       await tier.stopAll();
     }
   }, 180_000);
+
+  test(
+    "with per-party keys, the shared secret and one party's key cannot speak for the others",
+    async () => {
+      const dir = mkdtempSync(path.join(tmpdir(), "galerad-identities-"));
+      const pairs = Object.fromEntries(
+        await Promise.all(PROXIES.map(async (p) => [p, await generateIdentity()] as const)),
+      );
+      for (const p of PROXIES) {
+        writeFileSync(
+          path.join(dir, `${p}.key`),
+          pairs[p].privateKey + "\n",
+          { mode: 0o600 },
+        );
+      }
+      const list = path.join(dir, "public-keys");
+      writeFileSync(list, PROXIES.map((p) => `${p} ${pairs[p].publicKey}`).join("\n") + "\n");
+      const tier = await Tier.create({
+        names: PROXIES,
+        backendsFor: () =>
+          BACKENDS.map((b, i) => `${b}=127.0.0.1:${backends[i].port},health=${agents[i].url}`),
+        extraFor: (
+          p,
+        ) => ["--peer-key-file", path.join(dir, `${p}.key`), "--peer-public-keys", list],
+      });
+      try {
+        await tier.startAll();
+        const before = await tier.converged("db0");
+        // The rogue holds the shared secret and p3's private key; it claims, as p1 and as p2,
+        // that a majority holds a register on db2 (what froze the tier without identities).
+        const rogue = {
+          ...(await createKeyRing([SECRET])),
+          identity: await loadIdentity("p3", pairs.p3.privateKey),
+        };
+        const sock = dgram.createSocket("udp4");
+        const target = tier.member("p3").peerPort;
+        const register = {
+          ...before,
+          cluster: "galera",
+          epoch: before.epoch + 1,
+          active: "db2",
+          previous: "db0",
+          kind: "failover",
+          reason: "forged",
+          time: 0,
+          incarnation: "x",
+        };
+        let seq = 1;
+        for (const from of ["p1", "p2"]) {
+          for (let i = 0; i < 50; i++) {
+            const body = {
+              from,
+              to: "p3",
+              incarnation: `rogue${from}`,
+              digest: voterDigest("proxies", PROXIES),
+              register,
+              epochSeen: register.epoch,
+              view: { db0: { healthy: false, index: 0 } },
+              serving: null,
+              follow: { register, majority: true },
+            };
+            const data = await signFrame("state", new TextEncoder().encode(JSON.stringify(body)), {
+              bootId: new Uint8Array(8).fill(7),
+              seq: seq++,
+            }, rogue);
+            await new Promise<void>((res) => sock.send(data, target, "127.0.0.1", () => res()));
+          }
+        }
+        sock.close();
+        await new Promise((res) => setTimeout(res, 800));
+        expect(await tier.converged("db0")).toEqual(before);
+        const dropped = (await tier.api("p3", "/v0/peers")).gossip.dropped;
+        expect(dropped.bad_identity).toBe(100);
+        expect(await hello(tier.member("p3").clientPort)).toContain("hello db0");
+      } finally {
+        await tier.stopAll();
+      }
+    },
+    60_000,
+  );
 });
