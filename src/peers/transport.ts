@@ -11,6 +11,7 @@ import {
 } from "./codec.ts";
 import type { KeyRing } from "./keyring.ts";
 import { checkReplay, type ReplayState } from "./replay.ts";
+import { type Bucket, take } from "./rate_limit.ts";
 
 const log = getLogger(["galerad", "peers"]);
 
@@ -54,6 +55,9 @@ export class PeerTransport {
   #socket: UdpSocket | null = null;
   /** Source host → party names sending from it (several proxies may share a host). */
   #sources = new Map<string, Set<string>>();
+  /** Every party's exact host:port, for the per-source budgets. */
+  #partyAddresses = new Set<string>();
+  #buckets = new Map<string, Bucket>();
 
   constructor(
     readonly options: TransportOptions,
@@ -96,6 +100,12 @@ export class PeerTransport {
       }
     }
     this.#sources = new Map();
+    this.#partyAddresses = new Set(
+      [...addresses.values()].map((a) => `${normalHost(a.host)}:${a.port}`),
+    );
+    for (const key of [...this.#buckets.keys()]) {
+      if (key !== "*" && !this.#partyAddresses.has(key)) this.#buckets.delete(key);
+    }
     for (const party of this.parties.values()) {
       const host = normalHost(party.address.host);
       this.#sources.set(host, new Set([...(this.#sources.get(host) ?? []), party.name]));
@@ -155,6 +165,18 @@ export class PeerTransport {
   async #receive(data: Uint8Array, from: HostPort): Promise<void> {
     const names = this.#sources.get(normalHost(from.host));
     if (!names) return this.#drop("unknown_source", `${from.host}:${from.port}`);
+    // Before any cryptography: a party's own address has a budget of its own, so a flood from
+    // elsewhere (another port of a known host) cannot starve it; everything else shares one.
+    const key = `${normalHost(from.host)}:${from.port}`;
+    const own = this.#partyAddresses.has(key);
+    const bucketKey = own ? key : "*";
+    const taken = take(
+      this.#buckets.get(bucketKey),
+      performance.now(),
+      own ? PARTY_RATE : OTHER_RATE,
+    );
+    this.#buckets.set(bucketKey, taken.bucket);
+    if (!taken.ok) return this.#drop("rate_limited", key);
     let decoded;
     try {
       decoded = await decodeMessage(data, this.options.keys);
@@ -180,6 +202,14 @@ export class PeerTransport {
     this.onMessage(message);
   }
 }
+
+/**
+ * Datagrams per second from one party's own address: honest traffic is a few dozen (gossip,
+ * requests, replies), so a flood is cut long before its HMACs cost anything.
+ */
+const PARTY_RATE = { perSecond: 500, burst: 500 };
+/** Everything else from configured hosts (other ports, spoofed or not) shares this. */
+const OTHER_RATE = { perSecond: 2000, burst: 2000 };
 
 /** Loopback spellings and IPv4-mapped IPv6 compare as one host. */
 function normalHost(host: string): string {
