@@ -20,6 +20,8 @@ export interface ClientRouting {
   /** Resolves when new sessions may be routed (or refused): after a handover or a start. */
   waitForRoute(): Promise<void>;
   release(backend: BackendRuntime, session: Session): void;
+  /** A session reached `node` after `connectMs` (histograms, a failover's end). */
+  sessionStarted(node: string, connectMs: number): void;
 }
 
 /**
@@ -74,6 +76,7 @@ export async function acceptClient(proxy: ClientRouting, conn: ClientConn): Prom
     const session = new Session(conn, backend.spec.name);
     backend.sessions.add(session);
     let server: TcpConn;
+    const dialStarted = performance.now();
     try {
       server = await dialBackend(proxy.options, conn, backend.spec);
     } catch (error) {
@@ -90,6 +93,7 @@ export async function acceptClient(proxy: ClientRouting, conn: ClientConn): Prom
     session.server = server;
     session.idle = idleMark(performance.now());
     proxy.counters.accepted++;
+    proxy.sessionStarted(backend.spec.name, performance.now() - dialStarted);
     await conn.splice(server, session.stats);
     session.closed = true;
     proxy.counters.bytesUp += session.stats.up;

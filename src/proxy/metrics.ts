@@ -1,3 +1,4 @@
+import { type Histogram, histogramLines } from "../core/histogram.ts";
 import { liveGrants } from "../core/lease_holder.ts";
 import { VERSION } from "../version.ts";
 import type { Proxy } from "./proxy.ts";
@@ -11,17 +12,29 @@ class Exposition {
   family(name: string, type: "gauge" | "counter", help: string, samples: Sample[]): this {
     this.#lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
     for (const [labels, value] of samples) {
-      const entries = Object.entries(labels);
-      const text = entries.length === 0
-        ? ""
-        : `{${
-          entries.map(([k, v]) =>
-            `${k}="${v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n")}"`
-          ).join(",")
-        }}`;
-      this.#lines.push(`${name}${text} ${Number.isFinite(value) ? value : "NaN"}`);
+      this.#lines.push(`${name}${this.#labels(labels)} ${Number.isFinite(value) ? value : "NaN"}`);
     }
     return this;
+  }
+
+  /** A histogram family: one `_bucket`/`_sum`/`_count` series set per label set. */
+  histograms(name: string, help: string, samples: [Record<string, string>, Histogram][]): this {
+    this.#lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} histogram`);
+    for (const [labels, h] of samples) {
+      this.#lines.push(...histogramLines(name, labels, h, (l) => this.#labels(l)));
+    }
+    return this;
+  }
+
+  #labels(labels: Record<string, string>): string {
+    const entries = Object.entries(labels);
+    return entries.length === 0
+      ? ""
+      : `{${
+        entries.map(([k, v]) =>
+          `${k}="${v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n")}"`
+        ).join(",")
+      }}`;
   }
 
   toString(): string {
@@ -104,6 +117,21 @@ export function renderMetrics(proxy: Proxy): string {
       "gauge",
       "Duration of the last health probe of each backend.",
       by((b) => (b.health.lastProbe?.latencyMs ?? 0) / 1000),
+    )
+    .histograms(
+      "galerad_health_probe_latency_seconds",
+      "Health probe latency per backend, from the request to the last byte of the answer.",
+      backends.map((b) => [{ backend: b.spec.name }, proxy.histograms.probe(b.spec.name)]),
+    )
+    .histograms(
+      "galerad_backend_connect_seconds",
+      "Time to connect to a backend for a new client session (writer and reader ports).",
+      backends.map((b) => [{ backend: b.spec.name }, proxy.histograms.connect(b.spec.name)]),
+    )
+    .histograms(
+      "galerad_failover_seconds",
+      "Failovers as this proxy saw them: from seeing the active node down to the first session on the next node.",
+      [[{}, proxy.histograms.failover]],
     )
     .family(
       "galerad_health_probes_total",

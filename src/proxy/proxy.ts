@@ -29,6 +29,13 @@ import { EventLog } from "./events.ts";
 import { HealthMonitor, type Prober } from "./health_monitor.ts";
 import { askCaughtUp, type CatchUpAnswer, probeAgent } from "./probe.ts";
 import { checkIdle } from "../core/idle.ts";
+import {
+  FAILOVER_BUCKETS,
+  type Histogram,
+  histogram,
+  LATENCY_BUCKETS,
+  observe,
+} from "../core/histogram.ts";
 import { ReaderPort } from "./reader_port.ts";
 import type { ReaderFallback } from "../core/reader_choice.ts";
 import { acceptClient } from "./client_path.ts";
@@ -222,6 +229,31 @@ export class Proxy {
   activeReason = "not decided yet";
   activeSince: number | null = null;
   draining = false;
+  /** Latency histograms for /metrics (core/histogram.ts): per backend, and failovers. */
+  readonly histograms = {
+    probes: new Map<string, Histogram>(),
+    connects: new Map<string, Histogram>(),
+    failover: histogram(FAILOVER_BUCKETS),
+    probe(name: string): Histogram {
+      return getOrAdd(this.probes, name, () => histogram(LATENCY_BUCKETS));
+    },
+    connect(name: string): Histogram {
+      return getOrAdd(this.connects, name, () => histogram(LATENCY_BUCKETS));
+    },
+  };
+  /** When this proxy saw the active node go down, and which: a failover in progress. */
+  #failoverFrom: { node: string; at: number } | null = null;
+
+  /** A client session reached `node` after `connectMs`: the connect histogram, a failover's end. */
+  sessionStarted(node: string, connectMs: number): void {
+    observe(this.histograms.connect(node), connectMs / 1000);
+    const from = this.#failoverFrom;
+    if (from && from.node !== node && this.active === node) {
+      observe(this.histograms.failover, (performance.now() - from.at) / 1000);
+      this.#failoverFrom = null;
+    }
+  }
+
   /** Which configuration runs: its generation (1 at start, +1 per reload) and the last failure. */
   configState: {
     generation: number;
@@ -895,11 +927,15 @@ export class Proxy {
     backend.health = state;
     backend.probes++;
     if (!result.ok) backend.probeFailures++;
+    observe(this.histograms.probe(name), result.latencyMs / 1000);
     if (result.witnessPort !== undefined && result.witnessPort !== backend.witnessPort) {
       backend.witnessPort = result.witnessPort ?? null;
       if (this.shell?.state.config.mode === "agents") {
         this.transport?.setParties(this.#partyAddresses());
       }
+    }
+    if (changed && state.status === "unhealthy" && name === this.active) {
+      this.#failoverFrom = { node: name, at: performance.now() };
     }
     if (changed) {
       const message = `${name} is ${state.status}: ${state.reason}`;
@@ -1085,4 +1121,10 @@ export class Proxy {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function getOrAdd<K, V>(map: Map<K, V>, key: K, make: () => V): V {
+  let value = map.get(key);
+  if (value === undefined) map.set(key, value = make());
+  return value;
 }

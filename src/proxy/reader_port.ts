@@ -7,6 +7,7 @@ import {
   type ReaderFallback,
   severReader,
 } from "../core/reader_choice.ts";
+import { type Histogram, observe } from "../core/histogram.ts";
 import { idleMark } from "../core/idle.ts";
 import type { ClientConn, DataPlane } from "../runtime/data_plane.ts";
 import type { TcpConn, TcpListener } from "../runtime/types.ts";
@@ -25,6 +26,7 @@ export interface ReaderHost {
   readonly groupActive: string | null;
   /** Why no session may start now (shutdown, traffic disabled), or null. */
   closedReason(): { reason: string; message: string; code?: number } | null;
+  readonly histograms: { connect(name: string): Histogram };
 }
 
 export interface ReaderCounters {
@@ -149,6 +151,7 @@ export class ReaderPort {
       this.sessions.set(choice.node, set);
       set.add(session);
       let server: TcpConn;
+      const dialStarted = performance.now();
       try {
         server = await dialBackend(this.host.options, conn, backend.spec);
       } catch (error) {
@@ -165,6 +168,7 @@ export class ReaderPort {
       session.server = server;
       session.idle = idleMark(performance.now());
       this.counters.accepted++;
+      observe(this.host.histograms.connect(choice.node), (performance.now() - dialStarted) / 1000);
       await conn.splice(server, session.stats);
       session.closed = true;
       this.counters.bytesUp += session.stats.up;

@@ -207,6 +207,40 @@ describe("/metrics", () => {
     );
   });
 
+  test("histograms: probe latency and connect time per backend, failover duration", async () => {
+    const { proxy, agents, call } = await rig();
+    const a = await connectClient(proxy.port);
+    await a.waitFor("hello db0");
+    agents[0].set({ healthy: false });
+    await a.closed;
+    await waitFor("failover to db1", () => proxy.active === "db1");
+    const b = await connectClient(proxy.port);
+    await b.waitFor("hello db1");
+    const text = await (await call("/metrics")).text();
+    const families = parsePrometheus(text) as unknown as { name: string; type: string }[];
+    for (
+      const name of [
+        "galerad_health_probe_latency_seconds",
+        "galerad_backend_connect_seconds",
+        "galerad_failover_seconds",
+      ]
+    ) {
+      expect(families.find((f) => f.name === name)?.type).toBe("HISTOGRAM");
+    }
+    // (The parser drops a labelled histogram's labels, sum and count: read those from the text.)
+    const series = (line: string) =>
+      Number(
+        new RegExp(`^${line.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} (\\S+)$`, "m").exec(text)?.[1],
+      );
+    expect(series('galerad_health_probe_latency_seconds_count{backend="db0"}')).toBeGreaterThan(2);
+    expect(series('galerad_backend_connect_seconds_count{backend="db0"}')).toBe(1);
+    expect(series('galerad_backend_connect_seconds_count{backend="db1"}')).toBe(1);
+    expect(series("galerad_failover_seconds_count")).toBe(1);
+    expect(series('galerad_failover_seconds_bucket{le="+Inf"}')).toBe(1);
+    expect(series("galerad_failover_seconds_sum")).toBeGreaterThan(0);
+    b.socket.destroy();
+  });
+
   test("needs credentials unless public", async () => {
     const { proxy } = await rig();
     expect((await createApi(proxy, { user: "a", password: "b" }).request("/metrics")).status).toBe(
