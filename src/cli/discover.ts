@@ -1,13 +1,14 @@
 import { Command } from "@commander-js/extra-typings";
 import { getLogger } from "@logtape/logtape";
+import { keepRegistered } from "../discover/keep_registered.ts";
+import { registryField } from "../discover/registry_field.ts";
 import { spawn } from "node:child_process";
 import { hostname } from "node:os";
 import process from "node:process";
 import * as v from "valibot";
 import { parseHostPort } from "../core/address.ts";
 import { commandLine, duration, integer, name } from "../core/config_fields.ts";
-import { openRegistry } from "../discover/open.ts";
-import { gcommAddress, type Member, type Registry, type Role } from "../discover/registry.ts";
+import { gcommAddress, type Member, type Role } from "../discover/registry.ts";
 import { watchMembers } from "../discover/watch.ts";
 import { applyLogging, commonFields, onShutdownSignal, opt, withCommonOptions } from "./common.ts";
 import { RuntimeFailure } from "./errors.ts";
@@ -15,18 +16,6 @@ import { resolveOptions } from "./resolve_options.ts";
 
 const log = getLogger(["galerad", "discover"]);
 
-/** A registry URL, opened at validation time so a bad one names the flag. */
-export const registryField = v.pipe(
-  v.string("expected a registry URL"),
-  v.rawTransform(({ dataset, addIssue, NEVER }) => {
-    try {
-      return openRegistry(dataset.value);
-    } catch (error) {
-      addIssue({ message: (error as Error).message });
-      return NEVER;
-    }
-  }),
-);
 const role = v.picklist(["node", "proxy"], "expected node or proxy");
 const address = v.pipe(
   v.string(),
@@ -89,37 +78,12 @@ function registerCommand() {
       ...(o.api ? { api: o.api } : {}),
       ...(o.galera ? { galera: o.galera } : {}),
     };
-    const registration = await keepRegistered(o.registry, member, o.ttl);
+    const registration = await keepRegistered(o.registry, member, o.ttl).catch((error: Error) => {
+      throw new RuntimeFailure(error.message);
+    });
     onShutdownSignal(() => registration.close());
   });
   return command;
-}
-
-/** Registers `member`, logging renewal failures; throws a RuntimeFailure when the first attempt fails. */
-export async function keepRegistered(registry: Registry, member: Member, ttlMs: number) {
-  try {
-    const registration = await registry.register(
-      member,
-      ttlMs,
-      (error) => log.warn("registration renewal failed: {error}", { error: error.message }),
-    );
-    log.info("registered {role} {name} ({address}) in {registry}", {
-      ...member,
-      registry: registry.url,
-    });
-    return {
-      close: async () => {
-        await registration.close().catch((error) =>
-          log.warn("could not deregister: {error}", { error: String(error) })
-        );
-        log.info("deregistered {role} {name}", { ...member });
-      },
-    };
-  } catch (error) {
-    throw new RuntimeFailure(
-      `cannot register ${member.role} ${member.name}: ${(error as Error).message}`,
-    );
-  }
 }
 
 function listCommand() {

@@ -23,7 +23,9 @@ import {
   name,
   nonEmpty,
 } from "../core/config_fields.ts";
-import { keepRegistered, registryField } from "./discover.ts";
+import { isWildcardHost } from "../core/address.ts";
+import { keepRegistered } from "../discover/keep_registered.ts";
+import { registryField } from "../discover/registry_field.ts";
 import {
   applyLogging,
   bindError,
@@ -458,7 +460,7 @@ export function healthcheckCommand(): Command<[], Record<string, unknown>> {
         address: options.registerAddress ?? `${hostname()}:${options.mysqlPort}`,
         health: options.registerHealth ??
           `http://${
-            ["0.0.0.0", "::", ""].includes(options.listen.host) ? hostname() : options.listen.host
+            isWildcardHost(options.listen.host) ? hostname() : options.listen.host
           }:${server.port}`,
         ...(options.registerGalera ? { galera: options.registerGalera } : {}),
       }, options.registerTtl)

@@ -17,13 +17,12 @@ import {
   splitList,
   threadCount,
 } from "../core/config_fields.ts";
-import { formatHostPort, parseHostPort } from "../core/address.ts";
-import { type BackendSpec, parseBackendSpec } from "../core/backend_spec.ts";
+import { formatHostPort, isWildcardHost } from "../core/address.ts";
 import { READER_FALLBACKS } from "../core/reader_choice.ts";
 import { DEFAULT_PEER_PORT } from "../core/peer_spec.ts";
-import type { Registry } from "../discover/registry.ts";
-import { watchMembers } from "../discover/watch.ts";
-import { keepRegistered, registryField } from "./discover.ts";
+import { followRegistry } from "../discover/follow_registry.ts";
+import { keepRegistered } from "../discover/keep_registered.ts";
+import { registryField } from "../discover/registry_field.ts";
 import { createApi, createHealthApp } from "../proxy/api.ts";
 import { ListenError, Proxy } from "../proxy/proxy.ts";
 import { threadPlan } from "../core/threads.ts";
@@ -471,56 +470,16 @@ type ProxyConfig = v.InferOutput<typeof schema>;
 
 /** The address others should use: a wildcard listen address becomes this host's name. */
 function advertisedHost(address: { host: string; port: number }) {
-  const any = address.host === "0.0.0.0" || address.host === "::" || address.host === "";
-  return { host: any ? hostname() : address.host, port: address.port };
-}
-
-/**
- * Takes backends and peers from a registry and follows it. A registry that fails keeps the last
- * known set (logged and counted); the healthy active node is never dropped because of it.
- */
-function followRegistry(proxy: Proxy, registry: Registry, intervalMs: number): () => void {
-  return watchMembers(registry, undefined, intervalMs, (members) => {
-    const backends: BackendSpec[] = [];
-    for (const m of members.filter((x) => x.role === "node")) {
-      try {
-        backends.push(
-          parseBackendSpec(`${m.name}=${m.address}${m.health ? `,health=${m.health}` : ""}`),
-        );
-      } catch (error) {
-        log.warn("ignoring registry member {name}: {error}", {
-          name: m.name,
-          error: (error as Error).message,
-        });
-      }
-    }
-    proxy.setBackends(backends);
-    const peers = members.filter((x) => x.role === "proxy" && x.name !== proxy.name);
-    if (proxy.transport) {
-      proxy.setPeers(peers.flatMap((m) => {
-        const a = parseHostPort(m.address, "");
-        return a ? [{ name: m.name, host: a.host, port: a.port }] : [];
-      }));
-    } else if (peers.length > 0) {
-      log.warn(
-        "the registry lists other proxies ({names}) but no peer secret is set: not gossiping with them",
-        {
-          names: peers.map((p) => p.name),
-        },
-      );
-    }
-  }, (error) => {
-    proxy.counters.registryErrors++;
-    log.warn("cannot read the registry, keeping the last known members: {error}", {
-      error: error.message,
-    });
-  });
+  return { host: isWildcardHost(address.host) ? hostname() : address.host, port: address.port };
 }
 
 /** The API URL peers are told: the API address, or, when it listens on all interfaces, the host peers reach. */
 function advertisedApi(api: { host: string; port: number }, peer: { host: string }): string {
-  const any = (h: string) => h === "0.0.0.0" || h === "::" || h === "";
-  const host = !any(api.host) ? api.host : !any(peer.host) ? peer.host : hostname();
+  const host = !isWildcardHost(api.host)
+    ? api.host
+    : !isWildcardHost(peer.host)
+    ? peer.host
+    : hostname();
   return `http://${host.includes(":") ? `[${host}]` : host}:${api.port}`;
 }
 
@@ -755,7 +714,17 @@ async function startProxy(
     healthPort: health.port,
   });
   const stopDiscovery = options.discover
-    ? followRegistry(proxy, options.discover, options.discoverInterval)
+    ? followRegistry(
+      {
+        name: proxy.name,
+        gossips: proxy.transport !== null,
+        setBackends: (specs) => proxy.setBackends(specs),
+        setPeers: (peers) => proxy.setPeers(peers),
+        readFailed: () => proxy.counters.registryErrors++,
+      },
+      options.discover,
+      options.discoverInterval,
+    )
     : () => {};
   const registration = options.register
     ? await keepRegistered(options.register, {

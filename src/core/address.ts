@@ -98,3 +98,8 @@ function parseIpv4(text: string): Uint8Array | null {
   }
   return bytes;
 }
+
+/** Whether `host` listens on every interface (so others must be told another name for it). */
+export function isWildcardHost(host: string): boolean {
+  return host === "0.0.0.0" || host === "::" || host === "" || host === "[::]";
+}

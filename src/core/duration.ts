@@ -13,9 +13,3 @@ export function parseDuration(text: string | number): number | undefined {
   const value = Number(match[1]) * UNITS[match[2] ?? "ms"];
   return Number.isFinite(value) ? Math.round(value) : undefined;
 }
-
-/** Formats milliseconds the way parseDuration reads them back, for help and logs. */
-export function formatDuration(ms: number): string {
-  if (ms % 1000 === 0 && ms >= 1000) return `${ms / 1000}s`;
-  return `${ms}ms`;
-}

@@ -24,6 +24,7 @@ import type { KeyRing } from "../peers/keyring.ts";
 import { readStateFile } from "../peers/state_file.ts";
 import { PeerTransport } from "../peers/transport.ts";
 import type { Fetch, TcpListener } from "../runtime/types.ts";
+import type { PeerAddress } from "../core/peer_spec.ts";
 import { AgreementShell, clock } from "./agreement_shell.ts";
 import { EventLog } from "./events.ts";
 import { HealthMonitor, type Prober } from "./health_monitor.ts";
@@ -43,17 +44,10 @@ import type { Session } from "./session.ts";
 
 const log = getLogger(["galerad", "proxy"]);
 
-/** A proxy this one gossips with. */
-export interface PeerSpec {
-  name: string;
-  host: string;
-  port: number;
-}
-
 /** How this proxy talks to its peers and, with `--quorum agents`, to the agents. */
 export interface PeerOptions {
   listen: HostPort;
-  peers: PeerSpec[];
+  peers: PeerAddress[];
   keys: KeyRing;
   /** Voters are asked again (and gossip goes out) this often. */
   intervalMs: number;
@@ -277,7 +271,7 @@ export class Proxy {
   quorumReason = "";
   /** The API URL each peer advertises, for the springboard. */
   readonly peerApis = new Map<string, string>();
-  #peers: PeerSpec[];
+  #peers: PeerAddress[];
   #listener: TcpListener | null = null;
   #plane: DataPlane | null = null;
   /** The reader port, when configured. */
@@ -853,9 +847,9 @@ export class Proxy {
   }
 
   /** Follows a new peer list (from a registry). */
-  setPeers(specs: PeerSpec[]): void {
+  setPeers(specs: PeerAddress[]): void {
     const next = specs.filter((p) => p.name !== this.name);
-    const key = (list: PeerSpec[]) =>
+    const key = (list: PeerAddress[]) =>
       list.map((p) => `${p.name}=${p.host}:${p.port}`).sort().join();
     if (key(next) === key(this.#peers)) return;
     this.#peers = next;
