@@ -48,14 +48,10 @@ export function applyLogging(
   setupLogging(options.logFormat, options.logLevel);
 }
 
-/**
- * Reads a secret from a file (first line, trimmed), as operators keep passwords out of the
- * process list. Names the flag when the file cannot be read or is empty.
- */
-export function readSecretFile(flag: string, path: string): string {
-  let text: string;
+/** Reads an operator's file named by `flag`; one UsageError line naming both when it cannot. */
+export function readOptionFile(flag: string, path: string): string {
   try {
-    text = readFileSync(path, "utf8");
+    return readFileSync(path, "utf8");
   } catch (error) {
     throw new UsageError(
       `invalid ${flag} "${path}": cannot read it (${
@@ -63,7 +59,14 @@ export function readSecretFile(flag: string, path: string): string {
       })`,
     );
   }
-  const secret = text.split(/\r?\n/)[0].trim();
+}
+
+/**
+ * Reads a secret from a file (first line, trimmed), as operators keep passwords out of the
+ * process list. Names the flag when the file cannot be read or is empty.
+ */
+export function readSecretFile(flag: string, path: string): string {
+  const secret = readOptionFile(flag, path).split(/\r?\n/)[0].trim();
   if (secret === "") throw new UsageError(`invalid ${flag} "${path}": the file is empty`);
   warnIfWorldReadable(flag, path);
   return secret;
@@ -119,16 +122,8 @@ export async function loadPeerKeys(
 ): Promise<KeyRing | null> {
   let secrets: string[] = [];
   if (options.peerSecretFile) {
-    try {
-      secrets = readFileSync(options.peerSecretFile, "utf8").split(/\r?\n/).map((l) => l.trim())
-        .filter((l) => l !== "");
-    } catch (error) {
-      throw new UsageError(
-        `invalid --peer-secret-file "${options.peerSecretFile}": cannot read it (${
-          (error as { code?: string }).code ?? error
-        })`,
-      );
-    }
+    secrets = readOptionFile("--peer-secret-file", options.peerSecretFile).split(/\r?\n/)
+      .map((l) => l.trim()).filter((l) => l !== "");
     if (secrets.length === 0) {
       throw new UsageError(
         `invalid --peer-secret-file "${options.peerSecretFile}": the file is empty`,
@@ -173,21 +168,12 @@ async function withIdentity(
     );
   }
   if (!self) throw new UsageError("--peer-key-file needs the name this party signs as");
-  const read = (flag: string, path: string) => {
-    try {
-      return readFileSync(path, "utf8");
-    } catch (error) {
-      throw new UsageError(
-        `invalid ${flag} "${path}": cannot read it (${(error as { code?: string }).code ?? error})`,
-      );
-    }
-  };
-  const keyText = read("--peer-key-file", keyFile);
+  const keyText = readOptionFile("--peer-key-file", keyFile);
   warnIfWorldReadable("--peer-key-file", keyFile);
   const identity = await loadIdentity(self, keyText).catch((error: Error) => {
     throw new UsageError(`invalid --peer-key-file "${keyFile}": ${error.message}`);
   });
-  const publicKeys = await loadPublicKeys(read("--peer-public-keys", listFile)).catch(
+  const publicKeys = await loadPublicKeys(readOptionFile("--peer-public-keys", listFile)).catch(
     (error: Error) => {
       throw new UsageError(`invalid --peer-public-keys "${listFile}": ${error.message}`);
     },

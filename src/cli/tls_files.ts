@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readOptionFile } from "./common.ts";
 import type { TlsFiles } from "../runtime/types.ts";
 import { UsageError } from "./errors.ts";
 
@@ -27,17 +27,8 @@ export async function readTlsFiles(
       `${certPath === undefined ? CERT : KEY} is missing: give both ${CERT} and ${KEY}`,
     );
   }
-  const read = (flag: string, path: string) => {
-    try {
-      return readFileSync(path, "utf8");
-    } catch (error) {
-      throw new UsageError(
-        `invalid ${flag} "${path}": cannot read it (${(error as { code?: string }).code ?? error})`,
-      );
-    }
-  };
-  const cert = read(CERT, certPath);
-  const key = read(KEY, keyPath);
+  const cert = readOptionFile(CERT, certPath);
+  const key = readOptionFile(KEY, keyPath);
   // node:crypto only where TLS is asked for: a loaded builtin costs memory in every process.
   const { X509Certificate, createPrivateKey } = await import("node:crypto");
   let x509: InstanceType<typeof X509Certificate>;
@@ -73,18 +64,9 @@ export async function readTlsFiles(
 /** A CA file (PEM) the proxy trusts for agents served over https; null when not given. */
 export function readCaFile(path: string | undefined): string | null {
   if (path === undefined) return null;
-  try {
-    const text = readFileSync(path, "utf8");
-    if (!text.includes("-----BEGIN CERTIFICATE-----")) {
-      throw new UsageError(`invalid --agent-ca-file "${path}": no PEM certificate in it`);
-    }
-    return text;
-  } catch (error) {
-    if (error instanceof UsageError) throw error;
-    throw new UsageError(
-      `invalid --agent-ca-file "${path}": cannot read it (${
-        (error as { code?: string }).code ?? error
-      })`,
-    );
+  const text = readOptionFile("--agent-ca-file", path);
+  if (!text.includes("-----BEGIN CERTIFICATE-----")) {
+    throw new UsageError(`invalid --agent-ca-file "${path}": no PEM certificate in it`);
   }
+  return text;
 }
