@@ -15,6 +15,39 @@ export function opt(flags: string, description: string, env: string): Option {
   return new Option(flags, description).env(`GALERAD_${env}`);
 }
 
+/**
+ * Adds the HTTPS options the proxy and the agent share (their listener's certificate, and the
+ * CA for agents served over https), and their schema fields. `serves` says what goes over TLS.
+ */
+export function withTlsOptions<C extends Command<unknown[], Record<string, unknown>>>(
+  command: C,
+  serves: string,
+  agents: string,
+): C {
+  command
+    .addOption(
+      opt(
+        "--api-tls-cert <file>",
+        `serve ${serves} over HTTPS with this certificate chain (PEM; re-read on reload)`,
+        "API_TLS_CERT",
+      ),
+    )
+    .addOption(
+      opt("--api-tls-key <file>", "the private key of --api-tls-cert (PEM)", "API_TLS_KEY"),
+    )
+    .addOption(
+      opt(
+        "--api-tls-only [bool]",
+        "refuse to start without --api-tls-cert and --api-tls-key",
+        "API_TLS_ONLY",
+      ).preset("true").default("false"),
+    )
+    .addOption(
+      opt("--agent-ca-file <file>", `trust this CA (PEM) for ${agents}`, "AGENT_CA_FILE"),
+    );
+  return command;
+}
+
 /** Adds the options every long-running subcommand shares: config file and logging. */
 export function withCommonOptions<C extends Command<unknown[], Record<string, unknown>>>(
   command: C,

@@ -36,6 +36,7 @@ import {
   readPassword,
   readSecretFile,
   withCommonOptions,
+  withTlsOptions,
 } from "./common.ts";
 import { RuntimeFailure, UsageError } from "./errors.ts";
 import { resolveOptions } from "./resolve_options.ts";
@@ -189,31 +190,6 @@ export function healthcheckCommand(): Command<[], Record<string, unknown>> {
         "file whose first line is the controls' password",
         "API_PASSWORD_FILE",
       ),
-    )
-    .addOption(
-      opt(
-        "--api-tls-cert <file>",
-        "serve health, status and controls over HTTPS with this certificate (PEM; re-read on SIGHUP)",
-        "API_TLS_CERT",
-      ),
-    )
-    .addOption(
-      opt("--api-tls-key <file>", "the private key of --api-tls-cert (PEM)", "API_TLS_KEY"),
-    )
-    .addOption(
-      opt(
-        "--api-tls-only [bool]",
-        "refuse to start without --api-tls-cert and --api-tls-key",
-        "API_TLS_ONLY",
-      )
-        .preset("true").default("false"),
-    )
-    .addOption(
-      opt(
-        "--agent-ca-file <file>",
-        "trust this CA (PEM) for the other agents' https:// URLs (votes probe them)",
-        "AGENT_CA_FILE",
-      ),
     );
   command
     .addOption(
@@ -355,6 +331,11 @@ export function healthcheckCommand(): Command<[], Record<string, unknown>> {
         "LEASE",
       ).default("2s"),
     );
+  withTlsOptions(
+    command,
+    "health, status and controls",
+    "the other agents' https:// URLs (votes probe them)",
+  );
   withCommonOptions(command);
   command.action(async () => {
     const options = await resolveOptions(command, schema);

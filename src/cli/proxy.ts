@@ -37,6 +37,7 @@ import {
   opt,
   readPassword,
   withCommonOptions,
+  withTlsOptions,
 } from "./common.ts";
 import { RuntimeFailure, UsageError } from "./errors.ts";
 import { reloadPlan } from "./proxy_reload.ts";
@@ -160,31 +161,6 @@ export function proxyCommand(): Command<[], Record<string, unknown>> {
         "--api-password-file <file>",
         "file whose first line is the API password",
         "API_PASSWORD_FILE",
-      ),
-    )
-    .addOption(
-      opt(
-        "--api-tls-cert <file>",
-        "serve the API and dashboard over HTTPS with this certificate chain (PEM; re-read on reload)",
-        "API_TLS_CERT",
-      ),
-    )
-    .addOption(
-      opt("--api-tls-key <file>", "the private key of --api-tls-cert (PEM)", "API_TLS_KEY"),
-    )
-    .addOption(
-      opt(
-        "--api-tls-only [bool]",
-        "refuse to start without --api-tls-cert and --api-tls-key",
-        "API_TLS_ONLY",
-      )
-        .preset("true").default("false"),
-    )
-    .addOption(
-      opt(
-        "--agent-ca-file <file>",
-        "trust this CA (PEM) for agents whose health URL is https://",
-        "AGENT_CA_FILE",
       ),
     )
     .addOption(
@@ -427,6 +403,7 @@ export function proxyCommand(): Command<[], Record<string, unknown>> {
       "CHECK_CONFIG",
     ).preset("true").default("false"),
   );
+  withTlsOptions(command, "the API and dashboard", "agents whose health URL is https://");
   withCommonOptions(command);
   /** The options from every source, checked as a start would check them (UsageError if not). */
   const load = async () => {
