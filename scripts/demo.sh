@@ -65,6 +65,7 @@ cat >&2 <<EOF
   Backends:     curl -s -u admin:$password http://127.0.0.1:$api_port/v0/backends
   Cluster:      curl -s -u admin:$password http://127.0.0.1:$api_port/v0/cluster
   Readiness:    curl -s http://127.0.0.1:$health_port/ready
+  Switch over:  curl -s -u admin:$password -H 'Content-Type: application/json' -d '{"backend":"node1"}' http://127.0.0.1:$api_port/v0/cluster/switchover
   Fail over:    scripts/galera-lab.sh kill 0     (then: scripts/galera-lab.sh start 0)
   Lab status:   scripts/galera-lab.sh status     (agent logs in $LAB_DIR/agent*.log)
 
