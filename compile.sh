@@ -18,6 +18,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 [ -x node_modules/.bin/bun ] || bash scripts/setup.sh --npm
+[ -f src/proxy/assets/uplot.ts ] || node_modules/.bin/bun scripts/gen_assets.ts
 if [ "$engine" = bun ]; then
   # --splitting: modules only some commands import (mysql2 for the agent, yaml for config
   # files) stay out of the code every process parses. No .env or bunfig.toml is read from

@@ -12,6 +12,8 @@ if [ ! -x node_modules/.bin/bun ] || [ ! -x node_modules/.bin/deno ] || [ packag
   # deno, so the lock cannot list them and npm ci refuses it; npm install keeps the lock as it is.
   npm install --no-audit --no-fund --loglevel=error >&2
 fi
+# The dashboard's chart library, embedded from node_modules (src/proxy/assets/uplot.ts).
+node_modules/.bin/bun scripts/gen_assets.ts
 [ "${1:-}" = "--npm" ] && exit 0
 
 # Debian packages: the Galera lab (MariaDB + Galera 4, rsync for SST), benchmark baselines

@@ -48,7 +48,8 @@ export function securityHeaders(
     headers.set("Referrer-Policy", "no-referrer");
     if (headers.get("content-type")?.startsWith("text/html")) {
       const { scripts, styles } = await inline();
-      const list = (hs: string[]) => hs.map((h) => `'${h}'`).join(" ") || "'none'";
+      // This server's own files (the chart library) and its inline script and style by hash.
+      const list = (hs: string[]) => ["'self'", ...hs.map((h) => `'${h}'`)].join(" ");
       headers.set(
         "Content-Security-Policy",
         `default-src 'none'; script-src ${list(scripts)}; style-src ${list(styles)}; ` +

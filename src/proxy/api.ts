@@ -5,6 +5,7 @@ import { timingSafeEqual } from "hono/utils/buffer";
 import { parseDuration } from "../core/duration.ts";
 import { streamSSE } from "hono/streaming";
 import { dashboardHashes, DashboardPage } from "./dashboard.tsx";
+import { UPLOT_CSS, UPLOT_JS } from "./assets/uplot.ts";
 import { renderMetrics } from "./metrics.ts";
 import type { BackendRuntime, Proxy } from "./proxy.ts";
 
@@ -72,6 +73,21 @@ export function clusterView(proxy: Proxy) {
       lastReloadError: proxy.configState.lastReloadError,
     },
   };
+}
+
+/**
+ * The charts' data: a sample a second over the last 15 minutes, and the events to mark on the
+ * time axis (active-node changes, switchovers, health and maintenance changes).
+ */
+export function historyView(proxy: Proxy) {
+  const samples = proxy.history.ring.values();
+  const since = samples[0]?.t ?? Date.now();
+  const marks = proxy.events.list()
+    .filter((e) =>
+      e.time >= since && ["active", "register", "health", "maintenance"].includes(e.kind)
+    )
+    .map((e) => ({ t: e.time, kind: e.kind, message: e.message }));
+  return { intervalMs: 1000, samples, marks };
 }
 
 /** The reader port: where it listens, where a reader would go now, its books. */
@@ -232,6 +248,17 @@ export function createApi(
   });
   app.get("/v0/cluster", (c) => c.json(clusterView(proxy)));
   app.get("/v0/events", (c) => c.json(proxy.events.list()));
+  app.get("/v0/history", (c) => c.json(historyView(proxy)));
+  app.get("/assets/uplot.js", (c) =>
+    c.body(UPLOT_JS, 200, {
+      "content-type": "text/javascript; charset=utf-8",
+      "cache-control": "max-age=86400",
+    }));
+  app.get("/assets/uplot.css", (c) =>
+    c.body(UPLOT_CSS, 200, {
+      "content-type": "text/css; charset=utf-8",
+      "cache-control": "max-age=86400",
+    }));
   app.get("/v0/peers", (c) => c.json(peersView(proxy)));
   app.patch("/v0/cluster", async (c) => {
     const input = await readTrafficInput(c.req.raw);

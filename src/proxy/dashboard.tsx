@@ -13,6 +13,7 @@ export function DashboardPage(props: { name: string; springboard?: boolean }) {
         <meta name="viewport" content="width=device-width, initial-scale=1" />
         <title>{props.springboard ? `galerad springboard` : `galerad ${props.name}`}</title>
         <style>{raw(STYLE)}</style>
+        {props.springboard ? "" : <link rel="stylesheet" href="/assets/uplot.css" />}
       </head>
       <body>
         <header>
@@ -57,11 +58,22 @@ export function DashboardPage(props: { name: string; springboard?: boolean }) {
                 <table id="peers" aria-label="peers"></table>
               </section>
               <section class="wide">
+                <h2>Last 15 minutes</h2>
+                <div id="charts" class="charts">
+                  <div id="chart-sessions" class="chart"></div>
+                  <div id="chart-accepted" class="chart"></div>
+                  <div id="chart-bytes" class="chart"></div>
+                  <div id="chart-refused" class="chart"></div>
+                  <div id="chart-probes" class="chart"></div>
+                </div>
+              </section>
+              <section class="wide">
                 <h2>Events</h2>
                 <ol id="events"></ol>
               </section>
             </main>
           )}
+        {props.springboard ? "" : <script src="/assets/uplot.js"></script>}
         <script>{raw(props.springboard ? SPRINGBOARD_SCRIPT : SCRIPT)}</script>
       </body>
     </html>
@@ -76,6 +88,8 @@ header { display: flex; align-items: center; justify-content: space-between; gap
 h1 { font-size: 1.4rem; margin: .8rem 0; } h2 { font-size: 1.05rem; margin: .2rem 0 .6rem; }
 main { display: grid; gap: 1rem; grid-template-columns: repeat(auto-fit, minmax(18rem, 1fr)); }
 .wide { grid-column: 1 / -1; overflow-x: auto; }
+.charts { display: grid; gap: 1rem; grid-template-columns: repeat(auto-fit, minmax(26rem, 1fr)); }
+.chart { min-height: 12rem; }
 .card { border: 1px solid #8884; border-radius: .5rem; padding: .8rem 1rem; }
 .big .active { font-size: clamp(2rem, 7vw, 5rem); font-weight: 700; line-height: 1.1; }
 .label, .muted { color: var(--muted); font-size: .9rem; }
@@ -163,6 +177,59 @@ document.addEventListener("click", async (e) => {
   }
 });
 connect("/v0/stream", render);
+// Charts of the last 15 minutes (uPlot, served by this proxy): one sample a second from
+// /v0/history, events marked on the time axis; redrawn every 2 s.
+const charts = {};
+const palette = ["#2a7ae2", "#d9480f", "#2b8a3e", "#862e9c", "#e67700", "#0b7285", "#c2255c"];
+function marksPlugin(marks) {
+  return { hooks: { draw: [(u) => {
+    const ctx = u.ctx;
+    ctx.save();
+    for (const m of marks.current) {
+      const x = u.valToPos(m.t / 1000, "x", true);
+      if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) continue;
+      ctx.strokeStyle = m.kind === "health" ? "#adb5bd" : "#d9480f";
+      ctx.setLineDash(m.kind === "health" ? [2, 3] : []);
+      ctx.beginPath(); ctx.moveTo(x, u.bbox.top); ctx.lineTo(x, u.bbox.top + u.bbox.height); ctx.stroke();
+    }
+    ctx.restore();
+  }] } };
+}
+const marks = { current: [] };
+function chart(id, title, names, columns, times) {
+  const el = document.getElementById(id);
+  const key = names.join("|");
+  let c = charts[id];
+  if (!c || c.key !== key) {
+    if (c) c.plot.destroy();
+    const opts = {
+      title, width: Math.max(320, el.clientWidth || 480), height: 180,
+      series: [{}].concat(names.map((n, i) => ({ label: n, stroke: palette[i % palette.length], width: 1.5 }))),
+      axes: [{}, { size: 60 }],
+      plugins: [marksPlugin(marks)],
+    };
+    c = charts[id] = { key, plot: new uPlot(opts, [times].concat(columns), el) };
+  } else c.plot.setData([times].concat(columns));
+}
+async function refreshHistory() {
+  if (typeof uPlot === "undefined") return;
+  const res = await fetch("/v0/history").catch(() => null);
+  if (!res || !res.ok) return;
+  const h = await res.json();
+  const S = h.samples;
+  marks.current = h.marks;
+  const t = S.map((s) => s.t / 1000);
+  chart("chart-sessions", "sessions", ["writer", "reader"], [S.map((s) => s.sessions), S.map((s) => s.readerSessions)], t);
+  chart("chart-accepted", "new sessions per second", ["accepted"], [S.map((s) => s.accepted)], t);
+  chart("chart-bytes", "bytes per second", ["to backends", "to clients"], [S.map((s) => s.bytesUp), S.map((s) => s.bytesDown)], t);
+  const reasons = [...new Set(S.flatMap((s) => Object.keys(s.refused)))].sort();
+  chart("chart-refused", "refused per second", reasons.length ? reasons : ["none"],
+    reasons.length ? reasons.map((r) => S.map((s) => s.refused[r] ?? 0)) : [S.map(() => 0)], t);
+  const nodes = [...new Set(S.flatMap((s) => Object.keys(s.probeMs)))].sort();
+  chart("chart-probes", "probe latency (ms)", nodes, nodes.map((n) => S.map((s) => s.probeMs[n] ?? null)), t);
+}
+refreshHistory();
+setInterval(refreshHistory, 2000);
 setInterval(() => state && render(state), 1000);
 `;
 

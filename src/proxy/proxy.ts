@@ -38,6 +38,7 @@ import {
   observe,
 } from "../core/histogram.ts";
 import { ReaderPort } from "./reader_port.ts";
+import { History } from "./history.ts";
 import type { ReaderFallback } from "../core/reader_choice.ts";
 import { acceptClient } from "./client_path.ts";
 import type { Session } from "./session.ts";
@@ -254,6 +255,8 @@ export class Proxy {
     loadedAt: number;
     lastReloadError: { at: string; message: string } | null;
   } = { generation: 1, loadedAt: Date.now(), lastReloadError: null };
+  /** The last 15 minutes, a sample a second, for the dashboard's charts. */
+  readonly history = new History(this);
   /** A stop was asked (SIGTERM): /ready fails from now on, even while clients are served. */
   stopping = false;
   /** Threads carrying client sessions now (data_plane.ts); known once started. */
@@ -392,6 +395,7 @@ export class Proxy {
       port: this.port,
     });
     this.#idleTimer = setInterval(() => this.#sweepIdle(), IDLE_SWEEP_MS);
+    this.history.start();
     if (this.options.readerListen) {
       // A plane of its own, of the same kind and threads: the writer's plane has one listener.
       const reader = new ReaderPort(
@@ -595,6 +599,7 @@ export class Proxy {
     await this.#leave();
     this.#monitor.stop();
     clearInterval(this.#idleTimer);
+    this.history.stop();
     this.shell?.stop();
     this.transport?.stop();
   }

@@ -9,7 +9,13 @@ import { serveHttp } from "#runtime";
 import { createApi } from "../../src/proxy/api.ts";
 import type { Proxy } from "../../src/proxy/proxy.ts";
 import type { HttpServer } from "../../src/runtime/types.ts";
-import { startAgent, startBackend, type TestAgent, type TestBackend } from "../helpers/fixtures.ts";
+import {
+  connectClient,
+  startAgent,
+  startBackend,
+  type TestAgent,
+  type TestBackend,
+} from "../helpers/fixtures.ts";
 import { ROOT } from "../helpers/spawn.ts";
 import { testProxy } from "../helpers/test_proxy.ts";
 
@@ -141,6 +147,46 @@ describe("dashboard in headless Chromium", () => {
       } finally {
         await evil.close();
       }
+    },
+    30_000,
+  );
+
+  test(
+    "charts of the last 15 minutes render with their data and event marks, no script error",
+    async () => {
+      const context = await browser.newContext({
+        httpCredentials: credentials,
+        viewport: { width: 1280, height: 1600 },
+      });
+      const page = await context.newPage();
+      const errors: string[] = [];
+      page.on("pageerror", (e) => errors.push(String(e)));
+      page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
+      // Some load for the charts: a client session, and the history has a few seconds.
+      const client = await connectClient(proxy.port);
+      await client.waitFor("hello");
+      for (let i = 0; i < 3; i++) proxy.history.sample(Date.now() + i);
+      await page.goto(url);
+      for (const id of ["sessions", "accepted", "bytes", "refused", "probes"]) {
+        await page.locator(`#chart-${id} canvas`).waitFor({ timeout: 5000 });
+      }
+      expect(await page.locator(".u-title").allTextContents()).toEqual([
+        "sessions",
+        "new sessions per second",
+        "bytes per second",
+        "refused per second",
+        "probe latency (ms)",
+      ]);
+      const history = await (await context.request.get(`${url}/v0/history`)).json();
+      expect(history.samples.length).toBeGreaterThan(2);
+      expect(history.samples.at(-1).sessions).toBeGreaterThanOrEqual(1);
+      expect(history.marks.some((m: { kind: string }) => m.kind === "active")).toBe(true);
+      await page.locator("#charts").screenshot({
+        path: path.join(ROOT, "docs/dashboard-history.png"),
+      });
+      expect(errors).toEqual([]);
+      client.socket.destroy();
+      await context.close();
     },
     30_000,
   );
