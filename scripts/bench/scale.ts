@@ -1,0 +1,217 @@
+/**
+ * Sessions at scale, galerad (compiled binary) and HAProxy side by side in one run, both in front
+ * of the same two test backends (a greeting and an echo) with the same descriptor limit: RSS with
+ * 1,000 / 5,000 / 10,000 idle sessions; then, with STORM sessions on the active node, a failover
+ * (its agent turns unhealthy): how long from the first severed client to the last (the sever
+ * itself), and, when every client reconnects at once, how long until all are served again and
+ * how many failed.
+ *
+ *   node_modules/.bin/bun scripts/bench/scale.ts [--storm 5000]
+ *
+ * Re-runs itself with its hard descriptor limit; the largest size is what that limit allows (two
+ * descriptors per session in the proxy, two in this process). Writes the "scale" section of
+ * docs/BENCHMARKS.md.
+ */
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import path from "node:path";
+import { startAgent, startBackend } from "../../tests/helpers/fixtures.ts";
+import { startDaemon } from "../../tests/helpers/spawn.ts";
+import {
+  benchOptions,
+  type Cleanup,
+  fmt,
+  machine,
+  ROOT,
+  runBench,
+  writeSection,
+} from "./report.ts";
+
+if (process.env.GALERAD_SCALE_LIMIT !== "1") {
+  const r = spawnSync("bash", [
+    "-c",
+    `ulimit -n "$(ulimit -Hn)" && exec "$0" "$@"`,
+    process.execPath,
+    ...process.argv.slice(1),
+  ], {
+    stdio: "inherit",
+    env: { ...process.env, GALERAD_SCALE_LIMIT: "1" },
+  });
+  process.exit(r.status ?? 1);
+}
+
+const OPTIONS = benchOptions("scale.ts [--storm 5000]", { storm: { fallback: 5000, min: 100 } });
+const BIN = path.join(ROOT, "galerad");
+/** Each session holds two descriptors in the proxy and two here (client, backend). */
+const LIMIT = Number(execFileSync("bash", ["-c", "ulimit -n"], { encoding: "utf8" }).trim());
+const SIZES = [1000, 5000, Math.min(10_000, Math.floor((LIMIT - 1000) / 2))];
+const GALERAD = 24610;
+const HAPROXY = 24611;
+
+function rssMiB(pid: number | undefined): number {
+  try {
+    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]) / 1024;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** Opens `n` clients (in batches), each waiting for its greeting; resolves with the sockets. */
+async function open(port: number, n: number): Promise<net.Socket[]> {
+  const out: net.Socket[] = [];
+  for (let i = 0; i < n; i += 200) {
+    const batch = await Promise.all(
+      Array.from(
+        { length: Math.min(200, n - i) },
+        () =>
+          new Promise<net.Socket>((resolve, reject) => {
+            const s = net.connect({ host: "127.0.0.1", port });
+            s.once("data", () => resolve(s));
+            s.once("error", reject);
+          }),
+      ),
+    );
+    out.push(...batch);
+  }
+  return out;
+}
+
+async function main(cleanup: Cleanup) {
+  execFileSync("bash", [path.join(ROOT, "compile.sh")], { stdio: "inherit" });
+  const db = [await startBackend("db0"), await startBackend("db1")];
+  const agents = [
+    await startAgent({ healthy: true, index: 0 }),
+    await startAgent({ healthy: true, index: 1 }),
+  ];
+  cleanup.add(async () => {
+    for (const x of [...db, ...agents]) await x.close();
+  });
+  const galerad = startDaemon([
+    "proxy",
+    "--listen",
+    `127.0.0.1:${GALERAD}`,
+    "--api-listen",
+    "127.0.0.1:0",
+    "--health-listen",
+    "127.0.0.1:0",
+    "--api-password",
+    "bench-secret",
+    "--interval",
+    "100ms",
+    "--fall",
+    "1",
+    "--log-level",
+    "warning",
+    ...db.flatMap((b, i) => ["--backend", `${b.name}=127.0.0.1:${b.port},health=${agents[i].url}`]),
+  ], { command: [BIN] });
+  cleanup.add(() => galerad.stop());
+  const cfg = "/tmp/galerad-scale-haproxy.cfg";
+  writeFileSync(
+    cfg,
+    `global
+  maxconn ${Math.floor(LIMIT / 2) - 100}
+defaults
+  mode tcp
+  timeout connect 2s
+  timeout client 1h
+  timeout server 1h
+  maxconn ${Math.floor(LIMIT / 2) - 100}
+frontend f
+  bind 127.0.0.1:${HAPROXY}
+  default_backend b
+backend b
+  option httpchk GET /
+${
+      db.map((b, i) =>
+        `  server ${b.name} 127.0.0.1:${b.port} check port ${
+          new URL(agents[i].url).port
+        } inter 100 rise 1 fall 1${i > 0 ? " backup" : ""} on-marked-down shutdown-sessions`
+      ).join("\n")
+    }
+`,
+  );
+  const haproxy = spawn("haproxy", ["-db", "-f", cfg], { stdio: "ignore" });
+  cleanup.add(() => haproxy.kill("SIGKILL"));
+  await new Promise((r) => setTimeout(r, 3000));
+  const targets = [
+    { name: "galerad", port: GALERAD, pid: () => galerad.child.pid },
+    { name: "haproxy", port: HAPROXY, pid: () => haproxy.pid },
+  ];
+  const idle: Record<string, string[]> = {};
+  for (const t of targets) {
+    const base = rssMiB(t.pid());
+    idle[t.name] = [`${fmt(base, 1)} MiB at rest`];
+    for (const n of SIZES) {
+      const socks = await open(t.port, n);
+      await new Promise((r) => setTimeout(r, 2000));
+      const rss = rssMiB(t.pid());
+      idle[t.name].push(
+        `${n}: ${fmt(rss, 1)} MiB (${fmt(((rss - base) * 1024) / n, 1)} KiB/session)`,
+      );
+      for (const s of socks) s.destroy();
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+    console.log(t.name, idle[t.name].join("; "));
+  }
+  const storm: Record<string, string> = {};
+  for (const t of targets) {
+    agents[0].set({ healthy: true });
+    agents[1].set({ healthy: true });
+    await new Promise((r) => setTimeout(r, 1500));
+    const socks = await open(t.port, OPTIONS.storm);
+    const closedAt: number[] = [];
+    await Promise.all([
+      ...socks.map((s) =>
+        new Promise<void>((r) => s.once("close", () => (closedAt.push(performance.now()), r())))
+      ),
+      Promise.resolve().then(() => agents[0].set({ healthy: false })),
+    ]);
+    const severSpread = Math.max(...closedAt) - Math.min(...closedAt);
+    const t0 = performance.now();
+    let failed = 0;
+    const again = await Promise.all(
+      Array.from({ length: OPTIONS.storm }, () =>
+        new Promise<net.Socket | null>((resolve) => {
+          const s = net.connect({ host: "127.0.0.1", port: t.port });
+          s.once("data", (d) => resolve(String(d).includes("hello db1") ? s : (failed++, s)));
+          s.once("error", () => (failed++, resolve(null)));
+          s.once("close", () => resolve(null));
+        })),
+    );
+    const served = performance.now() - t0;
+    for (const s of again) s?.destroy();
+    storm[t.name] = `sever ${
+      fmt(severSpread)
+    } ms first to last close; all ${OPTIONS.storm} served again in ${
+      fmt(served)
+    } ms, ${failed} failed`;
+    console.log(t.name, storm[t.name]);
+    agents[0].set({ healthy: true });
+    await new Promise((r) => setTimeout(r, 2000));
+    // galerad does not fail back; HAProxy does (db0 is its primary): both have one node again.
+  }
+  writeSection(
+    "scale",
+    `
+## Sessions at scale
+
+\`node_modules/.bin/bun scripts/bench/scale.ts --storm ${OPTIONS.storm}\` — ${
+      new Date().toISOString().slice(0, 10)
+    }; ${machine()}.
+
+galerad (compiled binary, defaults but \`--interval 100ms --fall 1\`) and HAProxy 2.6 (\`inter 100
+rise 1 fall 1\`, \`on-marked-down shutdown-sessions\`, \`maxconn\` half the descriptor limit) in front of the same two
+test backends (a greeting, then echo), the same descriptor limit (${LIMIT}) for all. Idle sessions: RSS of the
+proxy with N sessions open (each got its greeting), 2 s after the last one opened.
+
+${targets.map((t) => `- ${t.name}: ${idle[t.name].join("; ")}`).join("\n")}
+
+Failover with ${OPTIONS.storm} sessions on the active node, then every client reconnecting at once:
+
+${targets.map((t) => `- ${t.name}: ${storm[t.name]}`).join("\n")}
+`,
+  );
+}
+
+await runBench(main);
