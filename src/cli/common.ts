@@ -48,6 +48,22 @@ export function withTlsOptions<C extends Command<unknown[], Record<string, unkno
   return command;
 }
 
+/** The sender-key options (identity.ts) of every party of the peer wire: proxies and agents. */
+export function peerKeyOptions(): Option[] {
+  return [
+    opt(
+      "--peer-key-file <file>",
+      "this party's Ed25519 private key (galerad keygen): messages are signed as it, so the shared secret alone cannot speak for another party",
+      "PEER_KEY_FILE",
+    ),
+    opt(
+      "--peer-public-keys <file>",
+      "every party's public key, one NAME BASE64 per line (the same file everywhere); with it, a message counts only when signed by its sender",
+      "PEER_PUBLIC_KEYS",
+    ),
+  ];
+}
+
 /** Adds the options every long-running subcommand shares: config file and logging. */
 export function withCommonOptions<C extends Command<unknown[], Record<string, unknown>>>(
   command: C,

@@ -33,6 +33,7 @@ import {
   loadPeerKeys,
   onShutdownSignal,
   opt,
+  peerKeyOptions,
   readPassword,
   readSecretFile,
   withCommonOptions,
@@ -287,20 +288,6 @@ export function healthcheckCommand(): Command<[], Record<string, unknown>> {
       ),
     )
     .addOption(
-      opt(
-        "--peer-key-file <file>",
-        "this party's Ed25519 private key (galerad keygen): messages are signed as it, so the shared secret alone cannot speak for another party",
-        "PEER_KEY_FILE",
-      ),
-    )
-    .addOption(
-      opt(
-        "--peer-public-keys <file>",
-        "every party's public key, one NAME BASE64 per line (the same file everywhere); with it, a message counts only when signed by its sender",
-        "PEER_PUBLIC_KEYS",
-      ),
-    )
-    .addOption(
       opt("--peer-secret <secrets>", "the same, comma-separated (prefer the file)", "PEER_SECRET"),
     )
     .addOption(
@@ -336,6 +323,7 @@ export function healthcheckCommand(): Command<[], Record<string, unknown>> {
     "health, status and controls",
     "the other agents' https:// URLs (votes probe them)",
   );
+  for (const option of peerKeyOptions()) command.addOption(option);
   withCommonOptions(command);
   command.action(async () => {
     const options = await resolveOptions(command, schema);

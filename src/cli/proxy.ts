@@ -35,6 +35,7 @@ import {
   onReloadSignal,
   onShutdownSignal,
   opt,
+  peerKeyOptions,
   readPassword,
   withCommonOptions,
   withTlsOptions,
@@ -291,20 +292,6 @@ export function proxyCommand(): Command<[], Record<string, unknown>> {
     )
     .addOption(
       opt(
-        "--peer-key-file <file>",
-        "this party's Ed25519 private key (galerad keygen): messages are signed as it, so the shared secret alone cannot speak for another party",
-        "PEER_KEY_FILE",
-      ),
-    )
-    .addOption(
-      opt(
-        "--peer-public-keys <file>",
-        "every party's public key, one NAME BASE64 per line (the same file everywhere); with it, a message counts only when signed by its sender",
-        "PEER_PUBLIC_KEYS",
-      ),
-    )
-    .addOption(
-      opt(
         "--state-file <file>",
         "where the register is kept across restarts (default with --peers: /var/lib/galerad/NAME.state.json)",
         "STATE_FILE",
@@ -404,6 +391,7 @@ export function proxyCommand(): Command<[], Record<string, unknown>> {
     ).preset("true").default("false"),
   );
   withTlsOptions(command, "the API and dashboard", "agents whose health URL is https://");
+  for (const option of peerKeyOptions()) command.addOption(option);
   withCommonOptions(command);
   /** The options from every source, checked as a start would check them (UsageError if not). */
   const load = async () => {
