@@ -22,6 +22,8 @@ export type ToWorker =
   | ["write", request: number, id: number, side: "client" | "server", data: Uint8Array]
   | ["endWith", id: number, data: Uint8Array]
   | ["destroy", id: number, side: "client" | "server"]
+  /** Destroys as one message, one wake: a sever of many sessions costs a message per thread. */
+  | ["destroyMany", targets: [id: number, side: "client" | "server"][]]
   | ["splice", id: number];
 
 /** Data-plane thread → main thread. */

@@ -201,6 +201,25 @@ class Thread {
   }
 
   post(message: ToWorker): void {
+    if (message[0] === "destroy") {
+      // Gathered until the current task ends: severing a node's sessions is one message.
+      if (this.#destroys.length === 0) queueMicrotask(() => this.#flushDestroys());
+      this.#destroys.push([message[1], message[2]]);
+      return;
+    }
+    this.#send(message);
+  }
+
+  #destroys: [number, "client" | "server"][] = [];
+
+  #flushDestroys(): void {
+    const targets = this.#destroys;
+    this.#destroys = [];
+    if (targets.length === 1) this.#send(["destroy", ...targets[0]]);
+    else if (targets.length > 1) this.#send(["destroyMany", targets]);
+  }
+
+  #send(message: ToWorker): void {
     if (this.mailbox) Atomics.add(this.mailbox, 0, 1);
     this.worker.postMessage(message);
     if (this.wakeFd >= 0) this.libc!.write(this.wakeFd, WAKE, 8);

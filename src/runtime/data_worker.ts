@@ -128,6 +128,10 @@ async function handle(message: ToWorker): Promise<void> {
       sessions.get(id)?.client.endWith(data);
       return;
     }
+    case "destroyMany": {
+      for (const [id, side] of message[1]) await handle(["destroy", id, side]);
+      return;
+    }
     case "destroy": {
       const [, id, side] = message;
       const s = sessions.get(id);

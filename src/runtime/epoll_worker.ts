@@ -530,6 +530,10 @@ function handle(message: ToWorker): void {
       session.server = null;
       return;
     }
+    case "destroyMany": {
+      for (const [id, side] of message[1]) handle(["destroy", id, side]);
+      return;
+    }
     case "splice": {
       const [, id] = message;
       const session = sessions.get(id);
