@@ -394,9 +394,12 @@ export function proxyCommand(): Command<[], Record<string, unknown>> {
   for (const option of peerKeyOptions()) command.addOption(option);
   withCommonOptions(command);
   /** The options from every source, checked as a start would check them (UsageError if not). */
+  let started = false;
   const load = async () => {
     const options = await resolveOptions(command, schema, { aliases: { backends: "backend" } });
-    applyLogging(options); // before the checks below, which may warn
+    // At start, before the checks below, which may warn; a reload applies the new logging only
+    // once the whole file has passed them (a bad file changes nothing).
+    if (!started) applyLogging(options);
     if (options.backend.length === 0 && !options.discover) {
       throw new UsageError(
         "missing --backend (or --discover): give at least one NAME=HOST:PORT[,health=URL]",
@@ -417,7 +420,7 @@ export function proxyCommand(): Command<[], Record<string, unknown>> {
       );
       return;
     }
-    applyLogging(options);
+    started = true;
     let password = given;
     if (!password) {
       password = randomPassword();

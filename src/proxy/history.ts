@@ -46,19 +46,15 @@ export class History {
     const p = this.proxy;
     const c = p.counters;
     const reader = p.reader?.counters;
-    let liveUp = 0;
-    let liveDown = 0;
-    for (const b of p.backends.values()) {
-      for (const s of b.sessions) (liveUp += s.stats.up), (liveDown += s.stats.down);
-    }
+    const bytes = p.bytes;
     const refusedNow: Record<string, number> = { ...c.refused };
     for (const [k, v] of Object.entries(reader?.refused ?? {})) {
       refusedNow[k] = (refusedNow[k] ?? 0) + v;
     }
     const totals = {
       accepted: c.accepted + (reader?.accepted ?? 0),
-      up: c.bytesUp + liveUp + (reader?.bytesUp ?? 0),
-      down: c.bytesDown + liveDown + (reader?.bytesDown ?? 0),
+      up: bytes.up + (reader?.bytesUp ?? 0),
+      down: bytes.down + (reader?.bytesDown ?? 0),
       refused: refusedNow,
     };
     const last = this.#last ?? totals;

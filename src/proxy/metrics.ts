@@ -51,14 +51,7 @@ export function renderMetrics(proxy: Proxy): string {
   const backends = [...proxy.backends.values()];
   const by = (fn: (b: (typeof backends)[number]) => number): Sample[] =>
     backends.map((b) => [{ backend: b.spec.name }, fn(b)]);
-  let liveUp = 0;
-  let liveDown = 0;
-  for (const b of backends) {
-    for (const s of b.sessions) {
-      liveUp += s.stats.up;
-      liveDown += s.stats.down;
-    }
-  }
+  const bytes = proxy.bytes;
   const c = proxy.counters;
   const out = new Exposition()
     .family("galerad_build_info", "gauge", "Version of this galerad, as a label.", [[{
@@ -172,8 +165,8 @@ export function renderMetrics(proxy: Proxy): string {
       "counter",
       "Bytes proxied, client to backend (up) and backend to client (down).",
       [
-        [{ direction: "up" }, c.bytesUp + liveUp],
-        [{ direction: "down" }, c.bytesDown + liveDown],
+        [{ direction: "up" }, bytes.up],
+        [{ direction: "down" }, bytes.down],
       ],
     )
     .family(

@@ -346,6 +346,16 @@ export class Proxy {
     return this.active !== null;
   }
 
+  /** Bytes through the writer port so far, each way: ended sessions' and live ones'. */
+  get bytes(): { up: number; down: number } {
+    let up = this.counters.bytesUp;
+    let down = this.counters.bytesDown;
+    for (const b of this.backends.values()) {
+      for (const s of b.sessions) (up += s.stats.up), (down += s.stats.down);
+    }
+    return { up, down };
+  }
+
   /** The group's active node as this proxy hears it: what reader sessions avoid. */
   get groupActive(): string | null {
     return this.register.active;
