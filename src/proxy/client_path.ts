@@ -51,6 +51,25 @@ export async function dialBackend(
   return server;
 }
 
+/**
+ * Pipes a dialled session until either side closes, keeping the books (writer and reader
+ * ports alike); the caller releases it afterwards.
+ */
+export async function carry(
+  conn: ClientConn,
+  session: Session,
+  server: TcpConn,
+  books: { accepted: number; bytesUp: number; bytesDown: number },
+): Promise<void> {
+  session.server = server;
+  session.idle = idleMark(performance.now());
+  books.accepted++;
+  await conn.splice(server, session.stats);
+  session.closed = true;
+  books.bytesUp += session.stats.up;
+  books.bytesDown += session.stats.down;
+}
+
 /** Answers a refused client with a MySQL error packet naming why, and counts it. */
 export function refuse(
   proxy: { counters: { refused: Record<string, number> } },
@@ -90,14 +109,8 @@ export async function acceptClient(proxy: ClientRouting, conn: ClientConn): Prom
       proxy.release(backend, session);
       continue;
     }
-    session.server = server;
-    session.idle = idleMark(performance.now());
-    proxy.counters.accepted++;
     proxy.sessionStarted(backend.spec.name, performance.now() - dialStarted);
-    await conn.splice(server, session.stats);
-    session.closed = true;
-    proxy.counters.bytesUp += session.stats.up;
-    proxy.counters.bytesDown += session.stats.down;
+    await carry(conn, session, server, proxy.counters);
     proxy.release(backend, session);
     return;
   }

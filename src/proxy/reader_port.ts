@@ -8,10 +8,9 @@ import {
   severReader,
 } from "../core/reader_choice.ts";
 import { type Histogram, observe } from "../core/histogram.ts";
-import { idleMark } from "../core/idle.ts";
 import type { ClientConn, DataPlane } from "../runtime/data_plane.ts";
 import type { TcpConn, TcpListener } from "../runtime/types.ts";
-import { type ClientRouting, dialBackend, refuse } from "./client_path.ts";
+import { carry, type ClientRouting, dialBackend, refuse } from "./client_path.ts";
 import type { BackendRuntime } from "./proxy.ts";
 import { dialRefusal } from "./dial_failure.ts";
 import { Session } from "./session.ts";
@@ -165,14 +164,8 @@ export class ReaderPort {
         this.#release(choice.node, session);
         continue;
       }
-      session.server = server;
-      session.idle = idleMark(performance.now());
-      this.counters.accepted++;
       observe(this.host.histograms.connect(choice.node), (performance.now() - dialStarted) / 1000);
-      await conn.splice(server, session.stats);
-      session.closed = true;
-      this.counters.bytesUp += session.stats.up;
-      this.counters.bytesDown += session.stats.down;
+      await carry(conn, session, server, this.counters);
       this.#release(choice.node, session);
       return;
     }
