@@ -196,8 +196,9 @@ export async function decodeMessage(
     throw new DecodeError("malformed", "a reply must carry grant, and only a reply");
   }
   if (keys.publicKeys) {
-    const covered = data.slice(0, HEADER_BYTES + length);
-    const sig = data.slice(HEADER_BYTES + length, HEADER_BYTES + length + SIGNATURE_BYTES);
+    // Views of the copy the HMAC checked: the sender signed header and payload.
+    const covered = signed.subarray(0, HEADER_BYTES + length);
+    const sig = signed.subarray(HEADER_BYTES + length);
     if (!(await verifyFrom(keys.publicKeys, message.from, sig, covered))) {
       throw new DecodeError(
         "bad_identity",
