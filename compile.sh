@@ -25,7 +25,7 @@ if [ "$engine" = bun ]; then
   # the working directory: configuration comes from flags, GALERAD_* and --config only.
   node_modules/.bin/bun build --compile --splitting --minify-syntax --minify-whitespace \
     --no-compile-autoload-dotenv --no-compile-autoload-bunfig \
-    --define 'process.env.NODE_ENV="production"' mod.ts src/runtime/data_worker.ts src/runtime/epoll_worker.ts \
+    --define 'process.env.NODE_ENV="production"' mod.ts src/dataplane/epoll_thread.ts \
     --outfile "$out" >/dev/null
 else
   # deno compile embeds node_modules by default (431 MB seen); leave the runtimes' own
@@ -34,6 +34,6 @@ else
     --exclude node_modules/bun --exclude node_modules/deno \
     --exclude 'node_modules/@oven' --exclude 'node_modules/@deno' \
     --exclude node_modules/@types --exclude node_modules/bun-types \
-    --include src/runtime/data_worker.ts --include src/runtime/epoll_worker.ts --output "$out" mod.ts
+    --include src/dataplane/epoll_thread.ts --output "$out" mod.ts
 fi
 echo "built $out ($(du -h "$out" | cut -f1), $engine)"

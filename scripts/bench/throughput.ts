@@ -110,7 +110,7 @@ async function idleRss(targets: Target[], label: string) {
     const before = rssMiB(t.pid!());
     const close = await idleSessions(t.port, 1000);
     // Held open: measured once the burst of handshakes is over, when a proxy has settled (Bun's
-    // galerad collects 3 s after its last new session, release_memory.ts).
+    // galerad collects 3 s after its last new session, src/dataplane/memory.ts).
     await new Promise((r) => setTimeout(r, IDLE_SETTLE_MS));
     idle[t.name] = { before, after: rssMiB(t.pid!()) };
     close();

@@ -26,7 +26,7 @@ import { registryField } from "../discover/registry_field.ts";
 import { createApi, createHealthApp } from "../proxy/api.ts";
 import { ListenError, Proxy } from "../proxy/proxy.ts";
 import { threadPlan } from "../core/threads.ts";
-import { DATA_PLANE_KINDS } from "../runtime/data_plane.ts";
+import { DATA_PLANE_KINDS } from "../dataplane/plane.ts";
 import {
   applyLogging,
   bindError,
@@ -221,7 +221,8 @@ export function proxyCommand(): Command<[], Record<string, unknown>> {
       opt(
         "--data-plane <kind>",
         "what carries the bytes: epoll (threads on Linux's epoll through libc, cheapest per " +
-          "packet), sockets (the runtime's own sockets) or auto (epoll where it loads)",
+          "packet), sockets (the runtime's own sockets, on the main thread only) or auto (epoll " +
+          "where it loads)",
         "DATA_PLANE",
       ).default("auto"),
     )

@@ -2,7 +2,7 @@ import { idleMark } from "../core/idle.ts";
 import { ER_UNKNOWN_ERROR, mysqlErrorPacket } from "../core/mysql_packet.ts";
 import type { BackendSpec } from "../core/backend_spec.ts";
 import { proxyV2Header } from "../core/proxy_protocol.ts";
-import type { ClientConn } from "../runtime/data_plane.ts";
+import type { ClientConn } from "../dataplane/plane.ts";
 import type { TcpConn } from "../runtime/types.ts";
 import type { BackendRuntime, ProxyCounters, ProxyOptions, Refusal } from "./proxy.ts";
 import { dialRefusal } from "./dial_failure.ts";

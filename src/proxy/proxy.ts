@@ -1,5 +1,6 @@
 import { getLogger } from "@logtape/logtape";
-import { type DataPlane, type DataPlaneKind, openDataPlane } from "../runtime/data_plane.ts";
+import { openDataPlane } from "../dataplane/open_data_plane.ts";
+import type { DataPlane, DataPlaneKind } from "../dataplane/plane.ts";
 import type { HostPort } from "../core/address.ts";
 import type { BackendSpec } from "../core/backend_spec.ts";
 import {
@@ -81,11 +82,11 @@ export interface ProxyOptions {
   timers?: Partial<AgreementTimers>;
   /** Send a PROXY protocol v2 header to the backend, so it sees the client's address. */
   sendProxyV2?: boolean;
-  /** Threads carrying client sessions (data_plane.ts); default 1, the main thread. */
+  /** Epoll threads carrying client sessions (src/dataplane/); default 1. */
   threads?: number;
   /** Epoll threads may be added under load up to this many (`--threads auto`, core/threads.ts). */
   maxThreads?: number;
-  /** What carries the bytes (data_plane.ts); default auto. */
+  /** What carries the bytes (src/dataplane/); default auto. */
   dataPlane?: DataPlaneKind;
   /** A new session that must wait (a handover, a start) is refused after this; default 2 s. */
   holdTimeoutMs?: number;
@@ -114,7 +115,7 @@ export interface ProxyOptions {
 
 /** How often the idle check runs; its granularity. */
 const IDLE_SWEEP_MS = 250;
-/** Data-plane threads report byte counts this often (epoll_worker.ts, data_worker.ts). */
+/** Data-plane threads report byte counts this often (src/dataplane/epoll_loop.ts). */
 const BYTES_REPORT_MS = 1500;
 
 /** The options a reload (SIGHUP) changes in a running proxy: see Proxy.retune(). */
@@ -259,7 +260,7 @@ export class Proxy {
   readonly history = new History(this);
   /** A stop was asked (SIGTERM): /ready fails from now on, even while clients are served. */
   stopping = false;
-  /** Threads carrying client sessions now (data_plane.ts); known once started. */
+  /** Threads carrying client sessions now (src/dataplane/); known once started. */
   get threads(): number {
     return this.#plane?.threads ?? 1;
   }

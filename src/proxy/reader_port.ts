@@ -8,7 +8,7 @@ import {
   severReader,
 } from "../core/reader_choice.ts";
 import { type Histogram, observe } from "../core/histogram.ts";
-import type { ClientConn, DataPlane } from "../runtime/data_plane.ts";
+import type { ClientConn, DataPlane } from "../dataplane/plane.ts";
 import type { TcpConn, TcpListener } from "../runtime/types.ts";
 import { carry, type ClientRouting, dialBackend, refuse } from "./client_path.ts";
 import type { BackendRuntime } from "./proxy.ts";

@@ -1,20 +1,69 @@
 /**
  * Runtime adapter for Bun: Bun's native sockets (`Bun.listen`/`Bun.connect`) on the TCP hot path,
  * which cost less CPU per round trip than `node:net` under Bun (DESIGN.md §5, measured again in
- * docs/BENCHMARKS.md); HTTP and UDP as in the node adapter (without loading node:net).
+ * docs/BENCHMARKS.md); HTTP with `Bun.serve`; UDP with node:dgram (udp_dgram.ts).
  */
-import type { HostPort } from "../core/address.ts";
+import { formatHostPort, type HostPort } from "../core/address.ts";
 import type {
   ConnectOptions,
   Fetch,
+  FetchHandler,
+  HttpServer,
   ListenOptions,
   SpliceStats,
   TcpConn,
   TcpListener,
+  TlsFiles,
 } from "./types.ts";
 
-export { serveHttp } from "./http_serve.ts";
 export { bindUdp } from "./udp_dgram.ts";
+
+/** The part of Bun's API used here, typed locally so `deno check` needs no Bun types. */
+interface BunServe {
+  serve(options: {
+    hostname: string;
+    port: number;
+    fetch: FetchHandler;
+    idleTimeout: number;
+    tls?: { cert: string; key: string };
+    error: () => Response;
+  }): { port?: number; stop(force: boolean): Promise<void> | void };
+}
+
+/** Serves HTTP with a fetch-style handler; a port that cannot be bound rejects (never throws). */
+export function serveHttp(
+  address: HostPort,
+  handler: FetchHandler,
+  tls?: TlsFiles,
+): Promise<HttpServer> {
+  try {
+    return Promise.resolve(listenHttp(address, handler, tls));
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+function listenHttp(address: HostPort, handler: FetchHandler, tls?: TlsFiles): HttpServer {
+  const server = (globalThis as unknown as { Bun: BunServe }).Bun.serve({
+    hostname: address.host,
+    port: address.port,
+    ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}),
+    // A request without a Host header (HTTP/1.0, as HAProxy's default httpchk sends) reaches
+    // Bun with a bare path for its URL, which routers cannot match: make it absolute.
+    fetch: (request: Request) =>
+      request.url.startsWith("/")
+        ? handler(new Request(`http://${formatHostPort(address)}${request.url}`, request))
+        : handler(request),
+    idleTimeout: 30,
+    error: () => new Response("internal error\n", { status: 500 }),
+  });
+  return {
+    port: server.port ?? address.port,
+    close: async () => {
+      await server.stop(true);
+    },
+  };
+}
 
 /** `fetch` trusting `ca` (PEM) too, for agents served over https with a private CA. */
 export function fetchTrusting(ca: string | null): Fetch {
@@ -22,8 +71,16 @@ export function fetchTrusting(ca: string | null): Fetch {
   return (input, init) => fetch(input, { ...init, tls: { ca } } as RequestInit);
 }
 
-/** Bun runs the data plane on worker threads that each listen with SO_REUSEPORT. */
-export const dataThreadsSupported = true;
+/**
+ * Starts a data-plane thread running `entry`. Inside a `bun build --compile` binary every
+ * module's URL is the binary itself and the thread is an extra entry point, found by its path
+ * from the project root (`fromRoot`, which compile.sh adds). `smol`: JavaScriptCore's small
+ * heap; an epoll thread allocates next to nothing per packet, and each heap counts.
+ */
+export function startThread(entry: URL, fromRoot: string): Worker {
+  const url = import.meta.url.includes("/$bunfs/") ? `./${fromRoot}` : entry.href;
+  return new Worker(url, { type: "module", smol: true } as WorkerOptions);
+}
 
 /** The part of Bun's socket API used here, typed locally so `deno check` needs no Bun types. */
 interface NativeSocket {
@@ -58,7 +115,6 @@ interface BunNet {
       hostname: string;
       port: number;
       allowHalfOpen: boolean;
-      reusePort: boolean;
       socket: Handlers;
     },
   ): {
@@ -282,7 +338,6 @@ export function listenTcp(
       hostname: address.host,
       port: address.port,
       allowHalfOpen: true,
-      reusePort: options.reusePort ?? false,
       socket: handlers(options.keepAliveMs, onConnection),
     });
     return Promise.resolve({

@@ -16,13 +16,10 @@ import type {
   TlsFiles,
 } from "./types.ts";
 
-/**
- * Deno can run the data plane on worker threads when `Deno.listen`'s `reusePort` is enabled
- * (deno.json's `"unstable": ["net"]`, or `--unstable-net`). Without it, asking for `reusePort`
- * ends the process, so look first: `Deno.listenDatagram` exists only with the same flag.
- */
-export const dataThreadsSupported =
-  typeof (Deno as unknown as { listenDatagram?: unknown }).listenDatagram === "function";
+/** Starts a data-plane thread running `entry` (`fromRoot` matters only in Bun's binaries). */
+export function startThread(entry: URL, _fromRoot: string): Worker {
+  return new Worker(entry.href, { type: "module" });
+}
 
 const BUFFER_SIZE = 64 * 1024;
 const INITIAL_BUFFER_SIZE = 4 * 1024;
@@ -92,8 +89,6 @@ export function listenTcp(
     hostname: address.host,
     port: address.port,
     transport: "tcp",
-    // reusePort is an unstable option: deno.json enables "net".
-    ...(options.reusePort ? { reusePort: true } : {}),
   });
   let closing = false;
   const loop = (async () => {

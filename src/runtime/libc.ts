@@ -1,5 +1,5 @@
 /**
- * The few Linux socket calls the epoll data plane (epoll_worker.ts) makes through the runtime's
+ * The few Linux socket calls the epoll data plane (src/dataplane/epoll_loop.ts) makes through the runtime's
  * foreign-function interface (`bun:ffi`, `Deno.dlopen`): each adapter's `loadLibc()` binds them
  * to glibc and returns this interface, or null where that is not possible (another OS, no FFI,
  * no glibc). Buffers are passed as typed arrays; results are the C return values (-1 and

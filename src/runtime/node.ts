@@ -1,7 +1,7 @@
 /**
- * Runtime adapter for Bun (and any Node-compatible runtime): `node:net` sockets for the TCP
- * hot path, `Bun.serve` for HTTP when present (node:http otherwise), `node:dgram` for UDP
- * (both loaded only when used: http_serve.ts, udp_dgram.ts).
+ * Runtime adapter for a Node-compatible runtime: `node:net` sockets for the TCP hot path,
+ * `node:http` for HTTP, `node:dgram` for UDP (both loaded only when used: node_http.ts,
+ * udp_dgram.ts).
  */
 import net from "node:net";
 import type { HostPort } from "../core/address.ts";
@@ -14,11 +14,10 @@ import type {
   TcpListener,
 } from "./types.ts";
 
-/**
- * Node has no global Worker and only recent versions share a port between listeners: the data
- * plane stays on the main thread.
- */
-export const dataThreadsSupported = false;
+/** Node has no FFI, so no epoll plane and no data-plane thread to start. */
+export function startThread(_entry: URL, fromRoot: string): Worker {
+  throw new Error(`data-plane threads (${fromRoot}) need Bun or Deno`);
+}
 
 class NodeConn implements TcpConn {
   readonly closed: Promise<void>;
@@ -154,7 +153,7 @@ export function splice(client: TcpConn, server: TcpConn, stats: SpliceStats): Pr
   return Promise.all([client.closed, server.closed]).then(() => {});
 }
 
-export { serveHttp } from "./http_serve.ts";
+export { serveHttp } from "./node_http.ts";
 export { bindUdp } from "./udp_dgram.ts";
 
 /** Node's fetch takes no CA per request: a CA file is refused here (NODE_EXTRA_CA_CERTS works). */

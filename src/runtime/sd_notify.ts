@@ -4,7 +4,7 @@
  * through libc (the runtimes' own sockets have no Unix datagrams); a no-op without the variable
  * or without libc, as outside systemd.
  */
-import { loadLibc } from "#ffi";
+import { loadLibc } from "#thread";
 import process from "node:process";
 import { AF_UNIX, type Libc, MSG_NOSIGNAL, SOCK_CLOEXEC, SOCK_DGRAM, sockaddrUn } from "./libc.ts";
 

@@ -44,11 +44,6 @@ export interface ConnectOptions {
 
 export interface ListenOptions {
   keepAliveMs: number;
-  /**
-   * Share the port with other listeners of this process (SO_REUSEPORT): the kernel spreads new
-   * connections over them. Only for the data-plane threads, which bind one port each.
-   */
-  reusePort?: boolean;
 }
 
 export interface HttpServer {

@@ -1,8 +1,8 @@
-import { dataPlaneCases, threadGrowthCases } from "../data_plane_cases.ts";
+import { dataPlaneCases, threadGrowthCases } from "../../dataplane/data_plane_cases.ts";
 
 for (
   const [name, run] of [
-    ...dataPlaneCases(2, "sockets"),
+    ...dataPlaneCases(1, "sockets"),
     ...dataPlaneCases(2, "epoll"),
     ...threadGrowthCases(),
   ]

@@ -1,11 +1,11 @@
 /**
- * Messages between the main thread and the data-plane threads (data_plane.ts ↔ data_worker.ts).
+ * Messages between the main thread and the epoll threads (thread.ts ↔ epoll_thread.ts).
  * Plain arrays: they are structured-cloned once per connection event, never per packet.
  */
 
 /** Main thread → data-plane thread. `request` numbers are answered by `done`/`failed`. */
 export type ToWorker =
-  /** `mailbox` (epoll threads): a shared counter of messages sent, see epoll_worker.ts. */
+  /** `mailbox`: a shared counter of messages sent, see epoll_thread.ts. */
   | ["listen", host: string, port: number, keepAliveMs: number, mailbox?: SharedArrayBuffer]
   | ["stop"]
   /** Leave for good (sent before the thread is terminated). */
@@ -29,7 +29,7 @@ export type ToWorker =
 /** Data-plane thread → main thread. */
 export type FromWorker =
   /**
-   * `wakeFd` (epoll threads): the eventfd to write to after each message; `tid`: the thread's
+   * `wakeFd`: the eventfd to write to after each message; `tid`: the thread's
    * id, whose schedstat tells `--threads auto` how busy it is (core/threads.ts).
    */
   | ["listening", port: number, wakeFd?: number, tid?: number]

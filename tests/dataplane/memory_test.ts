@@ -1,9 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import {
-  QuietCollector,
-  releaseAfterStart,
-  releaseMemory,
-} from "../../src/runtime/release_memory.ts";
+import { releaseMemory } from "#thread";
+import { QuietCollector, releaseAfterStart } from "../../src/dataplane/memory.ts";
 
 describe("start-up memory release", () => {
   test("runs the release once, after the delay", async () => {

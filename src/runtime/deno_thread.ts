@@ -1,7 +1,7 @@
 /**
- * glibc's socket calls through `Deno.dlopen`, for the epoll data plane (libc.ts,
- * epoll_worker.ts). A module of its own (`#ffi`), so an epoll thread loads nothing else of the
- * runtime adapter.
+ * What a data-plane thread needs of Deno (`#thread`): glibc's socket calls through
+ * `Deno.dlopen` (libc.ts), the CPU architecture, and heap release (none: V8 manages its own
+ * heap). A module apart from deno.ts, so an epoll thread loads nothing else of the adapter.
  */
 import { type Libc, LIBC_SYMBOLS, type LibcKind } from "./libc.ts";
 
@@ -53,3 +53,13 @@ export function loadLibc(): Promise<Libc | null> {
     return Promise.resolve(null);
   }
 }
+
+/** The CPU architecture ("x86_64", "aarch64"): the epoll_event layout depends on it. */
+export const arch: string = Deno.build.arch;
+
+/** V8 gives no hook to trim its heap: releasing memory does nothing here. */
+export const canReleaseMemory = false;
+
+export function releaseMemory(): void {}
+
+export function collectGarbage(): void {}

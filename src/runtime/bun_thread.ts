@@ -1,6 +1,7 @@
 /**
- * glibc's socket calls through `bun:ffi`, for the epoll data plane (libc.ts, epoll_worker.ts).
- * A module of its own (`#ffi`), so an epoll thread loads nothing else of the runtime adapter.
+ * What a data-plane thread needs of Bun (`#thread`): glibc's socket calls through `bun:ffi`
+ * (libc.ts), the CPU architecture, and heap release. A module apart from bun.ts, so an epoll
+ * thread loads nothing else of the runtime adapter.
  */
 import { type Libc, LIBC_SYMBOLS, type LibcKind } from "./libc.ts";
 
@@ -35,4 +36,30 @@ export async function loadLibc(): Promise<Libc | null> {
   } catch {
     return null;
   }
+}
+
+/** The CPU architecture as Node names it ("x64", "arm64"): the epoll_event layout depends on it. */
+export const arch: string = process.arch;
+
+/** The part of Bun's heap API used here. */
+interface BunMemory {
+  gc(force: boolean): void;
+  shrink?(): void;
+}
+
+const bun = (globalThis as unknown as { Bun: BunMemory }).Bun;
+
+/** Whether releasing memory does anything here (JavaScriptCore's "shrink footprint"). */
+export const canReleaseMemory: boolean = typeof bun.shrink === "function";
+
+/** Collects and trims the current thread's heap (drop compiled code, return allocator pages). */
+export function releaseMemory(): void {
+  if (!bun.shrink) return;
+  bun.gc(true);
+  bun.shrink();
+}
+
+/** A full collection of the current thread's heap, compiled code kept. */
+export function collectGarbage(): void {
+  bun.gc(true);
 }

@@ -1,55 +1,12 @@
 /**
- * HTTP serving for the Bun and Node adapters: `Bun.serve` when present, else `node:http`,
- * which is imported only then (a builtin module that is loaded costs memory in every process,
- * docs/BENCHMARKS.md).
+ * HTTP serving with `node:http` (and `node:https` for TLS), for the Node adapter; imported
+ * only when serving starts (a builtin module that is loaded costs memory in every process).
  */
-import { formatHostPort, type HostPort } from "../core/address.ts";
+import type { HostPort } from "../core/address.ts";
 import type { FetchHandler, HttpServer, TlsFiles } from "./types.ts";
-
-/** The part of Bun's API used here, typed locally so `deno check` needs no Bun types. */
-interface BunServe {
-  serve(options: {
-    hostname: string;
-    port: number;
-    fetch: FetchHandler;
-    idleTimeout: number;
-    tls?: { cert: string; key: string };
-    error: () => Response;
-  }): { port?: number; stop(force: boolean): Promise<void> | void };
-}
 
 /** Serves HTTP with a fetch-style handler; a port that cannot be bound rejects (never throws). */
 export async function serveHttp(
-  address: HostPort,
-  handler: FetchHandler,
-  tls?: TlsFiles,
-): Promise<HttpServer> {
-  const bun = (globalThis as { Bun?: BunServe }).Bun;
-  if (bun) {
-    const server = bun.serve({
-      hostname: address.host,
-      port: address.port,
-      ...(tls ? { tls: { cert: tls.cert, key: tls.key } } : {}),
-      // A request without a Host header (HTTP/1.0, as HAProxy's default httpchk sends) reaches
-      // Bun with a bare path for its URL, which routers cannot match: make it absolute.
-      fetch: (request: Request) =>
-        request.url.startsWith("/")
-          ? handler(new Request(`http://${formatHostPort(address)}${request.url}`, request))
-          : handler(request),
-      idleTimeout: 30,
-      error: () => new Response("internal error\n", { status: 500 }),
-    });
-    return {
-      port: server.port ?? address.port,
-      close: async () => {
-        await server.stop(true);
-      },
-    };
-  }
-  return await serveWithNodeHttp(address, handler, tls);
-}
-
-async function serveWithNodeHttp(
   address: HostPort,
   handler: FetchHandler,
   tls?: TlsFiles,

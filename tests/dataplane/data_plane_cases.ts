@@ -1,18 +1,15 @@
 /**
- * Cases for the data plane (src/runtime/data_plane.ts): the main-thread plane and the
- * worker-thread plane must behave alike for everything the proxy does with a client. Run by
- * `bun test` (tests/runtime/data_plane_test.ts) and `deno test` (tests/runtime/deno/).
+ * Cases for the data planes (src/dataplane/): the main-thread sockets and the epoll threads
+ * must behave alike for everything the proxy does with a client. Run by `bun test`
+ * (tests/dataplane/data_plane_test.ts) and `deno test` (tests/runtime/deno/).
  */
 import assert from "node:assert/strict";
 import net from "node:net";
-import {
-  type ClientConn,
-  type DataPlaneKind,
-  openDataPlane,
-} from "../../src/runtime/data_plane.ts";
+import { openDataPlane } from "../../src/dataplane/open_data_plane.ts";
+import type { ClientConn, DataPlaneKind } from "../../src/dataplane/plane.ts";
 import type { SpliceStats, TcpConn } from "../../src/runtime/types.ts";
 import { connectClient, startBackend, waitFor } from "../helpers/fixtures.ts";
-import type { Case } from "./conformance.ts";
+import type { Case } from "../runtime/conformance.ts";
 
 const OPTIONS = { timeoutMs: 1000, keepAliveMs: 0 };
 

@@ -1,0 +1,686 @@
+/**
+ * The epoll data plane's event loop: Linux's epoll and plain recv/send through a `Libc`, for
+ * the sessions of one thread. A packet costs one `recv` and one `send` into a reused 64 KiB
+ * buffer, and no allocation, promise or event-loop turn (docs/BENCHMARKS.md has the cost per
+ * query). It decides nothing: it answers the main thread's messages (messages.ts) and reports
+ * what happened through `post`.
+ *
+ * It takes its libc, its clock and its memory hooks as arguments, so a test can drive it
+ * in-process over a fake libc (tests/dataplane/epoll_loop_test.ts); epoll_thread.ts runs it on
+ * a worker with the real one.
+ */
+import * as C from "../runtime/libc.ts";
+import type { FromWorker, ToWorker } from "./messages.ts";
+import { COLLECT_AFTER_QUIET_MS, RELEASE_AFTER_START_MS } from "./memory.ts";
+
+const MAX_EVENTS = 256;
+const BUFFER_SIZE = 64 * 1024;
+/** An `endWith` client is closed this long after its last byte, if it has not closed first. */
+const END_WITH_GRACE_MS = 2000;
+/** After EMFILE/ENFILE, accepting pauses this long (the listen socket would stay readable). */
+const ACCEPT_PAUSE_MS = 200;
+/** Byte counts of sessions that moved data are reported this often. */
+const REPORT_EVERY_MS = 1000;
+/** The listen backlog: connections the kernel holds while the loop accepts. */
+const LISTEN_BACKLOG = 511;
+
+export interface LoopOptions {
+  /** The CPU architecture: the layout of `struct epoll_event` depends on it. */
+  arch: string;
+  /** Milliseconds on a monotonic clock. */
+  now?: () => number;
+  /** Gives back what loading the thread left (memory.ts); once, after the listener is up. */
+  releaseMemory?: () => void;
+  /** Collects what a burst of new sessions left; once per burst. */
+  collectGarbage?: () => void;
+}
+
+/** One socket of a flow. */
+class Sock {
+  /** epoll interest registered now; -1 when the fd is not in the epoll set. */
+  mask = -1;
+  queue: Uint8Array[] = [];
+  /** Requests (`write`) answered once the queue is empty. */
+  flushWaiters: number[] = [];
+  /** Our peer's FIN was read (recv returned 0). */
+  readEnded = false;
+  /** The client sent FIN before the splice (its bytes wait in the kernel until then). */
+  finBeforeSplice = false;
+  /** We sent FIN. */
+  finSent = false;
+  endAfterFlush = false;
+  /** Not reading: the other socket has bytes queued. */
+  paused = false;
+  /** A non-blocking connect in progress. */
+  connecting = false;
+  constructor(
+    readonly fd: number,
+    readonly serial: number,
+    readonly flow: Flow,
+    readonly isClient: boolean,
+  ) {}
+  get peer(): Sock | null {
+    return this.isClient ? this.flow.server : this.flow.client;
+  }
+}
+
+interface Dial {
+  request: number;
+  target: string;
+  deadline: number;
+  timeoutMs: number;
+}
+
+/** A client and the node dialled for it, as this thread carries them (a session, to the proxy). */
+class Flow {
+  server: Sock | null = null;
+  client!: Sock;
+  up = 0;
+  down = 0;
+  reportedUp = 0;
+  reportedDown = 0;
+  dirty = false;
+  spliced = false;
+  closed = false;
+  dial: Dial | null = null;
+  /** `endWith`: close at this time unless the client closes first. */
+  closeAt = 0;
+  constructor(readonly id: number) {}
+}
+
+export class EpollLoop {
+  readonly #libc: C.Libc;
+  readonly #post: (message: FromWorker) => void;
+  readonly #now: () => number;
+  readonly #release: () => void;
+  readonly #collect: () => void;
+  readonly #eventSize: number;
+  readonly #dataOffset: number;
+  readonly #ep: number;
+  /** The eventfd the main thread writes to after each message. */
+  readonly wakeFd: number;
+  #listenFd = -1;
+  #keepAliveMs = 0;
+  #acceptPausedUntil = 0;
+  /** When to give back what loading the thread left; 0 once done. */
+  #releaseAt = 0;
+  /** When to collect what the last burst of new sessions left; 0: none. */
+  #collectAt = 0;
+  #quitting = false;
+  #nextReport = 0;
+  #nextId = 1;
+  #nextSerial = 1;
+
+  readonly #events: Uint8Array;
+  readonly #eventsView: DataView;
+  readonly #ctlEvent: Uint8Array;
+  readonly #ctlView: DataView;
+  readonly #buffer = new Uint8Array(BUFFER_SIZE);
+  readonly #intOption = new Int32Array(1);
+  readonly #addressBuffer = new Uint8Array(C.SOCKADDR_SIZE);
+  readonly #addressLength = new Uint32Array(1);
+  readonly #counter = new Uint8Array(8);
+
+  readonly #socks: (Sock | undefined)[] = [];
+  readonly #flows = new Map<number, Flow>();
+  /** Flows with a deadline (a dial or an endWith). */
+  readonly #timed = new Set<Flow>();
+  readonly #dirty: Flow[] = [];
+
+  /** Opens the epoll set and the wake-up eventfd; throws when the kernel refuses either. */
+  constructor(libc: C.Libc, post: (message: FromWorker) => void, options: LoopOptions) {
+    this.#libc = libc;
+    this.#post = post;
+    this.#now = options.now ?? (() => performance.now());
+    this.#release = options.releaseMemory ?? (() => {});
+    this.#collect = options.collectGarbage ?? (() => {});
+    this.#eventSize = C.epollEventSize(options.arch);
+    this.#dataOffset = C.epollDataOffset(options.arch);
+    this.#events = new Uint8Array(this.#eventSize * MAX_EVENTS);
+    this.#eventsView = new DataView(this.#events.buffer);
+    this.#ctlEvent = new Uint8Array(this.#eventSize);
+    this.#ctlView = new DataView(this.#ctlEvent.buffer);
+    this.#ep = libc.epoll_create1(C.SOCK_CLOEXEC);
+    this.wakeFd = libc.eventfd(0, C.SOCK_NONBLOCK | C.SOCK_CLOEXEC);
+    if (this.#ep < 0 || this.wakeFd < 0) {
+      throw new Error(`epoll data plane: ${C.errnoName(libc.errno())}`);
+    }
+    this.#epollCtl(C.EPOLL_CTL_ADD, this.wakeFd, C.EPOLLIN, 0);
+    this.#nextReport = this.#now() + REPORT_EVERY_MS;
+  }
+
+  /** Sessions open on this thread. */
+  get sessions(): number {
+    return this.#flows.size;
+  }
+
+  /** "quit" was received: `turn` should not be called again (see `close`). */
+  get quitting(): boolean {
+    return this.#quitting;
+  }
+
+  // ---- epoll interest ----------------------------------------------------------------------------
+
+  #wanted(s: Sock): number {
+    if (s.connecting) return C.EPOLLOUT;
+    let mask = s.queue.length > 0 ? C.EPOLLOUT : 0;
+    if (s.flow.spliced) {
+      if (!s.readEnded && !s.paused) mask |= C.EPOLLIN | C.EPOLLRDHUP;
+    } else if (s.isClient && !s.finBeforeSplice) {
+      mask |= C.EPOLLRDHUP; // a client that leaves while its node is dialled
+    }
+    return mask;
+  }
+
+  #epollCtl(op: number, fd: number, mask: number, serial: number): number {
+    this.#ctlView.setUint32(0, mask, true);
+    this.#ctlView.setUint32(this.#dataOffset, fd, true);
+    this.#ctlView.setUint32(this.#dataOffset + 4, serial, true);
+    return this.#libc.epoll_ctl(this.#ep, op, fd, this.#ctlEvent);
+  }
+
+  /** Registers what `s` waits for now. */
+  #sync(s: Sock): void {
+    const mask = this.#wanted(s);
+    if (mask === s.mask) return;
+    if (s.mask < 0) {
+      // Out of the set (after a hang-up it did not want): back in only when it wants something.
+      if (mask === 0 && s.queue.length === 0) return;
+      this.#epollCtl(C.EPOLL_CTL_ADD, s.fd, mask, s.serial);
+    } else {
+      this.#epollCtl(C.EPOLL_CTL_MOD, s.fd, mask, s.serial);
+    }
+    s.mask = mask;
+  }
+
+  // ---- flows -------------------------------------------------------------------------------------
+
+  #newSock(fd: number, flow: Flow, isClient: boolean): Sock {
+    const s = new Sock(fd, this.#nextSerial++ >>> 0, flow, isClient);
+    this.#socks[fd] = s;
+    return s;
+  }
+
+  #closeSock(s: Sock | null): void {
+    if (!s || this.#socks[s.fd] !== s) return;
+    this.#socks[s.fd] = undefined;
+    this.#libc.close(s.fd);
+    for (const request of s.flushWaiters) this.#post(["failed", request, "connection closed"]);
+    s.flushWaiters = [];
+    s.queue = [];
+  }
+
+  /** Ends a flow: both sockets closed, the main thread told with the final byte counts. */
+  #finish(flow: Flow): void {
+    if (flow.closed) return;
+    flow.closed = true;
+    if (flow.dial) this.#post(["failed", flow.dial.request, "client closed"]);
+    flow.dial = null;
+    this.#closeSock(flow.client);
+    this.#closeSock(flow.server);
+    this.#timed.delete(flow);
+    this.#flows.delete(flow.id);
+    this.#post(["closed", flow.id, flow.up, flow.down]);
+  }
+
+  #setOption(fd: number, level: number, name: number, value: number): void {
+    this.#intOption[0] = value;
+    this.#libc.setsockopt(fd, level, name, this.#intOption, 4);
+  }
+
+  #tune(fd: number, keepAlive: number): void {
+    this.#setOption(fd, C.IPPROTO_TCP, C.TCP_NODELAY, 1);
+    if (keepAlive > 0) {
+      const seconds = Math.max(1, Math.round(keepAlive / 1000));
+      this.#setOption(fd, C.SOL_SOCKET, C.SO_KEEPALIVE, 1);
+      this.#setOption(fd, C.IPPROTO_TCP, C.TCP_KEEPIDLE, seconds);
+      this.#setOption(fd, C.IPPROTO_TCP, C.TCP_KEEPINTVL, seconds);
+    }
+  }
+
+  #localAddress(fd: number): { address: string; port: number } {
+    this.#addressLength[0] = C.SOCKADDR_SIZE;
+    this.#addressBuffer.fill(0);
+    this.#libc.getsockname(fd, this.#addressBuffer, this.#addressLength);
+    return C.readSockaddr(this.#addressBuffer);
+  }
+
+  #acceptAll(): void {
+    const libc = this.#libc;
+    for (let i = 0; i < 64 && this.#listenFd >= 0; i++) {
+      this.#addressLength[0] = C.SOCKADDR_SIZE;
+      const fd = libc.accept4(
+        this.#listenFd,
+        this.#addressBuffer,
+        this.#addressLength,
+        C.SOCK_NONBLOCK | C.SOCK_CLOEXEC,
+      );
+      if (fd < 0) {
+        const code = libc.errno();
+        if (C.isTransient(code) || code === C.ECONNABORTED) return;
+        // Out of descriptors: the pending connection stays in the backlog; stop watching the
+        // listen socket for a moment instead of spinning on it.
+        this.#epollCtl(C.EPOLL_CTL_DEL, this.#listenFd, 0, 0);
+        this.#acceptPausedUntil = this.#now() + ACCEPT_PAUSE_MS;
+        this.#post(["fault", `accept failed: ${C.errnoName(code)}; pausing ${ACCEPT_PAUSE_MS} ms`]);
+        return;
+      }
+      const remote = C.readSockaddr(this.#addressBuffer);
+      const local = this.#localAddress(fd);
+      this.#tune(fd, this.#keepAliveMs);
+      const flow = new Flow(this.#nextId++);
+      flow.client = this.#newSock(fd, flow, true);
+      this.#flows.set(flow.id, flow);
+      this.#collectAt = this.#now() + COLLECT_AFTER_QUIET_MS;
+      this.#sync(flow.client);
+      this.#post(["open", flow.id, remote.address, remote.port, local.address, local.port]);
+    }
+  }
+
+  /** Sends what it can of `data[0, length)` to `to`, queueing the rest; false when queued. */
+  #send(to: Sock, data: Uint8Array, length: number): boolean {
+    if (to.queue.length > 0) {
+      to.queue.push(data.slice(0, length));
+      return false;
+    }
+    const n = this.#libc.send(to.fd, data, length, C.MSG_NOSIGNAL);
+    if (n === length) return true;
+    if (n < 0 && !C.isTransient(this.#libc.errno())) {
+      this.#finish(to.flow);
+      return false;
+    }
+    to.queue.push(data.slice(Math.max(0, n), length));
+    this.#sync(to);
+    return false;
+  }
+
+  #readable(s: Sock): void {
+    const flow = s.flow;
+    const n = this.#libc.recv(s.fd, this.#buffer, BUFFER_SIZE, 0);
+    if (n > 0) {
+      if (s.isClient) flow.up += n;
+      else flow.down += n;
+      if (!flow.dirty) {
+        flow.dirty = true;
+        this.#dirty.push(flow);
+      }
+      const to = s.peer!;
+      if (!this.#send(to, this.#buffer, n) && !flow.closed) {
+        s.paused = true; // resumed when `to` drains
+        this.#sync(s);
+      }
+      return;
+    }
+    if (n < 0) {
+      if (!C.isTransient(this.#libc.errno())) this.#finish(flow);
+      return;
+    }
+    s.readEnded = true;
+    this.#sync(s);
+    this.#endWrite(s.peer!);
+    this.#settle(flow);
+  }
+
+  /** Passes a FIN on once everything queued for `s` is sent. */
+  #endWrite(s: Sock): void {
+    if (s.finSent) return;
+    if (s.queue.length > 0) {
+      s.endAfterFlush = true;
+      return;
+    }
+    s.finSent = true;
+    s.endAfterFlush = false;
+    this.#libc.shutdown(s.fd, C.SHUT_WR);
+  }
+
+  /** Closes a flow whose two directions are both done. */
+  #settle(flow: Flow): void {
+    const { client, server } = flow;
+    if (!server) return;
+    if (client.readEnded && server.readEnded && client.finSent && server.finSent) {
+      this.#finish(flow);
+    }
+  }
+
+  #writable(s: Sock): void {
+    while (s.queue.length > 0) {
+      const chunk = s.queue[0];
+      const n = this.#libc.send(s.fd, chunk, chunk.length, C.MSG_NOSIGNAL);
+      if (n < 0) {
+        if (!C.isTransient(this.#libc.errno())) this.#finish(s.flow);
+        return;
+      }
+      if (n < chunk.length) {
+        s.queue[0] = chunk.subarray(n);
+        return;
+      }
+      s.queue.shift();
+    }
+    for (const request of s.flushWaiters) this.#post(["done", request]);
+    s.flushWaiters = [];
+    if (s.endAfterFlush) this.#endWrite(s);
+    const peer = s.peer;
+    if (peer && peer.paused) {
+      peer.paused = false;
+      this.#sync(peer);
+    }
+    this.#sync(s);
+    if (s.flow.closeAt > 0 && s.isClient) this.#finish(s.flow);
+    else this.#settle(s.flow);
+  }
+
+  #connected(s: Sock): void {
+    const flow = s.flow;
+    const dial = flow.dial!;
+    this.#intOption[0] = 0;
+    this.#addressLength[0] = 4;
+    this.#libc.getsockopt(s.fd, C.SOL_SOCKET, C.SO_ERROR, this.#intOption, this.#addressLength);
+    const code = this.#intOption[0];
+    flow.dial = null;
+    if (flow.closeAt === 0) this.#timed.delete(flow);
+    if (code !== 0) {
+      this.#closeSock(s);
+      flow.server = null;
+      this.#post([
+        "failed",
+        dial.request,
+        `connect to ${dial.target} failed: ${C.errnoName(code)}`,
+      ]);
+      return;
+    }
+    s.connecting = false;
+    this.#sync(s);
+    this.#post(["done", dial.request]);
+  }
+
+  #dispatch(fd: number, serial: number, bits: number): void {
+    if (fd === this.wakeFd) {
+      this.#libc.read(this.wakeFd, this.#counter, 8);
+      return;
+    }
+    if (fd === this.#listenFd) {
+      this.#acceptAll();
+      return;
+    }
+    const s = this.#socks[fd];
+    if (!s || s.serial !== serial) return; // closed earlier in this batch
+    const flow = s.flow;
+    if (s.connecting) {
+      this.#connected(s);
+      return;
+    }
+    const mask = s.mask;
+    if ((bits & C.EPOLLERR) !== 0 && (mask & C.EPOLLIN) === 0) {
+      this.#finish(flow); // reset while nobody reads it: nothing more can pass
+      return;
+    }
+    if ((bits & C.EPOLLOUT) !== 0 && s.queue.length > 0) this.#writable(s);
+    if (flow.closed || this.#socks[fd] !== s) return;
+    if ((mask & C.EPOLLIN) !== 0) {
+      this.#readable(s);
+      return;
+    }
+    if (!flow.spliced && s.isClient && (bits & (C.EPOLLRDHUP | C.EPOLLHUP)) !== 0) {
+      // The client sent FIN while its node is dialled: its bytes stay in the kernel and are
+      // read after the splice, then the FIN is passed on.
+      s.finBeforeSplice = true;
+      this.#sync(s);
+      if ((bits & C.EPOLLHUP) === 0) return;
+    }
+    if ((bits & C.EPOLLHUP) !== 0 && (s.mask & (C.EPOLLIN | C.EPOLLOUT)) === 0) {
+      // Hung up while it is not read (before the splice, or paused): leave the set until it is;
+      // level-triggered, it would be reported on every turn.
+      this.#epollCtl(C.EPOLL_CTL_DEL, s.fd, 0, 0);
+      s.mask = -1;
+    }
+  }
+
+  // ---- messages from the main thread -------------------------------------------------------------
+
+  /** Carries out one message from the main thread. */
+  handle(message: ToWorker): void {
+    switch (message[0]) {
+      case "listen": {
+        const [, host, port, keepAlive] = message;
+        this.#keepAliveMs = keepAlive;
+        this.#listen(host, port);
+        return;
+      }
+      case "stop":
+        if (this.#listenFd >= 0) {
+          this.#libc.close(this.#listenFd);
+          this.#listenFd = -1;
+        }
+        this.#post(["stopped"]);
+        return;
+      case "quit":
+        this.#quitting = true;
+        return;
+      case "dial": {
+        const [, request, id, host, port, timeoutMs, keepAlive] = message;
+        const flow = this.#flows.get(id);
+        if (!flow) return this.#post(["failed", request, "client closed"]);
+        this.#closeSock(flow.server);
+        this.#dial(request, flow, host, port, timeoutMs, keepAlive);
+        return;
+      }
+      case "write": {
+        const [, request, id, side, data] = message;
+        const flow = this.#flows.get(id);
+        const s = side === "client" ? flow?.client : flow?.server;
+        if (!s || s.finSent) return this.#post(["failed", request, "connection closed"]);
+        if (this.#send(s, data, data.length)) this.#post(["done", request]);
+        else if (flow!.closed) this.#post(["failed", request, "connection closed"]);
+        else s.flushWaiters.push(request);
+        return;
+      }
+      case "endWith": {
+        const [, id, data] = message;
+        const flow = this.#flows.get(id);
+        if (!flow || flow.client.finSent) return;
+        // Sent whole (the usual case: one small packet), the client is closed at once; the
+        // kernel still delivers the bytes and the FIN. Otherwise once the rest is flushed, or
+        // after a grace period for a client that does not read.
+        if (this.#send(flow.client, data, data.length)) return this.#finish(flow);
+        if (flow.closed) return;
+        this.#endWrite(flow.client);
+        flow.closeAt = this.#now() + END_WITH_GRACE_MS;
+        this.#timed.add(flow);
+        return;
+      }
+      case "destroy":
+        return this.#destroy(message[1], message[2]);
+      case "destroyMany":
+        for (const [id, side] of message[1]) this.#destroy(id, side);
+        return;
+      case "splice": {
+        const flow = this.#flows.get(message[1]);
+        if (!flow) return;
+        if (!flow.server || flow.server.connecting) return this.#finish(flow);
+        flow.spliced = true;
+        // Bytes (and a FIN) the client sent while its node was dialled are read now.
+        this.#sync(flow.client);
+        this.#sync(flow.server);
+        return;
+      }
+    }
+  }
+
+  #destroy(id: number, side: "client" | "server"): void {
+    const flow = this.#flows.get(id);
+    if (!flow) return;
+    if (side === "client") return this.#finish(flow);
+    this.#closeSock(flow.server);
+    flow.server = null;
+  }
+
+  #listen(host: string, port: number): void {
+    const libc = this.#libc;
+    const address = C.sockaddr(host, port);
+    if (!address) {
+      this.#post(["listenFailed", `listen ${host}:${port}: not an IP address`, "EINVAL"]);
+      return;
+    }
+    const family = address.length === 16 ? C.AF_INET : C.AF_INET6;
+    const fd = libc.socket(family, C.SOCK_STREAM | C.SOCK_NONBLOCK | C.SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      const code = C.errnoName(libc.errno());
+      this.#post(["listenFailed", `listen ${host}:${port}: ${code}`, code]);
+      return;
+    }
+    this.#setOption(fd, C.SOL_SOCKET, C.SO_REUSEADDR, 1);
+    this.#setOption(fd, C.SOL_SOCKET, C.SO_REUSEPORT, 1);
+    if (libc.bind(fd, address, address.length) < 0 || libc.listen(fd, LISTEN_BACKLOG) < 0) {
+      const code = C.errnoName(libc.errno());
+      libc.close(fd);
+      this.#post(["listenFailed", `listen ${host}:${port}: ${code}`, code]);
+      return;
+    }
+    this.#listenFd = fd;
+    this.#epollCtl(C.EPOLL_CTL_ADD, fd, C.EPOLLIN, 0);
+    this.#post(["listening", this.#localAddress(fd).port, this.wakeFd, libc.gettid()]);
+    this.#releaseAt = this.#now() + RELEASE_AFTER_START_MS;
+  }
+
+  #dial(
+    request: number,
+    flow: Flow,
+    host: string,
+    port: number,
+    timeoutMs: number,
+    keepAliveMs: number,
+  ): void {
+    const libc = this.#libc;
+    const target = `${host.includes(":") ? `[${host}]` : host}:${port}`;
+    const fail = (why: string) => this.#post(["failed", request, `connect to ${target} ${why}`]);
+    const address = C.sockaddr(host, port);
+    if (!address) return fail("failed: not an IP address");
+    const family = address.length === 16 ? C.AF_INET : C.AF_INET6;
+    const fd = libc.socket(family, C.SOCK_STREAM | C.SOCK_NONBLOCK | C.SOCK_CLOEXEC, 0);
+    if (fd < 0) return fail(`failed: ${C.errnoName(libc.errno())}`);
+    this.#tune(fd, keepAliveMs);
+    const s = this.#newSock(fd, flow, false);
+    flow.server = s;
+    if (libc.connect(fd, address, address.length) === 0) {
+      this.#sync(s);
+      this.#post(["done", request]);
+      return;
+    }
+    const code = libc.errno();
+    if (code !== C.EINPROGRESS && code !== C.EINTR) {
+      this.#closeSock(s);
+      flow.server = null;
+      return fail(`failed: ${C.errnoName(code)}`);
+    }
+    s.connecting = true;
+    flow.dial = { request, target, deadline: this.#now() + timeoutMs, timeoutMs };
+    this.#timed.add(flow);
+    this.#sync(s);
+  }
+
+  // ---- the loop ----------------------------------------------------------------------------------
+
+  /** Nothing timed: no deadline, byte report, accept pause or memory release pending. */
+  #idle(): boolean {
+    return this.#timed.size === 0 && this.#dirty.length === 0 && this.#acceptPausedUntil === 0 &&
+      this.#releaseAt === 0 && this.#collectAt === 0;
+  }
+
+  /** Milliseconds epoll_wait may block: until the next deadline or byte report; -1 for none. */
+  timeout(): number {
+    if (this.#idle()) return -1;
+    let next = Infinity;
+    if (this.#dirty.length > 0) next = this.#nextReport;
+    if (this.#acceptPausedUntil > 0) next = Math.min(next, this.#acceptPausedUntil);
+    if (this.#releaseAt > 0) next = Math.min(next, this.#releaseAt);
+    if (this.#collectAt > 0) next = Math.min(next, this.#collectAt);
+    for (const flow of this.#timed) {
+      if (flow.dial) next = Math.min(next, flow.dial.deadline);
+      if (flow.closeAt > 0) next = Math.min(next, flow.closeAt);
+    }
+    return Math.max(0, Math.ceil(next - this.#now()));
+  }
+
+  #timers(): void {
+    if (this.#idle()) return;
+    const t = this.#now();
+    if (this.#releaseAt > 0 && t >= this.#releaseAt) {
+      this.#releaseAt = 0;
+      this.#release();
+    }
+    if (this.#collectAt > 0 && t >= this.#collectAt) {
+      this.#collectAt = 0;
+      this.#collect();
+    }
+    if (this.#acceptPausedUntil > 0 && t >= this.#acceptPausedUntil) {
+      this.#acceptPausedUntil = 0;
+      if (this.#listenFd >= 0) this.#epollCtl(C.EPOLL_CTL_ADD, this.#listenFd, C.EPOLLIN, 0);
+    }
+    for (const flow of this.#timed) {
+      const dial = flow.dial;
+      if (dial && t >= dial.deadline) {
+        flow.dial = null;
+        this.#closeSock(flow.server);
+        flow.server = null;
+        this.#post([
+          "failed",
+          dial.request,
+          `connect to ${dial.target} timed out after ${dial.timeoutMs}ms`,
+        ]);
+      }
+      if (flow.closeAt > 0 && t >= flow.closeAt) this.#finish(flow);
+      else if (!flow.dial && flow.closeAt === 0) this.#timed.delete(flow);
+    }
+    if (this.#dirty.length > 0 && t >= this.#nextReport) this.#report(t);
+  }
+
+  #report(t: number): void {
+    const changed: number[] = [];
+    for (const flow of this.#dirty) {
+      flow.dirty = false;
+      if (flow.closed) continue;
+      if (flow.up === flow.reportedUp && flow.down === flow.reportedDown) continue;
+      flow.reportedUp = flow.up;
+      flow.reportedDown = flow.down;
+      changed.push(flow.id, flow.up, flow.down);
+    }
+    this.#dirty.length = 0;
+    this.#nextReport = t + REPORT_EVERY_MS;
+    if (changed.length > 0) this.#post(["bytes", changed]);
+  }
+
+  /**
+   * One turn: waits in epoll_wait up to `timeoutMs` (the loop's own timeout unless given),
+   * handles what is ready, then the timers. True when the main thread woke it (a message is
+   * on its way through the event loop).
+   */
+  turn(timeoutMs: number = this.timeout()): boolean {
+    const n = this.#libc.epoll_wait(this.#ep, this.#events, MAX_EVENTS, timeoutMs);
+    if (n < 0) {
+      const code = this.#libc.errno();
+      if (code === C.EINTR) return false;
+      throw new Error(`epoll_wait failed: ${C.errnoName(code)}`);
+    }
+    let woken = false;
+    const view = this.#eventsView;
+    for (let i = 0; i < n; i++) {
+      const at = i * this.#eventSize;
+      const fd = view.getUint32(at + this.#dataOffset, true);
+      if (fd === this.wakeFd) woken = true;
+      this.#dispatch(fd, view.getUint32(at + this.#dataOffset + 4, true), view.getUint32(at, true));
+    }
+    this.#timers();
+    return woken;
+  }
+
+  /** Closes every socket (quit, or a fault in the loop); `andLoop` closes epoll and the eventfd. */
+  close(andLoop: boolean): void {
+    for (const flow of [...this.#flows.values()]) this.#finish(flow);
+    if (this.#listenFd >= 0) this.#libc.close(this.#listenFd);
+    this.#listenFd = -1;
+    if (!andLoop) return;
+    // Only after "quit": the main thread writes to the eventfd no more.
+    this.#libc.close(this.wakeFd);
+    this.#libc.close(this.#ep);
+  }
+}

@@ -1,0 +1,48 @@
+/**
+ * What the proxy asks of whatever carries the bytes: listen, and for each accepted client dial
+ * a node and splice. The proxy decides; a plane only carries out.
+ */
+import type { HostPort } from "../core/address.ts";
+import type {
+  ConnectOptions,
+  ListenOptions,
+  SpliceStats,
+  TcpConn,
+  TcpListener,
+} from "../runtime/types.ts";
+
+/** An accepted client, with the two steps the proxy takes on it. */
+export interface ClientConn extends TcpConn {
+  /** Dials `target` from wherever this client lives; the result is the backend side. */
+  dial(target: HostPort, options: ConnectOptions): Promise<TcpConn>;
+  /** Pipes the client and `server` until both are closed, adding to `stats` as data passes. */
+  splice(server: TcpConn, stats: SpliceStats): Promise<void>;
+}
+
+/**
+ * `epoll`: threads that run Linux's epoll and recv/send through the runtime's FFI (epoll_loop.ts);
+ * `sockets`: the runtime's own sockets on the main thread (local_plane.ts), for hosts where libc
+ * cannot be loaded; `auto`: epoll where it loads.
+ */
+export const DATA_PLANE_KINDS = ["auto", "epoll", "sockets"] as const;
+export type DataPlaneKind = (typeof DATA_PLANE_KINDS)[number];
+
+export interface DataPlane {
+  /** Threads carrying sessions now; `--threads auto` adds some under load. */
+  readonly threads: number;
+  /** What carries the bytes, once listening: "epoll" or "sockets". */
+  readonly kind: "epoll" | "sockets";
+  listen(
+    address: HostPort,
+    options: ListenOptions,
+    onConnection: (conn: ClientConn) => void,
+  ): Promise<TcpListener>;
+}
+
+/** Growing the epoll threads under load (`--threads auto`, core/threads.ts). */
+export interface ThreadGrowth {
+  /** The most threads to grow to. */
+  max: number;
+  /** How often the threads' demand is read (DEMAND_WINDOW_MS unless a test asks otherwise). */
+  windowMs?: number;
+}

@@ -1,0 +1,101 @@
+/**
+ * A client accepted by an epoll thread, and the node side dialled for it: the session lives on
+ * that thread; these forward what the proxy does with it as messages.
+ */
+import type { HostPort } from "../core/address.ts";
+import type { ConnectOptions, SpliceStats, TcpConn } from "../runtime/types.ts";
+import type { ClientConn } from "./plane.ts";
+import { resolveIp } from "./resolve_ip.ts";
+import type { Thread } from "./thread.ts";
+
+export class RemoteClient implements ClientConn {
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+  readonly closed: Promise<void>;
+  #markClosed!: () => void;
+  #stats: SpliceStats | null = null;
+  #isClosed = false;
+
+  constructor(
+    readonly thread: Thread,
+    readonly id: number,
+    address: { remoteAddress: string; remotePort: number; localAddress: string; localPort: number },
+  ) {
+    this.remoteAddress = address.remoteAddress;
+    this.remotePort = address.remotePort;
+    this.localAddress = address.localAddress;
+    this.localPort = address.localPort;
+    this.closed = new Promise((resolve) => (this.#markClosed = resolve));
+  }
+
+  setBytes(up: number, down: number): void {
+    if (!this.#stats) return;
+    this.#stats.up = up;
+    this.#stats.down = down;
+  }
+
+  markClosed(): void {
+    this.#isClosed = true;
+    this.#markClosed();
+  }
+
+  write(data: Uint8Array): Promise<void> {
+    if (this.#isClosed) return Promise.reject(new Error("connection closed"));
+    return this.thread.request((r) => ["write", r, this.id, "client", data]);
+  }
+  endWith(data: Uint8Array): void {
+    if (!this.#isClosed) this.thread.post(["endWith", this.id, data]);
+  }
+  destroy(): void {
+    if (!this.#isClosed) this.thread.post(["destroy", this.id, "client"]);
+  }
+  async dial(target: HostPort, options: ConnectOptions): Promise<TcpConn> {
+    if (this.#isClosed) throw new Error("client closed");
+    let host: string;
+    try {
+      host = await resolveIp(target.host);
+    } catch (error) {
+      const code = (error as { code?: string }).code ?? String(error);
+      throw new Error(`connect to ${target.host}:${target.port} failed: ${code}`);
+    }
+    await this.thread.request((r) => [
+      "dial",
+      r,
+      this.id,
+      host,
+      target.port,
+      options.timeoutMs,
+      options.keepAliveMs,
+    ]);
+    return new RemoteServer(this);
+  }
+  splice(_server: TcpConn, stats: SpliceStats): Promise<void> {
+    this.#stats = stats;
+    if (!this.#isClosed) this.thread.post(["splice", this.id]);
+    return this.closed;
+  }
+}
+
+/** The node side of a remote session; it has no address of its own to show. */
+class RemoteServer implements TcpConn {
+  readonly remoteAddress = "";
+  readonly remotePort = 0;
+  readonly localAddress = "";
+  readonly localPort = 0;
+  constructor(readonly client: RemoteClient) {}
+  get closed() {
+    return this.client.closed;
+  }
+  write(data: Uint8Array): Promise<void> {
+    const { thread, id } = this.client;
+    return thread.request((r) => ["write", r, id, "server", data]);
+  }
+  endWith(data: Uint8Array): void {
+    this.write(data).catch(() => {}).finally(() => this.destroy());
+  }
+  destroy(): void {
+    this.client.thread.post(["destroy", this.client.id, "server"]);
+  }
+}

@@ -1,0 +1,237 @@
+/**
+ * The epoll loop in-process over a fake libc (fake_libc.ts): every path of a session, driven
+ * turn by turn with a clock the test moves. The same loop runs on real sockets in
+ * data_plane_test.ts.
+ */
+import { describe, expect, test } from "bun:test";
+import { EpollLoop } from "../../src/dataplane/epoll_loop.ts";
+import type { FromWorker } from "../../src/dataplane/messages.ts";
+import { FakeLibc, type Outside } from "./fake_libc.ts";
+
+const LISTEN = 3306;
+const NODE = 4000;
+
+function setup() {
+  const libc = new FakeLibc();
+  const posted: FromWorker[] = [];
+  let clock = 1000;
+  let released = 0;
+  let collected = 0;
+  const loop = new EpollLoop(libc, (m) => posted.push(m), {
+    arch: libc.arch,
+    now: () => clock,
+    releaseMemory: () => released++,
+    collectGarbage: () => collected++,
+  });
+  const nodes = libc.serve(NODE);
+  loop.handle(["listen", "127.0.0.1", LISTEN, 0]);
+  expect(posted.shift()?.[0]).toBe("listening");
+
+  /** Turns until nothing more happens. */
+  const spin = (turns = 20) => {
+    for (let i = 0; i < turns; i++) loop.turn(0);
+  };
+  const take = (kind: FromWorker[0]) => {
+    const at = posted.findIndex((m) => m[0] === kind);
+    return at < 0 ? undefined : posted.splice(at, 1)[0];
+  };
+  let request = 1;
+  /** A client accepted, its node dialled and spliced; returns both outside ends. */
+  const session = (): { id: number; client: Outside; node: Outside } => {
+    const client = libc.clientTo(LISTEN);
+    spin();
+    const open = take("open") as ["open", number, ...unknown[]];
+    expect(open).toBeDefined();
+    const id = open[1];
+    const r = request++;
+    loop.handle(["dial", r, id, "127.0.0.1", NODE, 1000, 0]);
+    spin();
+    expect(take("done")).toEqual(["done", r]);
+    loop.handle(["splice", id]);
+    spin();
+    return { id, client, node: nodes.at(-1)! };
+  };
+  return {
+    libc,
+    loop,
+    posted,
+    spin,
+    take,
+    session,
+    nodes,
+    advance: (ms: number) => (clock += ms),
+    memory: () => ({ released, collected }),
+  };
+}
+
+describe("epoll loop (fake libc)", () => {
+  test("a session carries bytes both ways; FINs pass on; the close reports its counts", () => {
+    const t = setup();
+    const { id, client, node } = t.session();
+    client.write("SELECT 1");
+    t.spin();
+    expect(node.take()).toBe("SELECT 1");
+    node.write("row!");
+    t.spin();
+    expect(client.take()).toBe("row!");
+    client.end();
+    t.spin();
+    expect(node.ended).toBe(true);
+    expect(t.take("closed")).toBeUndefined(); // the node's direction is still open
+    node.write("late");
+    node.end();
+    t.spin();
+    expect(client.take()).toBe("late");
+    expect(t.take("closed")).toEqual(["closed", id, 8, 8]);
+    expect(t.loop.sessions).toBe(0);
+  });
+
+  test("byte counts of busy sessions are reported once a second, only when they moved", () => {
+    const t = setup();
+    const { id, client } = t.session();
+    client.write("abc");
+    t.spin();
+    expect(t.take("bytes")).toBeUndefined();
+    t.advance(1000);
+    t.spin();
+    expect(t.take("bytes")).toEqual(["bytes", [id, 3, 0]]);
+    t.advance(1000);
+    t.spin();
+    expect(t.take("bytes")).toBeUndefined();
+  });
+
+  test("a slow reader: the rest is queued, the writer paused, and all of it arrives in order", () => {
+    const t = setup();
+    const { client, node } = t.session();
+    node.side.capacity = 1000;
+    const sent = new Uint8Array(10_000).map((_, i) => i % 251);
+    client.write(sent.subarray(0, 5000));
+    t.spin();
+    client.write(sent.subarray(5000));
+    t.spin();
+    expect(node.side.buffered).toBe(1000);
+    // Paused: the second write stays with the client's socket until the node drains.
+    expect(client.unread).toBe(5000);
+    const got: Uint8Array[] = [];
+    for (let i = 0; i < 20 && got.reduce((n, c) => n + c.length, 0) < sent.length; i++) {
+      got.push(node.takeBytes());
+      t.spin(2);
+    }
+    const all = new Uint8Array(got.reduce((n, c) => n + c.length, 0));
+    let at = 0;
+    for (const c of got) {
+      all.set(c, at);
+      at += c.length;
+    }
+    expect(all).toEqual(sent);
+  });
+
+  test("a refused dial names the target, and the client can still be answered", () => {
+    const t = setup();
+    const client = t.libc.clientTo(LISTEN);
+    t.spin();
+    const [, id] = t.take("open") as ["open", number];
+    t.loop.handle(["dial", 7, id, "127.0.0.1", 4999, 1000, 0]);
+    t.spin();
+    expect(t.take("failed")).toEqual([
+      "failed",
+      7,
+      "connect to 127.0.0.1:4999 failed: ECONNREFUSED",
+    ]);
+    t.loop.handle(["endWith", id, new TextEncoder().encode("ERR no node")]);
+    t.spin();
+    expect(client.take()).toBe("ERR no node");
+    expect(client.closedByLoop).toBe(true);
+    expect(t.take("closed")?.[1]).toBe(id);
+  });
+
+  test("a dial that never completes times out on the loop's clock", () => {
+    const t = setup();
+    t.libc.silent.add(4555);
+    t.libc.clientTo(LISTEN);
+    t.spin();
+    const [, id] = t.take("open") as ["open", number];
+    t.loop.handle(["dial", 9, id, "127.0.0.1", 4555, 1000, 0]);
+    t.spin();
+    expect(t.loop.timeout()).toBe(1000);
+    t.advance(999);
+    t.spin();
+    expect(t.take("failed")).toBeUndefined();
+    t.advance(1);
+    t.spin();
+    expect(t.take("failed")).toEqual([
+      "failed",
+      9,
+      "connect to 127.0.0.1:4555 timed out after 1000ms",
+    ]);
+  });
+
+  test("destroyMany severs every session it names at once, idle ones included", () => {
+    const t = setup();
+    const sessions = [t.session(), t.session(), t.session()];
+    const open = t.libc.open;
+    t.loop.handle(["destroyMany", sessions.slice(0, 2).map((s) => [s.id, "client"] as const)]);
+    for (const s of sessions.slice(0, 2)) {
+      expect(s.client.closedByLoop).toBe(true);
+      expect(s.node.closedByLoop).toBe(true);
+    }
+    expect(sessions[2].client.closedByLoop).toBe(false);
+    expect(t.libc.open).toBe(open - 4);
+    expect(t.posted.filter((m) => m[0] === "closed").map((m) => m[1])).toEqual(
+      sessions.slice(0, 2).map((s) => s.id),
+    );
+  });
+
+  test("bytes and a FIN sent while the node is dialled are passed on after the splice", () => {
+    const t = setup();
+    const client = t.libc.clientTo(LISTEN);
+    t.spin();
+    const [, id] = t.take("open") as ["open", number];
+    client.write("early");
+    client.end();
+    t.spin();
+    t.loop.handle(["dial", 3, id, "127.0.0.1", NODE, 1000, 0]);
+    t.spin();
+    expect(t.take("done")).toEqual(["done", 3]);
+    const node = t.nodes.at(-1)!;
+    expect(node.take()).toBe("");
+    t.loop.handle(["splice", id]);
+    t.spin();
+    expect(node.take()).toBe("early");
+    expect(node.ended).toBe(true);
+  });
+
+  test("out of descriptors: accepting pauses, says so once, and resumes", () => {
+    const t = setup();
+    t.libc.failAccepts = 1;
+    t.libc.clientTo(LISTEN);
+    t.spin();
+    expect(t.take("fault")).toEqual(["fault", "accept failed: EMFILE; pausing 200 ms"]);
+    expect(t.take("fault")).toBeUndefined();
+    expect(t.take("open")).toBeUndefined();
+    t.advance(200);
+    t.spin();
+    expect(t.take("open")?.[0]).toBe("open");
+  });
+
+  test("quit: every socket and the loop's own descriptors are closed", () => {
+    const t = setup();
+    t.session();
+    t.session();
+    t.loop.handle(["quit"]);
+    expect(t.loop.quitting).toBe(true);
+    t.loop.close(true);
+    expect(t.libc.open).toBe(0);
+  });
+
+  test("start-up memory is released once, a burst's garbage collected once it is over", () => {
+    const t = setup();
+    t.session();
+    t.advance(3000);
+    t.spin();
+    expect(t.memory()).toEqual({ released: 1, collected: 1 });
+    t.advance(10_000);
+    t.spin();
+    expect(t.memory()).toEqual({ released: 1, collected: 1 });
+  });
+});
