@@ -1,9 +1,10 @@
 import type { HostPort } from "../core/address.ts";
 
 /**
- * The runtime seam. `#runtime` resolves to `bun.ts` (also used under any Node-compatible
- * runtime) or `deno.ts`; both export the functions below with these exact types, and nothing
- * outside src/runtime/ asks which runtime it is on.
+ * The runtime seam. `#runtime` resolves to `bun.ts`, `deno.ts` or, under any other
+ * Node-compatible runtime, `node.ts` (package.json's and deno.json's import maps); each exports
+ * the functions below with these exact types, and nothing outside src/runtime/ asks which
+ * runtime it is on.
  */
 
 /** One accepted or dialled TCP connection. */
