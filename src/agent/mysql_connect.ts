@@ -25,8 +25,8 @@ export function describeMysqlError(error: unknown): string {
 
 /**
  * Opens one connection to the local server; rejects with a one-line Error naming the target.
- * mysql2 is loaded on first use: it costs ~19 MiB of RSS, which the proxy (the same binary)
- * never needs.
+ * mysql2 is loaded on first use: it costs a lot of RSS (docs/BENCHMARKS.md), which the proxy
+ * (the same binary) never needs.
  */
 export async function connectMysql(t: MysqlTarget): Promise<mysql.Connection> {
   const { default: mysql } = await import("mysql2");

@@ -1,7 +1,7 @@
 /**
  * How many data-plane threads `--threads auto` runs. Each epoll thread is a JavaScript VM of its
- * own (~2 MiB fresh, ~3 MiB once it holds sessions), so one per CPU from the start would put a
- * proxy holding 1,000 idle sessions at 65 MiB on 4 CPUs and 75 MiB on 8 (measured, 58 on 2).
+ * own, whose heap counts in the proxy's memory, so one per CPU from the start would make a
+ * proxy on a many-CPU host hold far more memory than its sessions need (docs/BENCHMARKS.md).
  * Instead `auto` starts with two (one on a single CPU: two runnable threads are what a busy
  * two-CPU host needs, docs/BENCHMARKS.md) and adds one at a time, up to one per CPU, while the
  * threads it has are in demand. Threads are never taken away: their sessions live there.

@@ -1,6 +1,6 @@
 /**
  * Runtime adapter for Deno: `Deno.listen`/`Deno.connect` with a plain read/write loop on the
- * TCP hot path (node:net and ReadableStream.pipeTo cost 25% to 4x more here, DESIGN.md §5),
+ * TCP hot path (node:net and ReadableStream.pipeTo cost more per round trip, DESIGN.md §5),
  * `Deno.serve` for HTTP, `node:dgram` with an enlarged receive buffer for UDP.
  */
 import type { HostPort } from "../core/address.ts";

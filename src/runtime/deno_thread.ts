@@ -16,7 +16,7 @@ type Native = (...args: unknown[]) => unknown;
 
 /**
  * Deno takes a `usize` argument on its fast path only as a BigInt: given a number, the call
- * goes the slow way (measured: recv 750 ns instead of 400 ns, as much as the syscall itself).
+ * goes the slow way, which costs about as much as the syscall itself (docs/BENCHMARKS.md).
  * Lengths stay numbers for the callers; these wrappers convert them, and V8 inlines them.
  */
 function widenSizes(fn: Native, kinds: readonly LibcKind[]): Native {
