@@ -216,7 +216,17 @@ describe("/metrics", () => {
     await waitFor("failover to db1", () => proxy.active === "db1");
     const b = await connectClient(proxy.port);
     await b.waitFor("hello db1");
-    const text = await (await call("/metrics")).text();
+    // (The parser drops a labelled histogram's labels, sum and count: read those from the text.)
+    const series = (text: string, line: string) =>
+      Number(
+        new RegExp(`^${line.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} (\\S+)$`, "m").exec(text)?.[1],
+      );
+    // Probes run on their own clock: wait for the third, rather than assume it already landed.
+    let text = "";
+    await waitFor("a third probe of db0 recorded", async () => {
+      text = await (await call("/metrics")).text();
+      return series(text, 'galerad_health_probe_latency_seconds_count{backend="db0"}') > 2;
+    });
     const families = parsePrometheus(text) as unknown as { name: string; type: string }[];
     for (
       const name of [
@@ -227,17 +237,13 @@ describe("/metrics", () => {
     ) {
       expect(families.find((f) => f.name === name)?.type).toBe("HISTOGRAM");
     }
-    // (The parser drops a labelled histogram's labels, sum and count: read those from the text.)
-    const series = (line: string) =>
-      Number(
-        new RegExp(`^${line.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} (\\S+)$`, "m").exec(text)?.[1],
-      );
-    expect(series('galerad_health_probe_latency_seconds_count{backend="db0"}')).toBeGreaterThan(2);
-    expect(series('galerad_backend_connect_seconds_count{backend="db0"}')).toBe(1);
-    expect(series('galerad_backend_connect_seconds_count{backend="db1"}')).toBe(1);
-    expect(series("galerad_failover_seconds_count")).toBe(1);
-    expect(series('galerad_failover_seconds_bucket{le="+Inf"}')).toBe(1);
-    expect(series("galerad_failover_seconds_sum")).toBeGreaterThan(0);
+    expect(series(text, 'galerad_health_probe_latency_seconds_count{backend="db0"}'))
+      .toBeGreaterThan(2);
+    expect(series(text, 'galerad_backend_connect_seconds_count{backend="db0"}')).toBe(1);
+    expect(series(text, 'galerad_backend_connect_seconds_count{backend="db1"}')).toBe(1);
+    expect(series(text, "galerad_failover_seconds_count")).toBe(1);
+    expect(series(text, 'galerad_failover_seconds_bucket{le="+Inf"}')).toBe(1);
+    expect(series(text, "galerad_failover_seconds_sum")).toBeGreaterThan(0);
     b.socket.destroy();
   });
 
