@@ -18,9 +18,10 @@ node_modules/.bin/bun scripts/gen_assets.ts
 
 # Debian packages: the Galera lab (MariaDB + Galera 4, rsync for SST), benchmark baselines
 # (HAProxy, sysbench), the registry for discovery tests (etcd), headless Chromium for the
-# dashboard test, nftables and iproute2 for the partition tests in network namespaces,
+# dashboard test, nftables and iproute2 for the partition tests in network namespaces, conntrack
+# for the kernel data-plane spike (scripts/bench/kernel.ts),
 # systemd (systemd-analyze verify) and adduser for the package test.
-debs=(mariadb-server mariadb-client galera-4 rsync haproxy sysbench chromium etcd-server etcd-client dnsmasq-base nftables iproute2 systemd adduser)
+debs=(mariadb-server mariadb-client galera-4 rsync haproxy sysbench chromium etcd-server etcd-client dnsmasq-base nftables iproute2 conntrack systemd adduser)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,15 +1,22 @@
 /**
  * sysbench for the benches: its options for the lab database, and one run read back as
- * queries per second, 95th percentile latency and the CPU a proxy spent per query.
+ * queries per second, 95th percentile latency and the CPU spent per query.
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 
+/** Where sysbench connects and how it is started (inside a network namespace, say). */
+export interface SysbenchVia {
+  host?: string;
+  /** Prepended to the sysbench command, e.g. `ip netns exec NAME`. */
+  prefix?: string[];
+}
+
 /** sysbench's connection and table options for the lab database through `port`. */
-export function sysbenchTarget(port: number): string[] {
+export function sysbenchTarget(port: number, host = "127.0.0.1"): string[] {
   return [
     "--db-driver=mysql",
-    "--mysql-host=127.0.0.1",
+    `--mysql-host=${host}`,
     `--mysql-port=${port}`,
     "--mysql-user=lab",
     "--mysql-password=lab",
@@ -32,18 +39,35 @@ export function cpuSeconds(pid: number | undefined): number {
   }
 }
 
-/** One sysbench run through `port`; `pid` is the proxy whose CPU per query is read. */
+/**
+ * CPU seconds the whole machine has been busy so far, all cores: user, nice, system, irq and
+ * softirq. The one measure that sees packets the kernel forwards on nobody's behalf.
+ */
+export function machineCpuSeconds(): number {
+  const fields = readFileSync("/proc/stat", "utf8").split("\n")[0].split(/\s+/).slice(1);
+  const [user, nice, system, , , irq, softirq] = fields.map(Number);
+  return (user + nice + system + irq + softirq) / CLOCK_TICKS;
+}
+
+/**
+ * One sysbench run through `port`; `pid` is the proxy whose CPU per query is read (`cpuUs`);
+ * `machineUs` is the whole machine's busy CPU per query.
+ */
 export function sysbench(
   port: number,
   test: string,
   threads: number,
   seconds: number,
   pid?: number,
+  via: SysbenchVia = {},
 ) {
   const cpuBefore = cpuSeconds(pid);
-  const out = execFileSync("sysbench", [
+  const machineBefore = machineCpuSeconds();
+  const [command, ...prefixArgs] = [...(via.prefix ?? []), "sysbench"];
+  const out = execFileSync(command, [
+    ...prefixArgs,
     test,
-    ...sysbenchTarget(port),
+    ...sysbenchTarget(port, via.host),
     `--threads=${threads}`,
     `--time=${seconds}`,
     "--percentile=95",
@@ -52,8 +76,9 @@ export function sysbench(
     "run",
   ], { encoding: "utf8", maxBuffer: 16 << 20 });
   const cpu = cpuSeconds(pid) - cpuBefore;
+  const machine = machineCpuSeconds() - machineBefore;
   const queries = Number(/queries:\s+(\d+)/.exec(out)?.[1]);
   const qps = Number(/queries:\s+\d+\s+\(([\d.]+) per sec/.exec(out)?.[1]);
   const p95 = Number(/95th percentile:\s+([\d.]+)/.exec(out)?.[1]);
-  return { qps, p95, cpuUs: (cpu * 1e6) / queries };
+  return { qps, p95, cpuUs: (cpu * 1e6) / queries, machineUs: (machine * 1e6) / queries };
 }

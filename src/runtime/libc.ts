@@ -1,5 +1,6 @@
 /**
- * The few Linux socket calls the epoll data plane (src/dataplane/epoll_loop.ts) makes through the runtime's
+ * The few Linux socket calls the epoll data plane (src/dataplane/epoll_loop.ts) and the kernel
+ * plane's pokes (src/dataplane/poke.ts) make through the runtime's
  * foreign-function interface (`bun:ffi`, `Deno.dlopen`): each adapter's `loadLibc()` binds them
  * to glibc and returns this interface, or null where that is not possible (another OS, no FFI,
  * no glibc). Buffers are passed as typed arrays; results are the C return values (-1 and
@@ -23,6 +24,14 @@ export interface Libc {
   close(fd: number): number;
   recv(fd: number, buffer: Uint8Array, length: number, flags: number): number;
   send(fd: number, buffer: Uint8Array, length: number, flags: number): number;
+  sendto(
+    fd: number,
+    buffer: Uint8Array,
+    length: number,
+    flags: number,
+    address: Uint8Array,
+    addressLength: number,
+  ): number;
   read(fd: number, buffer: Buf, length: number): number;
   write(fd: number, buffer: Buf, length: number): number;
   eventfd(initial: number, flags: number): number;
@@ -51,6 +60,7 @@ export const LIBC_SYMBOLS = {
   // register is the value on both ABIs.
   recv: [["i32", "buf", "usize", "i32"], "i32"],
   send: [["i32", "buf", "usize", "i32"], "i32"],
+  sendto: [["i32", "buf", "usize", "i32", "buf", "u32"], "i32"],
   read: [["i32", "buf", "usize"], "i32"],
   write: [["i32", "buf", "usize"], "i32"],
   eventfd: [["u32", "i32"], "i32"],

@@ -277,6 +277,10 @@ export class FakeLibc implements C.Libc {
     peer.chunks.push(buffer.slice(0, n));
     return n;
   }
+  /** The epoll loop never sends datagrams or raw packets. */
+  sendto(): number {
+    return this.#fail(95); // EOPNOTSUPP
+  }
   read(fd: number): number {
     const entry = this.#fds.get(fd);
     if (entry?.kind !== "eventfd") return this.#fail(9);

@@ -1,0 +1,93 @@
+/**
+ * The nftables rules of the kernel data plane, as the commands `nft -i` reads: pure text, no I/O.
+ *
+ * Two tables. The route table is flagged `owner`: the kernel deletes it when the `nft` process
+ * that made it ends, so a galerad that dies leaves no rule pointing anywhere. It marks each new
+ * flow with the route's generation (a conntrack mark), sends it to the active node and marks
+ * the packets of the current generation's flows as blessed. The guard table stays: it resets
+ * every galerad flow whose packets are not blessed, so flows of an older generation (the node
+ * that lost the role) are cut, and with galerad gone, all of them are: the tier fails closed.
+ * Rules match IPv4 clients that reach this host over the network: a client on the proxy host
+ * itself does not pass the prerouting hook.
+ */
+import type { HostPort } from "../core/address.ts";
+
+/** The conntrack marks galerad owns: the top byte, the generation in the rest. */
+export const FLOW_MARK = 0x47000000;
+const FLOW_MASK = 0xff000000;
+/** The packet mark of a flow of the current generation, read by the guard. */
+export const BLESSED = 0x47;
+/** The packet mark of the segments that wake an idle flow's ends (sever.ts); never tracked. */
+export const POKE_MARK = 0x6a1e;
+/** Generations cycle through the 24 bits below the mark's top byte, skipping 0. */
+export const MAX_GENERATION = 0xffffff;
+
+const hex = (n: number) => `0x${n.toString(16).padStart(8, "0")}`;
+
+/** The conntrack mark of generation `g`. */
+export function flowMark(generation: number): number {
+  if (!Number.isInteger(generation) || generation < 1 || generation > MAX_GENERATION) {
+    throw new RangeError(`generation: expected 1..${MAX_GENERATION}, got ${generation}`);
+  }
+  return FLOW_MARK + generation;
+}
+
+/** The generation after `g`, wrapping to 1. */
+export function nextGeneration(generation: number): number {
+  return generation >= MAX_GENERATION ? 1 : generation + 1;
+}
+
+/** Where new flows go: a node, or galerad's own listener that answers with a MySQL error. */
+export type NatTarget = { node: HostPort } | { refusePort: number };
+
+/** Commands that create the route table `table`, with no route yet (every new flow is left alone). */
+export function routeTable(table: string): string[] {
+  const t = `ip ${table}`;
+  return [
+    `add table ${t} { flags owner; }`,
+    `add chain ${t} prerouting { type nat hook prerouting priority dstnat; policy accept; }`,
+    `add chain ${t} postrouting { type nat hook postrouting priority srcnat; policy accept; }`,
+    `add chain ${t} forward { type filter hook forward priority filter - 10; policy accept; }`,
+    `add chain ${t} rawout { type filter hook output priority raw; policy accept; }`,
+    // Replies must come back through this host to be translated back.
+    `add rule ${t} postrouting ct mark and ${hex(FLOW_MASK)} == ${hex(FLOW_MARK)} masquerade`,
+    `add rule ${t} rawout meta mark ${hex(POKE_MARK)} notrack`,
+  ];
+}
+
+/**
+ * One line, so `nft -i` applies it as one transaction: new flows to `listen` go to `target`
+ * marked with `generation`, and only that generation's flows stay blessed.
+ */
+export function routeSwap(
+  table: string,
+  listen: HostPort,
+  generation: number,
+  target: NatTarget,
+): string {
+  const t = `ip ${table}`;
+  const mark = hex(flowMark(generation));
+  const match = `ip daddr ${listen.host} tcp dport ${listen.port} ct mark set ${mark}`;
+  const to = "node" in target
+    ? `dnat to ${target.node.host}:${target.node.port}`
+    : `redirect to :${target.refusePort}`;
+  return [
+    `flush chain ${t} prerouting`,
+    `add rule ${t} prerouting ${match} ${to}`,
+    `flush chain ${t} forward`,
+    `add rule ${t} forward ct mark ${mark} meta mark set ${hex(BLESSED)}`,
+  ].join("; ");
+}
+
+/** The guard table `table`: one file for `nft -f -` (it outlives galerad on purpose). */
+export function guardTable(table: string): string {
+  return `table ip ${table} {
+  chain forward {
+    type filter hook forward priority filter; policy accept;
+    ct mark and ${hex(FLOW_MASK)} == ${hex(FLOW_MARK)} meta mark != ${
+    hex(BLESSED)
+  } reject with tcp reset
+  }
+}
+`;
+}
