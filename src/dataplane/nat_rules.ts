@@ -17,7 +17,7 @@ export const FLOW_MARK = 0x47000000;
 const FLOW_MASK = 0xff000000;
 /** The packet mark of a flow of the current generation, read by the guard. */
 export const BLESSED = 0x47;
-/** The packet mark of the segments that wake an idle flow's ends (sever.ts); never tracked. */
+/** The packet mark of the segments that wake an idle flow's ends (poke.ts); never tracked. */
 export const POKE_MARK = 0x6a1e;
 /** Generations cycle through the 24 bits below the mark's top byte, skipping 0. */
 export const MAX_GENERATION = 0xffffff;
