@@ -27,7 +27,7 @@ LAB_PORT=${LAB_PORT:-13306}
 LAB_GALERA_PORT=${LAB_GALERA_PORT:-14567}
 LAB_NODES_FILE="$LAB_DIR/nodes"
 LAB_TIMEOUT=${LAB_TIMEOUT:-180}
-LAB_BIND=${LAB_BIND:-127.0.0.1} # 0.0.0.0 inside a network namespace of its own (tests/e2e/partitions_netns_test.ts)
+LAB_BIND=${LAB_BIND:-127.0.0.1} # 0.0.0.0 inside a network namespace of its own (tests/e2e/partition_suite.ts)
 MYSQLD=$(command -v mariadbd || echo /usr/sbin/mariadbd)
 PROVIDER=${LAB_PROVIDER:-/usr/lib/galera/libgalera_smm.so}
 

@@ -16,16 +16,12 @@ import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import path from "node:path";
-import { loadLibc } from "#thread";
-import { parseConntrack } from "../../src/dataplane/conntrack.ts";
 import {
-  flowMark,
   guardTable,
   type NatTarget,
   routeSwap,
   routeTable,
 } from "../../src/dataplane/nat_rules.ts";
-import { Poker } from "../../src/dataplane/poke.ts";
 import { waitFor } from "../../tests/helpers/fixtures.ts";
 import { type Daemon, startDaemon } from "../../tests/helpers/spawn.ts";
 import {
@@ -41,11 +37,15 @@ import {
 } from "./report.ts";
 import { sysbench, sysbenchTarget } from "./sysbench.ts";
 
-const OPTIONS = benchOptions("kernel.ts [--rounds 3] [--seconds 10] [--idle 1000]", {
-  rounds: { fallback: 3, min: 1 },
-  seconds: { fallback: 10, min: 1 },
-  idle: { fallback: 1000, min: 10 },
-});
+const OPTIONS = benchOptions(
+  "kernel.ts [--rounds 3] [--seconds 10] [--idle 1000] [--semantics-only]",
+  {
+    rounds: { fallback: 3, min: 1 },
+    seconds: { fallback: 10, min: 1 },
+    idle: { fallback: 1000, min: 10 },
+  },
+  ["semantics-only"],
+);
 const PREFIX = "glkb";
 const NS_ENV = { NETNS_PREFIX: PREFIX, NETNS_STATE: `/tmp/${PREFIX}-netns` };
 const LAB_DIR = "/tmp/galerad-kernel-lab";
@@ -54,7 +54,6 @@ const BUN = path.join(ROOT, "node_modules/.bin/bun");
 const NAT_PORT = 4306;
 const GALERAD_PORT = 4307;
 const HAPROXY_PORT = 4308;
-const REFUSE_PORT = 4309;
 const TABLE = "galerad";
 const GUARD = "galerad_guard";
 
@@ -197,12 +196,6 @@ async function idleClients(host: string, port: number, count: number) {
   };
 }
 
-function flowsOfMark(mark: number) {
-  return parseConntrack(
-    run([...inNs("px"), "conntrack", "-L", "-p", "tcp", "--mark", String(mark)], {}, "").toString(),
-  ).filter((f) => f.state === "ESTABLISHED");
-}
-
 async function main(cleanup: Cleanup) {
   execFileSync("bash", [path.join(ROOT, "scripts/setup.sh")], { stdio: "inherit" });
   execFileSync("bash", [path.join(ROOT, "compile.sh")], { stdio: "inherit" });
@@ -249,7 +242,7 @@ async function main(cleanup: Cleanup) {
     "net.netfilter.nf_conntrack_acct=1",
   ]);
   run([...inNs("px"), "nft", "-f", "-"], {}, guardTable(GUARD));
-  let nft = new NftShell();
+  const nft = new NftShell();
   cleanup.add(() => nft.stop());
   const listen = { host: PX, port: NAT_PORT };
   const node = (i: number): NatTarget => ({ node: { host: DB, port: 13306 + i } });
@@ -275,23 +268,6 @@ async function main(cleanup: Cleanup) {
     ]),
   ], { command: [...inNs("px"), BIN] });
   daemons.push(galerad);
-  // What the plane points new flows at when no node is active: a galerad whose only node is
-  // unreachable, so it answers every client with its MySQL refusal.
-  daemons.push(startDaemon([
-    "proxy",
-    "--listen",
-    `${PX}:${REFUSE_PORT}`,
-    "--api-listen",
-    "127.0.0.1:8081",
-    "--health-listen",
-    "127.0.0.1:1937",
-    "--api-password",
-    "bench-secret",
-    "--log-level",
-    "warning",
-    "--backend",
-    "none=127.0.0.1:9",
-  ], { command: [...inNs("px"), BIN] }));
   writeFileSync("/tmp/galerad-kernel-haproxy.cfg", haproxyConfig(PX, DB));
   const haproxy = spawn(inNs("px")[0], [
     ...inNs("px").slice(1),
@@ -326,6 +302,118 @@ async function main(cleanup: Cleanup) {
     "prepare",
   ]);
 
+  const via = (t: Target) => ({ host: t.host, prefix: inNs("cli") });
+  if (!OPTIONS["semantics-only"]) throughput(targets, via, { CLI, PX, DB });
+
+  // Semantics, through the product's own kernel path (src/dataplane/nft_path.ts) driven from
+  // inside the proxy's namespace: the bench's rule gives its table up first (one owner).
+  await nft.stop();
+  const driver = spawn(inNs("px")[0], [
+    ...inNs("px").slice(1),
+    BUN,
+    path.join(ROOT, "scripts/bench/nft_driver.ts"),
+    PX,
+    String(NAT_PORT),
+  ], { stdio: ["pipe", "pipe", "inherit"] });
+  cleanup.add(() => driver.kill("SIGKILL"));
+  let answers = "";
+  driver.stdout!.on("data", (c) => (answers += c));
+  let asked = 0;
+  const ask = async (o: unknown) => {
+    const n = ++asked;
+    driver.stdin!.write(`${JSON.stringify(o)}\n`);
+    // The first line is the driver's own "open"; each answer after is one line.
+    await waitFor(`driver answers ${JSON.stringify(o)}`, () => answers.split("\n").length > n + 1);
+    const answer = JSON.parse(answers.split("\n")[n]);
+    if (answer.error) throw new Error(answer.error);
+    return answer.ok;
+  };
+  await waitFor("kernel path open", () => answers.includes("\n"), 30_000);
+  if (!answers.startsWith('{"ok":"open"}')) throw new Error(`driver: ${answers}`);
+  const nodeOf = (i: number) => ({ name: `node${i}`, host: DB, port: 13306 + i });
+  await ask({ point: nodeOf(0) });
+  const idle = await idleClients(PX, NAT_PORT, OPTIONS.idle);
+  const counted = await ask({ counts: true });
+  const swapStart = performance.now();
+  const closes = idle.severed(5000);
+  await ask({ point: nodeOf(1) });
+  const swapMs = performance.now() - swapStart;
+  const woken = await ask({ wake: true });
+  const wakeMs = performance.now() - swapStart;
+  const sever = await closes;
+  await new Promise((r) => setTimeout(r, 1000));
+  const leftOnNode0 = Number(
+    lab("sql", "0", "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = 'lab'")
+      .trim(),
+  );
+  const afterSwap = reachedPort(PX, NAT_PORT);
+  console.log(
+    `sever: ${counted.node0.sessions} flows counted on node0, swap applied in ${
+      fmt(swapMs, 1)
+    } ms, ` +
+      `woken by ${fmt(wakeMs, 1)} ms (${woken.open} left open); clients closed ` +
+      `${sever.closed}/${sever.opened}, last ${sever.lastCloseMs} ms, median ${sever.medianCloseMs} ms ` +
+      `after the swap began; node0 sessions left ${leftOnNode0}; new sessions reach ${afterSwap}`,
+  );
+
+  // No node active: the route points nowhere, new flows reach the listener on the proxy's own
+  // port (the driver's here, which greets "local"; galerad's own answers with its refusal).
+  await ask({ point: null });
+  const nowhere = firstPacket(PX, NAT_PORT);
+  console.log(`nowhere: ${nowhere}`);
+
+  // A crash: the process owning the route table is killed; the table goes, the guard stays.
+  await ask({ point: nodeOf(0) });
+  const live = await idleClients(PX, NAT_PORT, 20);
+  driver.kill("SIGKILL");
+  await new Promise((r) => driver.once("close", r));
+  await new Promise((r) => setTimeout(r, 200));
+  const tablesAfterCrash = run([...inNs("px"), "nft", "list", "tables"]).trim().split("\n");
+  const refusedAfterCrash = firstPacket(PX, NAT_PORT);
+  const liveResult = await live.severed(0);
+  console.log(
+    `after a crash: tables ${tablesAfterCrash.join(", ")}; new: ${refusedAfterCrash}; ` +
+      `${liveResult.closed}/${liveResult.opened} idle sessions closed within 5 s`,
+  );
+  writeSection(
+    "kernel-semantics",
+    `
+## Kernel data plane: the semantics, measured (docs/KERNEL_PLANE.md)
+
+\`node_modules/.bin/bun scripts/bench/kernel.ts --semantics-only --idle ${OPTIONS.idle}\` — ${
+      new Date().toISOString().slice(0, 10)
+    }; the namespaces above, galerad's kernel path (src/dataplane/nft_path.ts) run from inside the
+proxy's namespace by scripts/bench/nft_driver.ts, the route pointing at node0 of the Galera lab.
+
+- **Sever of idle flows**: ${sever.opened} idle MariaDB sessions (greeting read, then silent),
+  ${counted.node0.sessions} counted on node0 by conntrack. The route was swapped to node1 (applied
+  and acknowledged ${fmt(swapMs, 1)} ms after the swap began), the cut flows woken at both ends
+  (done at ${
+      fmt(wakeMs, 1)
+    } ms, ${woken.open} left open): ${sever.closed}/${sever.opened} clients saw the reset,
+  the last ${sever.lastCloseMs} ms after the swap began (median ${sever.medianCloseMs} ms);
+  node0 kept ${leftOnNode0} of the lab user's sessions; a new session reached port ${afterSwap}.
+- **No node active**: the route points nowhere and a new client reaches the proxy's own
+  listener: \`${nowhere.replaceAll("`", "'").split("\n")[0]}\`.
+- **A crash** (SIGKILL of the process owning the route table): the tables left were
+  ${tablesAfterCrash.map((t) => `\`${t}\``).join(", ")}; a new client read:
+  \`${
+      refusedAfterCrash.replaceAll("`", "'").split("\n")[0]
+    }\`; ${liveResult.closed}/${liveResult.opened} idle
+  sessions through it were closed within 5 s (the guard resets a flow on its next packet; an idle
+  one that sends nothing keeps its end open until it does, or until its keepalive).
+`,
+  );
+}
+
+type Target = { name: string; host: string; port: number; pid: () => number | undefined };
+
+/** sysbench through every target, alternating, and the section of BENCHMARKS.md it fills. */
+function throughput(
+  targets: Target[],
+  via: (t: Target) => { host: string; prefix: string[] },
+  { CLI, PX, DB }: Record<"CLI" | "PX" | "DB", string>,
+) {
   const workloads: [string, number][] = [
     ["oltp_point_select", 8],
     ["oltp_point_select", 32],
@@ -333,7 +421,6 @@ async function main(cleanup: Cleanup) {
     ["oltp_read_write", 8],
     ["oltp_read_write", 32],
   ];
-  const via = (t: (typeof targets)[number]) => ({ host: t.host, prefix: inNs("cli") });
   for (const [test, threads] of workloads) {
     for (const t of targets) sysbench(t.port, test, threads, 3, undefined, via(t));
   }
@@ -361,71 +448,6 @@ async function main(cleanup: Cleanup) {
       }
     }
   }
-
-  // Semantics, on the same rules. Sever: idle sessions on node0, the route swapped to node1,
-  // the old generation's flows poked; time from the swap to each client's close.
-  const libc = await loadLibc();
-  if (!libc) throw new Error("libc cannot be loaded: the pokes need raw sockets");
-  const idle = await idleClients(PX, NAT_PORT, OPTIONS.idle);
-  const oldMark = flowMark(1);
-  const before = flowsOfMark(oldMark).length;
-  const swapStart = performance.now();
-  const closes = idle.severed(5000);
-  nft.send(routeSwap(TABLE, listen, 2, node(1)));
-  // `nft -i` answers nothing on success: the swap is in place once the ruleset lists it.
-  const listed = () =>
-    run([...inNs("px"), "nft", "list", "chain", "ip", TABLE, "forward"]).includes(
-      `0x${flowMark(2).toString(16)}`,
-    );
-  while (!listed()) {
-    if (performance.now() - swapStart > 5000) throw new Error("the swap was never listed");
-  }
-  const swapMs = performance.now() - swapStart;
-  const poker = new Poker(libc);
-  const listStart = performance.now();
-  const flows = flowsOfMark(oldMark);
-  const listMs = performance.now() - listStart;
-  const pokeStart = performance.now();
-  let pokeFailures = 0;
-  for (const f of flows) {
-    const client = { ip: f.original.src, port: f.original.sport };
-    const server = { ip: f.reply.src, port: f.reply.sport };
-    if (!poker.poke({ ip: f.original.dst, port: f.original.dport }, client)) pokeFailures++;
-    if (!poker.poke({ ip: f.reply.dst, port: f.reply.dport }, server)) pokeFailures++;
-  }
-  const pokeMs = performance.now() - pokeStart;
-  poker.close();
-  const sever = await closes;
-  await new Promise((r) => setTimeout(r, 1000));
-  const leftOnNode0 = Number(
-    lab("sql", "0", "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = 'lab'")
-      .trim(),
-  );
-  const afterSwap = reachedPort(PX, NAT_PORT);
-  console.log(
-    `sever: ${before} flows, swap ${fmt(swapMs, 1)} ms, conntrack list ${fmt(listMs, 1)} ms, ` +
-      `${flows.length * 2} pokes in ${fmt(pokeMs, 1)} ms (${pokeFailures} failed); clients ` +
-      `closed ${sever.closed}/${sever.opened}, last ${sever.lastCloseMs} ms, median ${sever.medianCloseMs} ms ` +
-      `after the swap began; node0 sessions left ${leftOnNode0}; new sessions reach ${afterSwap}`,
-  );
-
-  // Refusing: no node active means the rule points at a local listener that answers with a
-  // MySQL error (here galerad's own refusal, reached through a redirect).
-  nft.send(routeSwap(TABLE, listen, 3, { refusePort: REFUSE_PORT }));
-  const refusal = firstPacket(PX, NAT_PORT);
-  console.log(`refusal: ${refusal}`);
-
-  // A crash: the owner of the route table ends; the table goes, the guard stays.
-  nft.send(routeSwap(TABLE, listen, 4, node(0)));
-  const live = await idleClients(PX, NAT_PORT, 20);
-  await nft.stop();
-  const tablesAfterCrash = run([...inNs("px"), "nft", "list", "tables"]).trim().split("\n");
-  const refusedAfterCrash = firstPacket(PX, NAT_PORT);
-  live.stop();
-  nft = new NftShell();
-  console.log(
-    `after the owner ended: tables ${tablesAfterCrash.join(", ")}; new: ${refusedAfterCrash}`,
-  );
 
   const rows: string[] = [];
   const ratios: Record<string, number> = {};
@@ -476,21 +498,6 @@ Verdict on the issue's bar (≥ 1.15× HAProxy's qps, per round, at 8 and 32 thr
 selects): ${verdict ? "met" : "not met"} (${"8: "}${fmt(ratios["oltp_point_select 8"], 2)}×, 32: ${
       fmt(ratios["oltp_point_select 32"], 2)
     }×).
-
-Semantics on the same rules:
-- **Sever of idle flows**: ${sever.opened} idle sessions on node0 (greeting read, then silent);
-  the route swapped to node1 in one \`nft\` transaction (${fmt(swapMs, 1)} ms until listed), the old
-  generation's ${flows.length} flows read from conntrack (${fmt(listMs, 1)} ms) and both ends of
-  each poked (${flows.length * 2} segments in ${fmt(pokeMs, 1)} ms, ${pokeFailures} failed):
-  ${sever.closed}/${sever.opened} clients saw the reset, the last ${sever.lastCloseMs} ms
-  (median ${sever.medianCloseMs} ms) after the swap began; node0 kept ${leftOnNode0} of the lab
-  user's sessions; a new session reached port ${afterSwap}.
-- **Refusing**: with no node active the rule redirects new flows to a local galerad listener
-  that refuses; a client reads: \`${refusal.replaceAll("`", "'").split("\n")[0]}\`.
-- **A crash**: when the \`nft\` process that owns the route table ended, the tables left were
-  ${tablesAfterCrash.map((t) => `\`${t}\``).join(", ")}; a new client read:
-  \`${refusedAfterCrash.replaceAll("`", "'").split("\n")[0]}\`; established flows are reset on
-  their next packet by the guard.
 `,
   );
 }

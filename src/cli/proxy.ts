@@ -41,6 +41,7 @@ import {
   withTlsOptions,
 } from "./common.ts";
 import { RuntimeFailure, UsageError } from "./errors.ts";
+import { KernelPathError } from "../dataplane/nft_path.ts";
 import { reloadPlan } from "./proxy_reload.ts";
 import { resolveOptions } from "./resolve_options.ts";
 import { notify } from "./sd_notify.ts";
@@ -71,7 +72,7 @@ const schema = v.object({
   clientIdleTimeout: duration(0),
   backendIdleTimeout: duration(0),
   threads: threadCount(64),
-  dataPlane: v.picklist(DATA_PLANE_KINDS, "expected auto, epoll or sockets"),
+  dataPlane: v.picklist(DATA_PLANE_KINDS, "expected auto, epoll, sockets or nft"),
   shutdownTimeout: duration(0),
   shutdownDelay: duration(0),
   name: name,
@@ -221,8 +222,9 @@ export function proxyCommand(): Command<[], Record<string, unknown>> {
       opt(
         "--data-plane <kind>",
         "what carries the bytes: epoll (threads on Linux's epoll through libc, cheapest per " +
-          "packet), sockets (the runtime's own sockets, on the main thread only) or auto (epoll " +
-          "where it loads)",
+          "packet), sockets (the runtime's own sockets, on the main thread only), nft (Linux " +
+          "forwards remote IPv4 clients by NAT, galerad points the rule; needs CAP_NET_ADMIN, " +
+          "docs/KERNEL_PLANE.md) or auto (epoll where it loads)",
         "DATA_PLANE",
       ).default("auto"),
     )
@@ -406,6 +408,7 @@ export function proxyCommand(): Command<[], Record<string, unknown>> {
         "missing --backend (or --discover): give at least one NAME=HOST:PORT[,health=URL]",
       );
     }
+    checkKernelPlane(options);
     const peers = await peerSettings(options);
     const tls = await readTlsFiles(options);
     const ca = readCaFile(options.agentCaFile);
@@ -436,6 +439,34 @@ export function proxyCommand(): Command<[], Record<string, unknown>> {
 }
 
 type ProxyConfig = v.InferOutput<typeof schema>;
+
+/**
+ * What the kernel path cannot do, refused at start: the kernel forwards packets as they are, so
+ * it cannot add a PROXY header nor time out a session it never sees; it routes IPv4 only.
+ */
+function checkKernelPlane(options: ProxyConfig): void {
+  if (options.dataPlane !== "nft") return;
+  const clash = options.sendProxyV2
+    ? "--send-proxy-v2 (the kernel forwards packets as they are: it cannot add a PROXY header)"
+    : options.clientIdleTimeout > 0
+    ? "--client-idle-timeout (the kernel's flows never pass through galerad)"
+    : options.backendIdleTimeout > 0
+    ? "--backend-idle-timeout (the kernel's flows never pass through galerad)"
+    : null;
+  if (clash) {
+    throw new UsageError(
+      `invalid --data-plane nft with ${clash}; drop that option or use --data-plane epoll`,
+    );
+  }
+  const host = options.listen.host;
+  if (!isWildcardHost(host) && !/^\d+\.\d+\.\d+\.\d+$/.test(host)) {
+    throw new UsageError(
+      `invalid --listen ${
+        formatHostPort(options.listen)
+      } with --data-plane nft: expected an IPv4 address or 0.0.0.0 (the kernel path routes IPv4)`,
+    );
+  }
+}
 
 /** The address others should use: a wildcard listen address becomes this host's name. */
 function advertisedHost(address: { host: string; port: number }) {
@@ -660,6 +691,7 @@ async function startProxy(
   try {
     await proxy.start();
   } catch (error) {
+    if (error instanceof KernelPathError) throw new RuntimeFailure(error.message);
     if (!(error instanceof ListenError)) throw error;
     const [flag, address] = error.listener === "peers"
       ? ["--peer-listen", peers.peers!.listen]

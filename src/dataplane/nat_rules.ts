@@ -10,7 +10,7 @@
  * Rules match IPv4 clients that reach this host over the network: a client on the proxy host
  * itself does not pass the prerouting hook.
  */
-import type { HostPort } from "../core/address.ts";
+import { type HostPort, isWildcardHost } from "../core/address.ts";
 
 /** The conntrack marks galerad owns: the top byte, the generation in the rest. */
 export const FLOW_MARK = 0x47000000;
@@ -37,14 +37,30 @@ export function nextGeneration(generation: number): number {
   return generation >= MAX_GENERATION ? 1 : generation + 1;
 }
 
-/** Where new flows go: a node, or galerad's own listener that answers with a MySQL error. */
-export type NatTarget = { node: HostPort } | { refusePort: number };
+/**
+ * Where new flows go: a node (its traffic added to the named counters of `counter`, see
+ * routeTable), or nowhere: with null, new flows reach galerad's own listener untouched (it
+ * holds or refuses them) and no flow stays blessed.
+ */
+export type NatTarget = { node: HostPort; counter?: number } | null;
 
-/** Commands that create the route table `table`, with no route yet (every new flow is left alone). */
-export function routeTable(table: string): string[] {
+/** Matches the clients' first packet to `listen`; a wildcard listens on every local address. */
+function listenMatch(listen: HostPort): string {
+  const to = isWildcardHost(listen.host) ? "fib daddr type local" : `ip daddr ${listen.host}`;
+  return `${to} tcp dport ${listen.port}`;
+}
+
+/**
+ * Commands that create the route table `table`, with no route yet (every new flow is left
+ * alone) and `counters` sets of named counters, one per node: `new_N` counts flows routed to
+ * node N, `up_N` and `down_N` their bytes each way.
+ */
+export function routeTable(table: string, counters = 0): string[] {
   const t = `ip ${table}`;
+  const named = Array.from({ length: counters }, (_, i) => counterCommands(table, i));
   return [
     `add table ${t} { flags owner; }`,
+    ...named,
     `add chain ${t} prerouting { type nat hook prerouting priority dstnat; policy accept; }`,
     `add chain ${t} postrouting { type nat hook postrouting priority srcnat; policy accept; }`,
     `add chain ${t} forward { type filter hook forward priority filter - 10; policy accept; }`,
@@ -53,6 +69,11 @@ export function routeTable(table: string): string[] {
     `add rule ${t} postrouting ct mark and ${hex(FLOW_MASK)} == ${hex(FLOW_MARK)} masquerade`,
     `add rule ${t} rawout meta mark ${hex(POKE_MARK)} notrack`,
   ];
+}
+
+/** The commands that add node `index`'s named counters (routeTable) to `table`, as one line. */
+export function counterCommands(table: string, index: number): string {
+  return ["new", "up", "down"].map((name) => `add counter ip ${table} ${name}_${index}`).join("; ");
 }
 
 /**
@@ -67,16 +88,28 @@ export function routeSwap(
 ): string {
   const t = `ip ${table}`;
   const mark = hex(flowMark(generation));
-  const match = `ip daddr ${listen.host} tcp dport ${listen.port} ct mark set ${mark}`;
-  const to = "node" in target
-    ? `dnat to ${target.node.host}:${target.node.port}`
-    : `redirect to :${target.refusePort}`;
-  return [
-    `flush chain ${t} prerouting`,
-    `add rule ${t} prerouting ${match} ${to}`,
-    `flush chain ${t} forward`,
-    `add rule ${t} forward ct mark ${mark} meta mark set ${hex(BLESSED)}`,
-  ].join("; ");
+  const commands = [`flush chain ${t} prerouting`, `flush chain ${t} forward`];
+  if (target === null) return commands.join("; ");
+  const counter = target.counter ?? null;
+  const count = (name: string) => counter === null ? "" : ` counter name ${name}_${counter}`;
+  const to = `dnat to ${target.node.host}:${target.node.port}`;
+  const bless = `meta mark set ${hex(BLESSED)}`;
+  commands.push(
+    `add rule ${t} prerouting ${listenMatch(listen)}${count("new")} ct mark set ${mark} ${to}`,
+  );
+  if (counter === null) commands.push(`add rule ${t} forward ct mark ${mark} ${bless}`);
+  else {
+    commands.push(
+      `add rule ${t} forward ct mark ${mark} ct direction original${count("up")} ${bless}`,
+      `add rule ${t} forward ct mark ${mark} ct direction reply${count("down")} ${bless}`,
+    );
+  }
+  return commands.join("; ");
+}
+
+/** One line: no new flows are routed, the ones running stay blessed (a drain before a stop). */
+export function routeDrain(table: string): string {
+  return `flush chain ip ${table} prerouting`;
 }
 
 /** The guard table `table`: one file for `nft -f -` (it outlives galerad on purpose). */

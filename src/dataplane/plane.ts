@@ -22,9 +22,10 @@ export interface ClientConn extends TcpConn {
 /**
  * `epoll`: threads that run Linux's epoll and recv/send through the runtime's FFI (epoll_loop.ts);
  * `sockets`: the runtime's own sockets on the main thread (local_plane.ts), for hosts where libc
- * cannot be loaded; `auto`: epoll where it loads.
+ * cannot be loaded; `nft`: the kernel forwards remote clients' flows by NAT (nft_path.ts), the
+ * epoll plane takes the rest; `auto`: epoll where it loads.
  */
-export const DATA_PLANE_KINDS = ["auto", "epoll", "sockets"] as const;
+export const DATA_PLANE_KINDS = ["auto", "epoll", "sockets", "nft"] as const;
 export type DataPlaneKind = (typeof DATA_PLANE_KINDS)[number];
 
 export interface DataPlane {

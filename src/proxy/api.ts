@@ -25,7 +25,7 @@ export function backendView(proxy: Proxy, backend: BackendRuntime) {
     port: backend.spec.port,
     healthy: health.status === "healthy",
     active: proxy.active === backend.spec.name,
-    currentSessionCount: backend.sessions.size,
+    currentSessionCount: proxy.sessionsOn(backend),
     readerSessionCount: proxy.reader?.sessionsOn(backend.spec.name) ?? 0,
     priority: backend.spec.priority ?? 0,
     writer: backend.spec.writer ?? true,

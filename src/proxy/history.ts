@@ -52,7 +52,7 @@ export class History {
       refusedNow[k] = (refusedNow[k] ?? 0) + v;
     }
     const totals = {
-      accepted: c.accepted + (reader?.accepted ?? 0),
+      accepted: p.accepted + (reader?.accepted ?? 0),
       up: bytes.up + (reader?.bytesUp ?? 0),
       down: bytes.down + (reader?.bytesDown ?? 0),
       refused: refusedNow,

@@ -61,7 +61,7 @@ export function renderMetrics(proxy: Proxy): string {
       "galerad_backend_sessions",
       "gauge",
       "Client sessions open to each backend.",
-      by((b) => b.sessions.size),
+      by((b) => proxy.sessionsOn(b)),
     )
     .family(
       "galerad_backend_reader_sessions",
@@ -140,7 +140,7 @@ export function renderMetrics(proxy: Proxy): string {
     )
     .family("galerad_sessions_accepted_total", "counter", "Client sessions routed to a backend.", [[
       {},
-      c.accepted,
+      proxy.accepted,
     ]])
     .family(
       "galerad_sessions_refused_total",

@@ -1,4 +1,7 @@
+import { loadLibc } from "#thread";
 import { getLogger } from "@logtape/logtape";
+import { KernelRoute } from "./kernel_route.ts";
+import { type KernelFlows, NftPath } from "../dataplane/nft_path.ts";
 import { openDataPlane } from "../dataplane/open_data_plane.ts";
 import type { DataPlane, DataPlaneKind } from "../dataplane/plane.ts";
 import type { HostPort } from "../core/address.ts";
@@ -265,7 +268,7 @@ export class Proxy {
     return this.#plane?.threads ?? 1;
   }
   /** What carries the bytes, once listening. */
-  dataPlane: "epoll" | "sockets" = "sockets";
+  dataPlane: "epoll" | "sockets" | "nft" = "sockets";
   readonly name: string;
   readonly cluster: string;
   readonly transport: PeerTransport | null = null;
@@ -278,6 +281,8 @@ export class Proxy {
   #peers: PeerAddress[];
   #listener: TcpListener | null = null;
   #plane: DataPlane | null = null;
+  /** The kernel's path for client flows (`--data-plane nft`); galerad's listener takes the rest. */
+  #kernel: KernelRoute | null = null;
   /** The reader port, when configured. */
   reader: ReaderPort | null = null;
   #monitor: HealthMonitor;
@@ -351,6 +356,7 @@ export class Proxy {
   get bytes(): { up: number; down: number } {
     let up = this.counters.bytesUp;
     let down = this.counters.bytesDown;
+    for (const f of this.#kernel?.flows.values() ?? []) (up += f.bytesUp), (down += f.bytesDown);
     for (const b of this.backends.values()) {
       for (const s of b.sessions) (up += s.stats.up), (down += s.stats.down);
     }
@@ -382,16 +388,36 @@ export class Proxy {
   }
 
   get sessionCount(): number {
-    let count = 0;
+    let count = this.#kernel?.sessions ?? 0;
     for (const backend of this.backends.values()) count += backend.sessions.size;
     return count;
+  }
+
+  /** Sessions on `backend`: galerad's own and, with the kernel path, the kernel's flows. */
+  sessionsOn(backend: BackendRuntime): number {
+    return backend.sessions.size + (this.#kernel?.flows.get(backend.spec.name)?.sessions ?? 0);
+  }
+
+  /** Sessions routed to a backend so far: galerad's own and the kernel's. */
+  get accepted(): number {
+    let n = this.counters.accepted;
+    for (const f of this.#kernel?.flows.values() ?? []) n += f.accepted;
+    return n;
+  }
+
+  /** What the kernel path carried for `name` (`--data-plane nft`); undefined without one. */
+  kernelFlows(name: string): KernelFlows | undefined {
+    return this.#kernel?.flows.get(name);
   }
 
   /** Binds the client port (and the peer port) and starts the health checks. */
   async start(): Promise<void> {
     const threads = this.options.threads ?? 1;
     const max = this.options.maxThreads ?? threads;
-    const plane = openDataPlane(threads, this.options.dataPlane, { max });
+    const kernel = this.options.dataPlane === "nft";
+    // With the kernel path, the epoll plane carries what the kernel does not: local clients,
+    // and new sessions that wait or are refused (the route then points nowhere).
+    const plane = openDataPlane(threads, kernel ? "epoll" : this.options.dataPlane, { max });
     this.#plane = plane;
     this.#listener = await plane.listen(
       this.options.listen,
@@ -401,6 +427,16 @@ export class Proxy {
       throw new ListenError("clients", error);
     });
     this.dataPlane = plane.kind;
+    if (kernel) {
+      const path = await NftPath.open(this.options.listen, await loadLibc()).catch(
+        async (error) => {
+          await this.#listener?.close();
+          throw error;
+        },
+      );
+      this.#kernel = new KernelRoute(path, (cut) => this.#kernelChanged(cut));
+      this.dataPlane = "nft";
+    }
     log.info("listening for clients on {host}:{port}", {
       host: this.options.listen.host,
       port: this.port,
@@ -590,6 +626,7 @@ export class Proxy {
       await sleep(delayMs);
     }
     this.draining = true;
+    this.#steer();
     this.#routeHold?.release();
     const readers = this.reader?.close(this.options.shutdownTimeoutMs);
     await this.#listener?.close();
@@ -606,6 +643,7 @@ export class Proxy {
       log.warn("closing {sessions} sessions still open at the drain deadline", { sessions: left });
     }
     for (const backend of this.backends.values()) this.#sever(backend, "shutdown");
+    await this.#kernel?.close();
     await readers;
     await this.#leave();
     this.#monitor.stop();
@@ -635,6 +673,7 @@ export class Proxy {
    * the main thread within a report interval, which the greeting allowance covers.
    */
   #sweepIdle(): void {
+    this.#steer();
     const now = performance.now();
     const limits = {
       clientIdleMs: this.options.clientIdleTimeoutMs ?? 0,
@@ -674,6 +713,7 @@ export class Proxy {
     const text = enabled ? "traffic enabled" : `traffic disabled: ${message}`;
     log.warn("{text}", { text, enabled, message });
     this.events.push({ time: Date.now(), kind: "traffic", message: text, data: { enabled } });
+    this.#steer();
     if (!enabled) {
       this.reader?.changed();
       for (const backend of this.backends.values()) this.#sever(backend, "traffic disabled");
@@ -740,7 +780,8 @@ export class Proxy {
     this.#hold = new Promise((resolve) => (release = resolve));
     try {
       const deadline = Date.now() + timeoutMs;
-      while (backend.sessions.size > 0 && Date.now() < deadline) {
+      this.#steer();
+      while (this.sessionsOn(backend) > 0 && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 50));
       }
       const candidate = other();
@@ -757,6 +798,7 @@ export class Proxy {
     } finally {
       this.#hold = null;
       release();
+      this.#steer();
     }
   }
 
@@ -992,9 +1034,10 @@ export class Proxy {
       this.#startCatchUp(route.node, this.#lastServed);
     }
     if (route.node !== null) this.#lastServed = route.node;
-    if (previous === route.node) return;
+    if (previous === route.node) return this.#steer();
     this.active = route.node;
     this.activeSince = route.node === null ? null : Date.now();
+    this.#steer();
     const message = route.node === null
       ? `no active node: ${route.reason}`
       : `active node is now ${route.node} (was ${previous ?? "none"}): ${route.reason}`;
@@ -1028,6 +1071,7 @@ export class Proxy {
       this.events.push({ time: Date.now(), kind: "catch-up", message, data: fields });
     }).finally(() => {
       if (this.#catchUp?.done === done) this.#catchUp = null;
+      this.#steer();
     });
     this.#catchUp = { node, done };
   }
@@ -1037,6 +1081,7 @@ export class Proxy {
     const backend = this.backends.get(node);
     this.#severing.add(node);
     if (backend) this.#sever(backend, why);
+    this.#steer();
     this.#confirmSevered(node);
   }
 
@@ -1051,9 +1096,42 @@ export class Proxy {
     if (!this.#severing.has(node)) return;
     const backend = this.backends.get(node);
     if (backend && this.#liveSessions(backend) > 0) return;
+    // The kernel's flows to it are cut once a change away from it is applied (the guard).
+    if (this.#kernel?.carries(node)) return;
     this.#severing.delete(node);
     // Not re-entered: the shell is still carrying out the effects of the step that asked.
     queueMicrotask(() => this.shell?.severed(node));
+  }
+
+  /**
+   * Points the kernel path where new sessions may go now: the active node when nothing holds or
+   * refuses them, else galerad's own listener, keeping the running flows only while they are on
+   * the active node and may stay there.
+   */
+  #steer(): void {
+    const kernel = this.#kernel;
+    if (!kernel) return;
+    const active = this.active;
+    const allowed = active !== null && !this.#severing.has(active) &&
+      this.closedReason() === null;
+    const waits = this.#hold !== null || this.#routeHold !== null ||
+      (this.#catchUp !== null && this.#catchUp.node === active);
+    if (allowed && !waits) {
+      const spec = this.backends.get(active)!.spec;
+      kernel.want({ mode: "route", node: { name: spec.name, host: spec.host, port: spec.port } });
+    } else if ((allowed || this.draining) && active !== null && kernel.carries(active)) {
+      kernel.want({ mode: "hold" });
+    } else kernel.want({ mode: "cut" });
+  }
+
+  /** A change applied (or flows were read): severs may be confirmed, drains may end. */
+  #kernelChanged(cut: number): void {
+    if (cut > 0) {
+      this.counters.severed += cut;
+      log.warn("severed {count} kernel flows", { count: cut });
+    }
+    for (const node of [...this.#severing]) this.#confirmSevered(node);
+    this.#sessionEnded();
   }
 
   #sever(backend: BackendRuntime, why: string): void {

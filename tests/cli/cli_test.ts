@@ -89,12 +89,35 @@ describe("galerad CLI", () => {
     }
   });
 
-  test("--data-plane takes auto, epoll or sockets and names itself otherwise", async () => {
+  test("--data-plane takes auto, epoll, sockets or nft and names itself otherwise", async () => {
     const r = await runCli(["proxy", "--backend", "db0=127.0.0.1:3306", "--data-plane", "iouring"]);
     expect(r.code).toBe(2);
     expect(oneLine(r.stderr)).toBe(
-      'galerad: invalid --data-plane (flag): "iouring": expected auto, epoll or sockets',
+      'galerad: invalid --data-plane (flag): "iouring": expected auto, epoll, sockets or nft',
     );
+  });
+
+  test("--data-plane nft refuses what the kernel cannot do, in one line each", async () => {
+    const base = ["proxy", "--backend", "db0=127.0.0.1:3306", "--data-plane", "nft"];
+    const cases: Array<[string[], string]> = [
+      [
+        ["--send-proxy-v2"],
+        "galerad: invalid --data-plane nft with --send-proxy-v2 (the kernel forwards packets as they are: it cannot add a PROXY header); drop that option or use --data-plane epoll",
+      ],
+      [
+        ["--client-idle-timeout", "30s"],
+        "galerad: invalid --data-plane nft with --client-idle-timeout (the kernel's flows never pass through galerad); drop that option or use --data-plane epoll",
+      ],
+      [
+        ["--listen", "[::1]:3306"],
+        "galerad: invalid --listen [::1]:3306 with --data-plane nft: expected an IPv4 address or 0.0.0.0 (the kernel path routes IPv4)",
+      ],
+    ];
+    for (const [extra, line] of cases) {
+      const r = await runCli([...base, ...extra]);
+      expect(r.code).toBe(2);
+      expect(oneLine(r.stderr)).toBe(line);
+    }
   });
 
   test("a bad backend spec names --backend", async () => {

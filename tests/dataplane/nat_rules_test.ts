@@ -1,11 +1,13 @@
 import { describe, expect, test } from "bun:test";
 import {
   BLESSED,
+  counterCommands,
   FLOW_MARK,
   flowMark,
   guardTable,
   MAX_GENERATION,
   nextGeneration,
+  routeDrain,
   routeSwap,
   routeTable,
 } from "../../src/dataplane/nat_rules.ts";
@@ -58,15 +60,38 @@ describe("routeSwap", () => {
   test("both chains are flushed first, so an older generation is never blessed again", () => {
     const parts = routeSwap("gr", listen, 2, { node: { host: "10.9.1.2", port: 3306 } })
       .split("; ");
-    expect(parts[0]).toBe("flush chain ip gr prerouting");
-    expect(parts[2]).toBe("flush chain ip gr forward");
+    expect(parts.slice(0, 2)).toEqual([
+      "flush chain ip gr prerouting",
+      "flush chain ip gr forward",
+    ]);
     expect(parts.filter((p) => p.startsWith("add rule"))).toHaveLength(2);
   });
 
-  test("no active node: new flows are redirected to galerad's refusing listener", () => {
-    const line = routeSwap("gr", listen, 3, { refusePort: 4309 });
-    expect(line).toContain("redirect to :4309");
-    expect(line).not.toContain("dnat");
+  test("with a node's counters: new flows and each direction's bytes are counted by name", () => {
+    const line = routeSwap("gr", listen, 4, { node: { host: "10.9.1.2", port: 3306 }, counter: 1 });
+    expect(line).toContain("tcp dport 4306 counter name new_1 ct mark set");
+    expect(line).toContain("ct direction original counter name up_1 meta mark set");
+    expect(line).toContain("ct direction reply counter name down_1 meta mark set");
+    expect(counterCommands("gr", 1)).toBe(
+      "add counter ip gr new_1; add counter ip gr up_1; add counter ip gr down_1",
+    );
+  });
+
+  test("a wildcard listen address matches every local address", () => {
+    const line = routeSwap("gr", { host: "0.0.0.0", port: 4306 }, 1, {
+      node: { host: "10.9.1.2", port: 3306 },
+    });
+    expect(line).toContain("prerouting fib daddr type local tcp dport 4306 ct mark set");
+  });
+
+  test("nowhere: both chains flushed, nothing routed, nothing blessed", () => {
+    expect(routeSwap("gr", listen, 5, null)).toBe(
+      "flush chain ip gr prerouting; flush chain ip gr forward",
+    );
+  });
+
+  test("a drain stops new flows only", () => {
+    expect(routeDrain("gr")).toBe("flush chain ip gr prerouting");
   });
 });
 
