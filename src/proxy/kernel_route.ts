@@ -70,8 +70,9 @@ export class KernelRoute {
           else if (want.mode === "cut") await this.path.point(null);
           else if (this.#applied.mode === "route") await this.path.drain();
         } catch (error) {
+          // Tried again each second: the table may be being made again after a loss.
           log.error("kernel path: {error}", { error: String(error) });
-          await new Promise((r) => setTimeout(r, 200));
+          await new Promise((r) => setTimeout(r, 1000));
           continue;
         }
         this.#applied = want;

@@ -285,6 +285,27 @@ export function partitionSuite(run: PartitionRun): void {
 
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+  /** Bytes the kernel's rule carried on proxy `p` since its start, both ways (nft_path.ts). */
+  async function kernelBytes(p: string): Promise<number> {
+    const listing = await sh([
+      path.join(ROOT, "scripts/netns-lab.sh"),
+      "exec",
+      p,
+      "nft",
+      "-j",
+      "list",
+      "counters",
+      "table",
+      "ip",
+      "galerad",
+    ]);
+    let bytes = 0;
+    for (const item of JSON.parse(listing).nftables) {
+      if (item.counter && /^(up|down)_/.test(item.counter.name)) bytes += item.counter.bytes;
+    }
+    return bytes;
+  }
+
   describe(`partitions on real Galera, each proxy in its own network namespace (--data-plane ${run.plane})`, () => {
     test(
       "zero 1213 and never two nodes through the partition scenarios (--quorum agents)",
@@ -359,6 +380,13 @@ export function partitionSuite(run: PartitionRun): void {
             splits: 0,
           });
           expect(stats.ok).toBeGreaterThan(50);
+          if (kernel) {
+            // The writers' bytes went through the kernel's rule on every proxy, not through
+            // galerad's listener (which would serve them too).
+            for (const p of PROXIES) {
+              expect({ p, bytes: await kernelBytes(p) > 0 }).toEqual({ p, bytes: true });
+            }
+          }
         }
         await stopTier();
       },
