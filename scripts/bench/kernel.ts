@@ -370,7 +370,7 @@ async function main(cleanup: Cleanup) {
   await new Promise((r) => setTimeout(r, 200));
   const tablesAfterCrash = run([...inNs("px"), "nft", "list", "tables"]).trim().split("\n");
   const refusedAfterCrash = firstPacket(PX, NAT_PORT);
-  const liveResult = await live.severed(0);
+  const liveResult = await live.severed(5000);
   console.log(
     `after a crash: tables ${tablesAfterCrash.join(", ")}; new: ${refusedAfterCrash}; ` +
       `${liveResult.closed}/${liveResult.opened} idle sessions closed within 5 s`,

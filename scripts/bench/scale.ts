@@ -77,6 +77,16 @@ async function open(port: number, n: number): Promise<net.Socket[]> {
   return out;
 }
 
+/** No step waits longer than this. */
+const STEP_LIMIT_MS = 30_000;
+const TIMED_OUT = Symbol("timed out");
+function bounded<T>(p: Promise<T>): Promise<T | typeof TIMED_OUT> {
+  return Promise.race([
+    p,
+    new Promise<typeof TIMED_OUT>((r) => setTimeout(() => r(TIMED_OUT), STEP_LIMIT_MS)),
+  ]);
+}
+
 async function main(cleanup: Cleanup) {
   execFileSync("bash", [path.join(ROOT, "compile.sh")], { stdio: "inherit" });
   const db = [await startBackend("db0"), await startBackend("db1")];
@@ -161,31 +171,43 @@ ${
     await new Promise((r) => setTimeout(r, 1500));
     const socks = await open(t.port, OPTIONS.storm);
     const closedAt: number[] = [];
+    const decided = performance.now();
+    // Every wait is bounded: a step that hangs says what it was waiting for instead.
     await Promise.all([
       ...socks.map((s) =>
-        new Promise<void>((r) => s.once("close", () => (closedAt.push(performance.now()), r())))
+        bounded(
+          new Promise<void>((r) => s.once("close", () => (closedAt.push(performance.now()), r()))),
+        )
       ),
       Promise.resolve().then(() => agents[0].set({ healthy: false })),
     ]);
     const severSpread = Math.max(...closedAt) - Math.min(...closedAt);
+    const neverClosed = OPTIONS.storm - closedAt.length;
+    for (const s of socks) s.destroy();
     const t0 = performance.now();
-    let failed = 0;
+    let failed = 0, wrongNode = 0, stuck = 0;
     const again = await Promise.all(
       Array.from({ length: OPTIONS.storm }, () =>
-        new Promise<net.Socket | null>((resolve) => {
-          const s = net.connect({ host: "127.0.0.1", port: t.port });
-          s.once("data", (d) => resolve(String(d).includes("hello db1") ? s : (failed++, s)));
-          s.once("error", () => (failed++, resolve(null)));
-          s.once("close", () => resolve(null));
-        })),
+        bounded(
+          new Promise<net.Socket | null>((resolve) => {
+            const s = net.connect({ host: "127.0.0.1", port: t.port });
+            s.once("data", (d) => (String(d).includes("hello db1") || wrongNode++, resolve(s)));
+            s.once("error", () => (failed++, resolve(null)));
+            s.once("close", () => resolve(null));
+          }),
+        ).then((s) => s === TIMED_OUT ? (stuck++, null) : s)),
     );
     const served = performance.now() - t0;
     for (const s of again) s?.destroy();
-    storm[t.name] = `sever ${
-      fmt(severSpread)
-    } ms first to last close; all ${OPTIONS.storm} served again in ${
+    storm[t.name] = `sever ${fmt(severSpread)} ms first to last close (${
+      fmt(Math.max(...closedAt) - decided)
+    } ms from the health change to the last close${
+      neverClosed ? `, ${neverClosed} never closed within ${STEP_LIMIT_MS / 1000} s` : ""
+    }); all ${OPTIONS.storm} served again in ${
       fmt(served)
-    } ms, ${failed} failed`;
+    } ms, ${failed} failed, ${wrongNode} on the old node, ${stuck} unanswered within ${
+      STEP_LIMIT_MS / 1000
+    } s`;
     console.log(t.name, storm[t.name]);
     agents[0].set({ healthy: true });
     await new Promise((r) => setTimeout(r, 2000));

@@ -47,6 +47,9 @@ export interface KernelFlows {
 
 /** Why the kernel path cannot run here, in one line an operator can act on. */
 export class KernelPathError extends Error {}
+class HeldError extends KernelPathError {}
+/** Tries to take the route table, 100 ms apart, before saying another process holds it. */
+const TAKE_TRIES = 30;
 
 type Run = (command: string, args: string[]) => Promise<string>;
 
@@ -203,8 +206,19 @@ export class NftPath {
       );
     }
     const path = new NftPath(listen, poker, run);
-    await path.#makeTable();
-    return path;
+    // A galerad that just died may still hold the table for a moment: its nft is ending.
+    for (let tries = 0;; tries++) {
+      try {
+        await path.#makeTable();
+        return path;
+      } catch (error) {
+        if (!(error instanceof HeldError) || tries >= TAKE_TRIES) {
+          poker.close();
+          throw error;
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
   }
 
   async #makeTable(): Promise<void> {
@@ -217,11 +231,14 @@ export class NftPath {
     );
     if (errors) {
       await this.#shell.close();
+      // The guard was just made with the same rights: refused now, the table has an owner.
+      if (/Device or resource busy|File exists|Operation not permitted/.test(errors)) {
+        throw new HeldError(
+          `--data-plane nft: the ${ROUTE_TABLE} table is held by another process (another galerad on this host?)`,
+        );
+      }
       throw new KernelPathError(
-        // The guard was just made with the same rights: refused now, the table has an owner.
-        /Device or resource busy|File exists|Operation not permitted/.test(errors)
-          ? `--data-plane nft: the ${ROUTE_TABLE} table is held by another process (another galerad on this host?)`
-          : `--data-plane nft: nftables refused the route table: ${errors.split("\n")[0]}`,
+        `--data-plane nft: nftables refused the route table: ${errors.split("\n")[0]}`,
       );
     }
     this.#shell.onExit = () => void this.#lost();
