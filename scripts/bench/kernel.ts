@@ -87,6 +87,7 @@ class NftShell {
     this.child.stdin!.write(`${line}\n`);
   }
   stop() {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return Promise.resolve();
     this.child.stdin!.end();
     return new Promise((r) => this.child.once("close", r));
   }
@@ -351,13 +352,13 @@ async function main(cleanup: Cleanup) {
     `sever: ${counted.node0.sessions} flows counted on node0, swap applied in ${
       fmt(swapMs, 1)
     } ms, ` +
-      `woken by ${fmt(wakeMs, 1)} ms (${woken.open} left open); clients closed ` +
+      `woken by ${fmt(wakeMs, 1)} ms (${woken.left} left open); clients closed ` +
       `${sever.closed}/${sever.opened}, last ${sever.lastCloseMs} ms, median ${sever.medianCloseMs} ms ` +
       `after the swap began; node0 sessions left ${leftOnNode0}; new sessions reach ${afterSwap}`,
   );
 
   // No node active: the route points nowhere, new flows reach the listener on the proxy's own
-  // port (the driver's here, which greets "local"; galerad's own answers with its refusal).
+  // port (the driver's here, which refuses as galerad's does).
   await ask({ point: null });
   const nowhere = firstPacket(PX, NAT_PORT);
   console.log(`nowhere: ${nowhere}`);
@@ -390,14 +391,16 @@ proxy's namespace by scripts/bench/nft_driver.ts, the route pointing at node0 of
   and acknowledged ${fmt(swapMs, 1)} ms after the swap began), the cut flows woken at both ends
   (done at ${
       fmt(wakeMs, 1)
-    } ms, ${woken.open} left open): ${sever.closed}/${sever.opened} clients saw the reset,
+    } ms, ${woken.left} left open): ${sever.closed}/${sever.opened} clients saw the reset,
   the last ${sever.lastCloseMs} ms after the swap began (median ${sever.medianCloseMs} ms);
   node0 kept ${leftOnNode0} of the lab user's sessions; a new session reached port ${afterSwap}.
 - **No node active**: the route points nowhere and a new client reaches the proxy's own
   listener: \`${nowhere.replaceAll("`", "'").split("\n")[0]}\`.
 - **A crash** (SIGKILL of the process owning the route table): the tables left were
-  ${tablesAfterCrash.map((t) => `\`${t}\``).join(", ")}; a new client read:
-  \`${
+  ${
+      tablesAfterCrash.map((t) => `\`${t}\``).join(", ")
+    }; a new client was refused by the host (the mariadb client prints a refusal as
+  2002 with errno 115): \`${
       refusedAfterCrash.replaceAll("`", "'").split("\n")[0]
     }\`; ${liveResult.closed}/${liveResult.opened} idle
   sessions through it were closed within 5 s (the guard resets a flow on its next packet; an idle

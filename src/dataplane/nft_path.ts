@@ -324,10 +324,11 @@ export class NftPath {
 
   /**
    * Wakes both ends of every cut flow so they see the reset now, idle ones included; resolves
-   * with how many flows were still open once the rounds are done.
+   * with how many flows were cut and how many were still open once the rounds are done.
    */
-  async wakeStale(): Promise<number> {
+  async wakeStale(): Promise<{ cut: number; left: number }> {
     let stale = await this.staleFlows();
+    const cut = stale.length;
     for (let round = 0; round < POKE_ROUNDS && stale.length > 0; round++) {
       for (const flow of stale) {
         // The client's end: as if from the address it dialled.
@@ -344,7 +345,7 @@ export class NftPath {
       await new Promise((r) => setTimeout(r, round === 0 ? 50 : POKE_AGAIN_MS));
       stale = await this.staleFlows();
     }
-    return stale.length;
+    return { cut, left: stale.length };
   }
 
   /** Sessions and totals per node name, from conntrack and the named counters. */
@@ -382,7 +383,7 @@ export class NftPath {
    */
   async close(): Promise<void> {
     await this.point(null).catch(() => {});
-    await this.wakeStale().catch(() => 0);
+    await this.wakeStale().catch(() => null);
     this.#closed = true;
     await this.#changes;
     await this.#shell.close();

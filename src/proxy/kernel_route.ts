@@ -90,8 +90,7 @@ export class KernelRoute {
   /** Wakes the ends of the flows just cut, so idle clients see the close now. */
   async #wake(): Promise<void> {
     try {
-      const stale = (await this.path.staleFlows()).length;
-      const left = await this.path.wakeStale();
+      const { cut, left } = await this.path.wakeStale();
       if (left > 0) {
         log.warn(
           "kernel path: {left} cut flows did not answer the wake; they reset on their next packet",
@@ -99,7 +98,7 @@ export class KernelRoute {
         );
       }
       await this.count();
-      this.onChange(stale);
+      this.onChange(cut);
     } catch (error) {
       log.error("kernel path: cannot wake cut flows: {error}", { error: String(error) });
     }

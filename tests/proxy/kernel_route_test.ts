@@ -18,10 +18,9 @@ function fakePath(stale = 0) {
       calls.push("drain");
       await wait();
     },
-    staleFlows: () => Promise.resolve(Array.from({ length: stale })),
     wakeStale: () => {
       calls.push("wake");
-      return Promise.resolve(0);
+      return Promise.resolve({ cut: stale, left: 0 });
     },
     counts: () => Promise.resolve(new Map<string, KernelFlows>()),
     close: () => {
