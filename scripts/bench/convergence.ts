@@ -9,8 +9,8 @@
  * The baseline in the same run is the gossip interval (200 ms): what pure anti-entropy, without
  * the push on change, would need at best.
  */
-import { startAgent, startBackend, type TestAgent, waitFor } from "../../tests/helpers/fixtures.ts";
-import { Tier } from "../../tests/helpers/tier.ts";
+import { startAgent, startBackend, type TestAgent, waitFor } from "../lab/fixtures.ts";
+import { Tier } from "../lab/tier.ts";
 import { benchOptions, fmt, machine, summary, writeSection } from "./report.ts";
 
 const { changes } = benchOptions("convergence.ts [--changes 20]", {

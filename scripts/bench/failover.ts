@@ -13,13 +13,14 @@
  * --soak S: S seconds of sysbench oltp_read_write through galerad; the register epoch and every
  * backend's lastChange must stay put (no false failover).
  */
-import { execFileSync, spawn } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import mysql from "mysql2/promise";
-import { freePort, waitFor } from "../../tests/helpers/fixtures.ts";
-import { lab } from "../../tests/helpers/lab.ts";
-import { type Daemon, props, startDaemon } from "../../tests/helpers/spawn.ts";
+import { freePort, waitFor } from "../lab/fixtures.ts";
+import { lab } from "../lab/lab.ts";
+import { type Daemon, props, startDaemon } from "../lab/spawn.ts";
+import { haproxyConfig, labServers, startHaproxy, startLabAgents } from "./topology.ts";
 import {
   benchOptions,
   type Cleanup,
@@ -125,39 +126,25 @@ async function routedPort(port: number): Promise<number> {
   }, 60_000);
 }
 
-function haproxyConfig(port: number, inter: string, statsPort: number) {
-  const servers = [0, 1, 2].map((i) =>
-    `  server node${i} 127.0.0.1:${L.port(i)} check port ${AGENT + i} inter ${inter} rise 1 fall 2${
-      i > 0 ? " backup" : ""
-    } on-marked-down shutdown-sessions`
-  );
-  return `global
-  maxconn 4000
-defaults
-  mode tcp
-  timeout connect 2s
-  timeout client 1h
-  timeout server 1h
-listen stats
-  bind 127.0.0.1:${statsPort}
+/** HAProxy's single-writer idiom (first node, the others backups) with health checks every `inter`. */
+function startBenchHaproxy(name: string, port: number, inter: string) {
+  const child = startHaproxy(
+    `/tmp/galerad-bench-${name}.cfg`,
+    haproxyConfig({
+      bind: `127.0.0.1:${port}`,
+      maxconn: 4000,
+      servers: labServers("127.0.0.1", [0, 1, 2].map((i) => L.port(i)), AGENT),
+      check: { inter, rise: 1, fall: 2 },
+      balance: "roundrobin",
+      backend: ["option srvtcpka"],
+      sections: `listen stats
+  bind 127.0.0.1:${port + 1000}
   mode http
   stats enable
   stats uri /
-frontend galera_in
-  bind 127.0.0.1:${port}
-  default_backend galera_nodes
-backend galera_nodes
-  option srvtcpka
-  option httpchk GET /
-  balance roundrobin
-${servers.join("\n")}
-`;
-}
-
-function startHaproxy(name: string, port: number, inter: string) {
-  const file = `/tmp/galerad-bench-${name}.cfg`;
-  writeFileSync(file, haproxyConfig(port, inter, 0 + port + 1000));
-  const child = spawn("haproxy", ["-db", "-f", file], { stdio: "ignore" });
+`,
+    }),
+  );
   return { stop: () => child.kill("SIGKILL") };
 }
 
@@ -263,22 +250,23 @@ async function main(cleanup: Cleanup) {
     0,
     "CREATE TABLE lab.failover (id BIGINT AUTO_INCREMENT PRIMARY KEY, tag VARCHAR(64), at TIMESTAMP(3) DEFAULT CURRENT_TIMESTAMP(3))",
   );
-  for (let i = 0; i < 3; i++) {
-    agents.push(
-      startDaemon([
-        "healthcheck",
-        "--listen",
-        `127.0.0.1:${AGENT + i}`,
-        "--mysql-socket",
-        L.socket(i),
-        // With the secret the agents also vote, for the --quorum agents tier below.
+  agents.push(
+    ...await startLabAgents({
+      count: 3,
+      listen: (i) => `127.0.0.1:${AGENT + i}`,
+      socket: (i) => L.socket(i),
+      url: (i) => `http://127.0.0.1:${AGENT + i}/`,
+      command: [BIN],
+      // With the secret the agents also vote, for the --quorum agents tier below.
+      extra: (i) => [
         "--vote-listen",
         `127.0.0.1:${AGENT + 100 + i}`,
         "--state-file",
         `/tmp/galerad-bench-agent${i}.json`,
-      ], { command: [BIN], env: { GALERAD_PEER_SECRET: SECRET } }),
-    );
-  }
+      ],
+      env: { GALERAD_PEER_SECRET: SECRET },
+    }),
+  );
   const galeradPort = await freePort();
   const apiPort = await freePort();
   const galerad = startDaemon([
@@ -346,9 +334,9 @@ async function main(cleanup: Cleanup) {
   }
   const seedPort = await freePort();
   const tunedPort = await freePort();
-  const seed = startHaproxy("seed", seedPort, "10000");
+  const seed = startBenchHaproxy("seed", seedPort, "10000");
   cleanup.add(() => seed.stop());
-  const tuned = startHaproxy("tuned", tunedPort, "1s");
+  const tuned = startBenchHaproxy("tuned", tunedPort, "1s");
   cleanup.add(() => tuned.stop());
   const targets: Target[] = [
     { name: "galerad", port: galeradPort },

@@ -10,8 +10,8 @@
  * Writes the "flood" section of docs/BENCHMARKS.md.
  */
 import { spawn } from "node:child_process";
-import { connectClient, startAgent, startBackend } from "../../tests/helpers/fixtures.ts";
-import { Tier } from "../../tests/helpers/tier.ts";
+import { connectClient, startAgent, startBackend } from "../lab/fixtures.ts";
+import { Tier } from "../lab/tier.ts";
 import { benchOptions, type Cleanup, fmt, machine, runBench, writeSection } from "./report.ts";
 
 const OPTIONS = benchOptions("flood.ts [--seconds 10]", { seconds: { fallback: 10, min: 1 } });

@@ -13,7 +13,6 @@
  * docs/BENCHMARKS.md.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import path from "node:path";
 import {
@@ -22,8 +21,8 @@ import {
   routeSwap,
   routeTable,
 } from "../../src/dataplane/nat_rules.ts";
-import { waitFor } from "../../tests/helpers/fixtures.ts";
-import { type Daemon, startDaemon } from "../../tests/helpers/spawn.ts";
+import { waitFor } from "../lab/fixtures.ts";
+import { type Daemon, startDaemon } from "../lab/spawn.ts";
 import {
   benchOptions,
   type Cleanup,
@@ -36,6 +35,7 @@ import {
   writeSection,
 } from "./report.ts";
 import { sysbench, sysbenchTarget } from "./sysbench.ts";
+import { haproxyConfig, labServers, startHaproxy, startLabAgents } from "./topology.ts";
 
 const OPTIONS = benchOptions(
   "kernel.ts [--rounds 3] [--seconds 10] [--idle 1000] [--semantics-only]",
@@ -91,28 +91,6 @@ class NftShell {
     this.child.stdin!.end();
     return new Promise((r) => this.child.once("close", r));
   }
-}
-
-function haproxyConfig(px: string, db: string) {
-  const servers = [0, 1, 2].map((i) =>
-    `  server node${i} ${db}:${13306 + i} check port ${9200 + i} inter 500 rise 2 fall 2${
-      i > 0 ? " backup" : ""
-    } on-marked-down shutdown-sessions`
-  );
-  return `global
-  maxconn 8000
-defaults
-  mode tcp
-  timeout connect 2s
-  timeout client 1h
-  timeout server 1h
-frontend galera_in
-  bind ${px}:${HAPROXY_PORT}
-  default_backend galera_nodes
-backend galera_nodes
-  option httpchk GET /
-${servers.join("\n")}
-`;
 }
 
 /** Which node's port a session through `host:port` reaches, asked from the clients' namespace. */
@@ -212,25 +190,24 @@ async function main(cleanup: Cleanup) {
   cleanup.add(async () => {
     for (const d of daemons.reverse()) await d.stop();
   });
-  for (let i = 0; i < 3; i++) {
-    daemons.push(startDaemon([
-      "healthcheck",
-      "--listen",
-      `0.0.0.0:${9200 + i}`,
-      "--mysql-socket",
-      path.join(LAB_DIR, `node${i}`, "mysqld.sock"),
-    ], { command: [...inNs("db"), BIN] }));
-  }
-  await waitFor("agents healthy", () => {
-    try {
-      for (let i = 0; i < 3; i++) {
-        run([...inNs("px"), "curl", "-sf", "-o", "/dev/null", `http://${DB}:${9200 + i}/`]);
-      }
-      return true;
-    } catch {
-      return false;
-    }
-  }, 60_000);
+  daemons.push(
+    ...await startLabAgents({
+      count: 3,
+      listen: (i) => `0.0.0.0:${9200 + i}`,
+      socket: (i) => path.join(LAB_DIR, `node${i}`, "mysqld.sock"),
+      url: (i) => `http://${DB}:${9200 + i}/`,
+      command: [...inNs("db"), BIN],
+      // Asked from the proxy's namespace: the host cannot reach these addresses.
+      probe: (url) => {
+        try {
+          run([...inNs("px"), "curl", "-sf", "-o", "/dev/null", url]);
+          return true;
+        } catch {
+          return false;
+        }
+      },
+    }),
+  );
 
   // (a) the kernel: forwarding on in the proxy's namespace only; no ICMP redirects, since
   // clients and nodes share its one link here.
@@ -269,14 +246,16 @@ async function main(cleanup: Cleanup) {
     ]),
   ], { command: [...inNs("px"), BIN] });
   daemons.push(galerad);
-  writeFileSync("/tmp/galerad-kernel-haproxy.cfg", haproxyConfig(PX, DB));
-  const haproxy = spawn(inNs("px")[0], [
-    ...inNs("px").slice(1),
-    "haproxy",
-    "-db",
-    "-f",
+  const haproxy = startHaproxy(
     "/tmp/galerad-kernel-haproxy.cfg",
-  ], { stdio: "ignore" });
+    haproxyConfig({
+      bind: `${PX}:${HAPROXY_PORT}`,
+      maxconn: 8000,
+      servers: labServers(DB, [13306, 13307, 13308], 9200),
+      check: { inter: 500, rise: 2, fall: 2 },
+    }),
+    inNs("px"),
+  );
   cleanup.add(() => haproxy.kill("SIGKILL"));
 
   const targets = [

@@ -8,15 +8,13 @@
  * Targets alternate round by round (report.ts roundOrder); medians and ratios. Writes the
  * "readers" section of docs/BENCHMARKS.md.
  */
-import { execFileSync, spawn } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
 import net from "node:net";
 import { availableParallelism } from "node:os";
 import path from "node:path";
-import mysql from "mysql2/promise";
-import { waitFor } from "../../tests/helpers/fixtures.ts";
-import { lab } from "../../tests/helpers/lab.ts";
-import { type Daemon, startDaemon } from "../../tests/helpers/spawn.ts";
+import { waitFor } from "../lab/fixtures.ts";
+import { lab } from "../lab/lab.ts";
+import { type Daemon, startDaemon } from "../lab/spawn.ts";
 import {
   benchOptions,
   type Cleanup,
@@ -29,6 +27,13 @@ import {
   writeSection,
 } from "./report.ts";
 import { sysbench, sysbenchTarget } from "./sysbench.ts";
+import {
+  haproxyConfig,
+  labServers,
+  reachedNode,
+  startHaproxy,
+  startLabAgents,
+} from "./topology.ts";
 
 const OPTIONS = benchOptions("readers.ts [--rounds 3] [--seconds 10]", {
   rounds: { fallback: 3, min: 1 },
@@ -41,29 +46,6 @@ const WRITER = 22410;
 const READER = 22411;
 const HAPROXY = 22412;
 
-function haproxyConfig(): string {
-  const servers = [1, 2].map((i) =>
-    `  server node${i} 127.0.0.1:${L.port(i)} check port ${
-      AGENT + i
-    } inter 500 rise 2 fall 2 on-marked-down shutdown-sessions`
-  );
-  return `global
-  maxconn 8000
-defaults
-  mode tcp
-  timeout connect 2s
-  timeout client 1h
-  timeout server 1h
-frontend readers_in
-  bind 127.0.0.1:${HAPROXY}
-  default_backend readers
-backend readers
-  balance leastconn
-  option httpchk GET /
-${servers.join("\n")}
-`;
-}
-
 async function main(cleanup: Cleanup) {
   execFileSync("bash", [path.join(ROOT, "scripts/setup.sh")], { stdio: "inherit" });
   execFileSync("bash", [path.join(ROOT, "compile.sh")], { stdio: "inherit" });
@@ -74,23 +56,15 @@ async function main(cleanup: Cleanup) {
   cleanup.add(async () => {
     for (const a of agents) await a.stop();
   });
-  for (let i = 0; i < 3; i++) {
-    agents.push(startDaemon([
-      "healthcheck",
-      "--listen",
-      `127.0.0.1:${AGENT + i}`,
-      "--mysql-socket",
-      L.socket(i),
-    ], { command: [BIN] }));
-  }
-  await waitFor("agents healthy", async () => {
-    for (let i = 0; i < 3; i++) {
-      if ((await fetch(`http://127.0.0.1:${AGENT + i}/`).catch(() => null))?.status !== 200) {
-        return false;
-      }
-    }
-    return true;
-  }, 60_000);
+  agents.push(
+    ...await startLabAgents({
+      count: 3,
+      listen: (i) => `127.0.0.1:${AGENT + i}`,
+      socket: (i) => L.socket(i),
+      url: (i) => `http://127.0.0.1:${AGENT + i}/`,
+      command: [BIN],
+    }),
+  );
   const proxy = startDaemon([
     "proxy",
     "--listen",
@@ -111,10 +85,17 @@ async function main(cleanup: Cleanup) {
     ]),
   ], { command: [BIN] });
   cleanup.add(() => proxy.stop());
-  writeFileSync("/tmp/galerad-readers-haproxy.cfg", haproxyConfig());
-  const haproxy = spawn("haproxy", ["-db", "-f", "/tmp/galerad-readers-haproxy.cfg"], {
-    stdio: "ignore",
-  });
+  // HAProxy's reader idiom: the two nodes that are not the writer, least connections first.
+  const haproxy = startHaproxy(
+    "/tmp/galerad-readers-haproxy.cfg",
+    haproxyConfig({
+      bind: `127.0.0.1:${HAPROXY}`,
+      maxconn: 8000,
+      servers: labServers("127.0.0.1", [0, 1, 2].map((i) => L.port(i)), AGENT, false).slice(1),
+      check: { inter: 500, rise: 2, fall: 2 },
+      balance: "leastconn",
+    }),
+  );
   cleanup.add(() => haproxy.kill("SIGKILL"));
   const targets = [
     { name: "galerad reader port (node1 + node2)", port: READER, pid: () => proxy.child.pid },
@@ -132,15 +113,7 @@ async function main(cleanup: Cleanup) {
   await new Promise((r) => setTimeout(r, 2000));
   // The reader port never serves the writer: check it before measuring.
   for (let i = 0; i < 4; i++) {
-    const c = await mysql.createConnection({
-      host: "127.0.0.1",
-      port: READER,
-      user: "lab",
-      password: "lab",
-    });
-    const [rows] = await c.query("SELECT @@port AS p");
-    await c.end();
-    if ((rows as { p: number }[])[0].p === L.port(0)) {
+    if (await reachedNode(READER) === L.port(0)) {
       throw new Error("the reader port routed to node0, the active node");
     }
   }

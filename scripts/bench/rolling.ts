@@ -17,10 +17,11 @@ import { execFileSync, spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import mysql from "mysql2/promise";
-import { waitFor } from "../../tests/helpers/fixtures.ts";
-import { lab } from "../../tests/helpers/lab.ts";
-import { type Daemon, startDaemon } from "../../tests/helpers/spawn.ts";
+import { waitFor } from "../lab/fixtures.ts";
+import { lab } from "../lab/lab.ts";
+import { type Daemon, startDaemon } from "../lab/spawn.ts";
 import { benchOptions, type Cleanup, machine, ROOT, runBench, writeSection } from "./report.ts";
+import { haproxyConfig, labServers, startLabAgents } from "./topology.ts";
 
 const OPTIONS = benchOptions("rolling.ts [--settle 3]", { settle: { fallback: 3, min: 0 } });
 const BIN = path.join(ROOT, "galerad");
@@ -184,38 +185,27 @@ ${servers.join("\n")}
 
 /** Seed 004's HAProxy-with-peers proxy: one stick-table entry replicated between the three. */
 function seedConfig(p: number): string {
-  const servers = [0, 1, 2].map((i) =>
-    `  server node${i} 127.0.0.1:${L.port(i)} check port ${
-      AGENT + i
-    } inter 10000 rise 1 fall 2 weight 1${i > 0 ? " backup" : ""} on-marked-down shutdown-sessions`
-  );
-  return `global
-  maxconn 4000
-  localpeer h${p}
-  # A soft stop or reload ends within the same 5 s as galerad's --shutdown-timeout.
-  hard-stop-after 5s
-defaults
-  mode tcp
-  timeout connect 2s
-  timeout client 1h
-  timeout server 1h
-peers tier
+  return haproxyConfig({
+    bind: `127.0.0.1:${TIER + p}`,
+    maxconn: 4000,
+    servers: labServers("127.0.0.1", [0, 1, 2].map((i) => L.port(i)), AGENT)
+      .map((server) => ({ ...server, extra: "weight 1" })),
+    check: { inter: 10000, rise: 1, fall: 2 },
+    balance: "roundrobin",
+    global: [
+      `localpeer h${p}`,
+      "# A soft stop or reload ends within the same 5 s as galerad's --shutdown-timeout.",
+      "hard-stop-after 5s",
+    ],
+    backend: ["option srvtcpka", "stick-table type integer size 1 peers tier", "stick on int(1)"],
+    sections: `peers tier
 ${[0, 1, 2].map((i) => `  peer h${i} 127.0.0.1:${PEER + i}`).join("\n")}
 frontend health
   mode http
   bind 127.0.0.1:${HEALTH + p}
   monitor-uri /ready
-frontend galera_in
-  bind 127.0.0.1:${TIER + p}
-  default_backend galera_nodes
-backend galera_nodes
-  option srvtcpka
-  balance roundrobin
-  stick-table type integer size 1 peers tier
-  stick on int(1)
-  option httpchk GET /
-${servers.join("\n")}
-`;
+`,
+  });
 }
 
 interface Tier {
@@ -436,31 +426,26 @@ async function main(cleanup: Cleanup) {
   cleanup.add(async () => {
     for (const a of agents) await a.stop();
   });
-  for (let i = 0; i < 3; i++) {
-    agents.push(startDaemon([
-      "healthcheck",
-      "--listen",
-      `127.0.0.1:${AGENT + i}`,
-      "--mysql-socket",
-      L.socket(i),
-      "--interval",
-      "200ms",
-      "--api-password",
-      PASSWORD,
-      "--vote-listen",
-      `127.0.0.1:${VOTE + i}`,
-      "--state-file",
-      `/tmp/galerad-rolling-agent${i}.json`,
-    ], { command: [BIN], env: { GALERAD_PEER_SECRET: SECRET } }));
-  }
-  await waitFor("agents healthy", async () => {
-    for (let i = 0; i < 3; i++) {
-      if ((await fetch(`http://127.0.0.1:${AGENT + i}/`).catch(() => null))?.status !== 200) {
-        return false;
-      }
-    }
-    return true;
-  }, 60_000);
+  agents.push(
+    ...await startLabAgents({
+      count: 3,
+      listen: (i) => `127.0.0.1:${AGENT + i}`,
+      socket: (i) => L.socket(i),
+      url: (i) => `http://127.0.0.1:${AGENT + i}/`,
+      command: [BIN],
+      extra: (i) => [
+        "--interval",
+        "200ms",
+        "--api-password",
+        PASSWORD,
+        "--vote-listen",
+        `127.0.0.1:${VOTE + i}`,
+        "--state-file",
+        `/tmp/galerad-rolling-agent${i}.json`,
+      ],
+      env: { GALERAD_PEER_SECRET: SECRET },
+    }),
+  );
   const results: [string, [string, Counts][]][] = [];
   // ROLLING_ONLY=galerad skips the baseline (for a quick look; the report wants both).
   const tiers = process.env.ROLLING_ONLY === "galerad" ? [galeradTier] : [galeradTier, seedTier];

@@ -12,12 +12,11 @@
  * descriptors per session in the proxy, two in this process). Writes the "scale" section of
  * docs/BENCHMARKS.md.
  */
-import { execFileSync, spawn, spawnSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
 import net from "node:net";
 import path from "node:path";
-import { startAgent, startBackend } from "../../tests/helpers/fixtures.ts";
-import { startDaemon } from "../../tests/helpers/spawn.ts";
+import { startAgent, startBackend } from "../lab/fixtures.ts";
+import { startDaemon } from "../lab/spawn.ts";
 import {
   benchOptions,
   type Cleanup,
@@ -27,6 +26,8 @@ import {
   runBench,
   writeSection,
 } from "./report.ts";
+import { rssMiB } from "./memory.ts";
+import { haproxyConfig, startHaproxy } from "./topology.ts";
 
 if (process.env.GALERAD_SCALE_LIMIT !== "1") {
   const r = spawnSync("bash", [
@@ -48,14 +49,6 @@ const LIMIT = Number(execFileSync("bash", ["-c", "ulimit -n"], { encoding: "utf8
 const SIZES = [1000, 5000, Math.min(10_000, Math.floor((LIMIT - 1000) / 2))];
 const GALERAD = 24610;
 const HAPROXY = 24611;
-
-function rssMiB(pid: number | undefined): number {
-  try {
-    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]) / 1024;
-  } catch {
-    return Number.NaN;
-  }
-}
 
 /** Opens `n` clients (in batches), each waiting for its greeting; resolves with the sockets. */
 async function open(port: number, n: number): Promise<net.Socket[]> {
@@ -116,32 +109,23 @@ async function main(cleanup: Cleanup) {
     ...db.flatMap((b, i) => ["--backend", `${b.name}=127.0.0.1:${b.port},health=${agents[i].url}`]),
   ], { command: [BIN] });
   cleanup.add(() => galerad.stop());
-  const cfg = "/tmp/galerad-scale-haproxy.cfg";
-  writeFileSync(
-    cfg,
-    `global
-  maxconn ${Math.floor(LIMIT / 2) - 100}
-defaults
-  mode tcp
-  timeout connect 2s
-  timeout client 1h
-  timeout server 1h
-  maxconn ${Math.floor(LIMIT / 2) - 100}
-frontend f
-  bind 127.0.0.1:${HAPROXY}
-  default_backend b
-backend b
-  option httpchk GET /
-${
-      db.map((b, i) =>
-        `  server ${b.name} 127.0.0.1:${b.port} check port ${
-          new URL(agents[i].url).port
-        } inter 100 rise 1 fall 1${i > 0 ? " backup" : ""} on-marked-down shutdown-sessions`
-      ).join("\n")
-    }
-`,
+  const maxconn = Math.floor(LIMIT / 2) - 100;
+  const haproxy = startHaproxy(
+    "/tmp/galerad-scale-haproxy.cfg",
+    haproxyConfig({
+      bind: `127.0.0.1:${HAPROXY}`,
+      maxconn,
+      defaults: [`maxconn ${maxconn}`],
+      servers: db.map((b, i) => ({
+        name: b.name,
+        host: "127.0.0.1",
+        port: b.port,
+        checkPort: Number(new URL(agents[i].url).port),
+        backup: i > 0,
+      })),
+      check: { inter: 100, rise: 1, fall: 1 },
+    }),
   );
-  const haproxy = spawn("haproxy", ["-db", "-f", cfg], { stdio: "ignore" });
   cleanup.add(() => haproxy.kill("SIGKILL"));
   await new Promise((r) => setTimeout(r, 3000));
   const targets = [

@@ -9,16 +9,31 @@
  * per target; ratios against HAProxy and direct measured in the same run. Writes
  * docs/BENCHMARKS.md.
  */
-import { execFileSync, spawn } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
 import net from "node:net";
 import { availableParallelism } from "node:os";
 import path from "node:path";
-import mysql from "mysql2/promise";
-import { waitFor } from "../../tests/helpers/fixtures.ts";
-import { lab } from "../../tests/helpers/lab.ts";
-import { type Daemon, startDaemon } from "../../tests/helpers/spawn.ts";
+import { waitFor } from "../lab/fixtures.ts";
+import { lab } from "../lab/lab.ts";
+import { startDaemon } from "../lab/spawn.ts";
+import {
+  IDLE_SETTLE_MS,
+  idleRss,
+  idleText,
+  slowReader,
+  soak,
+  soakLine,
+  type Target,
+} from "./memory.ts";
 import { sysbench, sysbenchTarget } from "./sysbench.ts";
+import {
+  haproxyConfig,
+  labServers,
+  reachedNode,
+  startHaproxy,
+  startLabAgents,
+} from "./topology.ts";
+import { bulk, connectionRate } from "./workloads.ts";
 import {
   benchOptions,
   type Cleanup,
@@ -50,12 +65,6 @@ const DENO = path.join(ROOT, "node_modules/.bin/deno");
 const L = lab({ dir: "/tmp/galerad-perf-lab", port: 20306, galeraPort: 21567 });
 const AGENT = 19400;
 
-interface Target {
-  name: string;
-  port: number;
-  pid?: () => number | undefined;
-}
-
 /** The data-plane threads a galerad listening on `port` runs now (its API), or null. */
 async function galeradThreads(port: number): Promise<number | null> {
   const answer = await fetch(`http://127.0.0.1:${port + 10}/v0/cluster`, {
@@ -66,231 +75,23 @@ async function galeradThreads(port: number): Promise<number | null> {
   return typeof threads === "number" ? threads : null;
 }
 
-function rssMiB(pid: number | undefined): number {
-  if (!pid) return Number.NaN;
-  try {
-    const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]);
-    return kb / 1024;
-  } catch {
-    return Number.NaN;
-  }
-}
-
-/** Opens `count` idle client sessions (full MySQL handshakes) and returns a closer. */
-async function idleSessions(port: number, count: number) {
-  const conns: mysql.Connection[] = [];
-  for (let i = 0; i < count; i += 50) {
-    const batch = await Promise.all(
-      Array.from(
-        { length: Math.min(50, count - i) },
-        () =>
-          mysql.createConnection({
-            host: "127.0.0.1",
-            port,
-            user: "lab",
-            password: "lab",
-            connectTimeout: 10_000,
-          }),
-      ),
-    );
-    conns.push(...batch);
-  }
-  return () => {
-    for (const c of conns) c.destroy();
-  };
-}
-
-/** RSS of each proxy before and with 1,000 idle sessions open through it. */
-/** How long the 1,000 idle sessions are held before RSS is read. */
-const IDLE_SETTLE_MS = 5000;
-
-async function idleRss(targets: Target[], label: string) {
-  const idle: Record<string, { before: number; after: number }> = {};
-  for (const t of targets.filter((x) => x.pid)) {
-    const before = rssMiB(t.pid!());
-    const close = await idleSessions(t.port, 1000);
-    // Held open: measured once the burst of handshakes is over, when a proxy has settled (Bun's
-    // galerad collects 3 s after its last new session, src/dataplane/memory.ts).
-    await new Promise((r) => setTimeout(r, IDLE_SETTLE_MS));
-    idle[t.name] = { before, after: rssMiB(t.pid!()) };
-    close();
-    console.log(
-      `idle 1000 (${label}) ${t.name}: RSS ${fmt(idle[t.name].before, 1)} → ${
-        fmt(idle[t.name].after, 1)
-      } MiB`,
-    );
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-  return idle;
-}
-
-function idleText(idle: Record<string, { before: number; after: number }>): string {
-  return Object.entries(idle).map(([n, v]) => `${n} ${fmt(v.before, 1)} → ${fmt(v.after, 1)} MiB`)
-    .join("; ");
-}
-
-/** New TCP connections per second for `seconds`: connect, read the server greeting, close. */
-async function connectionRate(port: number, perSecond: number, seconds: number) {
-  let ok = 0;
-  let failed = 0;
-  const attempts: Promise<void>[] = [];
-  const start = performance.now();
-  for (let i = 0; i < perSecond * seconds; i++) {
-    const due = start + (i * 1000) / perSecond;
-    const wait = due - performance.now();
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    attempts.push(
-      new Promise<void>((resolve) => {
-        const s = net.connect({ host: "127.0.0.1", port });
-        const timer = setTimeout(() => (failed++, s.destroy(), resolve()), 5000);
-        s.once("data", (d) => {
-          clearTimeout(timer);
-          if (d[4] === 0xff) failed++;
-          else ok++;
-          s.destroy();
-          resolve();
-        });
-        s.once("error", () => (clearTimeout(timer), failed++, resolve()));
-      }),
-    );
-  }
-  await Promise.all(attempts);
-  return { ok, failed, achieved: (ok + failed) / ((performance.now() - start) / 1000) };
-}
-
-/** Reads a ~64 MiB result through `port` and returns MB/s. */
-async function bulk(port: number): Promise<number> {
-  const c = await mysql.createConnection({
-    host: "127.0.0.1",
-    port,
-    user: "lab",
-    password: "lab",
-    database: "lab",
-  });
-  try {
-    const started = performance.now();
-    const [rows] = await c.query("SELECT REPEAT('x', 1048576) AS b FROM lab.bulk");
-    const bytes = (rows as { b: string }[]).reduce((n, r) => n + r.b.length, 0);
-    return bytes / 1e6 / ((performance.now() - started) / 1000);
-  } finally {
-    await c.end();
-  }
-}
-
-/** A client that reads a big result very slowly; returns the proxy's RSS growth meanwhile. */
-async function slowReader(port: number, pid: number | undefined): Promise<number> {
-  const before = rssMiB(pid);
-  let peak = before;
-  const c = await mysql.createConnection({
-    host: "127.0.0.1",
-    port,
-    user: "lab",
-    password: "lab",
-    database: "lab",
-  });
-  const stream = c.connection.query("SELECT REPEAT('y', 1048576) AS b FROM lab.bulk").stream({
-    highWaterMark: 1,
-  });
-  const sampler = setInterval(() => (peak = Math.max(peak, rssMiB(pid))), 100);
-  let rows = 0;
-  await new Promise<void>((resolve) => {
-    stream.on("data", () => {
-      rows++;
-      stream.pause();
-      setTimeout(() => stream.resume(), 100);
-    });
-    stream.on("end", () => resolve());
-    stream.on("error", () => resolve());
-    setTimeout(() => resolve(), 6000);
-  });
-  clearInterval(sampler);
-  c.destroy();
-  return peak - before;
-}
-
-function haproxyConfig(port: number) {
-  const servers = [0, 1, 2].map((i) =>
-    `  server node${i} 127.0.0.1:${L.port(i)} check port ${AGENT + i} inter 500 rise 2 fall 2${
-      i > 0 ? " backup" : ""
-    } on-marked-down shutdown-sessions`
-  );
-  return `global
-  maxconn 8000
-defaults
-  mode tcp
-  timeout connect 2s
-  timeout client 1h
-  timeout server 1h
-frontend galera_in
-  bind 127.0.0.1:${port}
-  default_backend galera_nodes
-backend galera_nodes
-  option httpchk GET /
-${servers.join("\n")}
-`;
-}
-
-/** RSS of the proxy sampled every 10 s while sysbench point selects run through it for SOAK s. */
-async function soak(port: number, pid: number | undefined): Promise<number[]> {
-  const samples: number[] = [];
-  const run = spawn("sysbench", [
-    "oltp_point_select",
-    ...sysbenchTarget(port),
-    "--threads=16",
-    `--time=${SOAK}`,
-    "run",
-  ], { stdio: "ignore" });
-  const sampler = setInterval(() => samples.push(rssMiB(pid)), 10_000);
-  await new Promise((r) => run.on("close", r));
-  clearInterval(sampler);
-  return samples;
-}
-
-function soakLine(samples: number[]): string {
-  return samples.length > 2
-    ? `Memory soak: ${SOAK} s of point selects (16 threads) through the Bun binary, RSS sampled every 10 s: first ${
-      fmt(samples[0], 1)
-    } MiB, median ${fmt(median(samples), 1)}, last ${fmt(samples.at(-1)!, 1)}, max ${
-      fmt(Math.max(...samples), 1)
-    }; second half vs first half median ${
-      fmt(
-        median(samples.slice(samples.length / 2)) - median(samples.slice(0, samples.length / 2)),
-        1,
-      )
-    } MiB.`
-    : "Memory soak: not run (pass --soak 600).";
-}
-
 async function main(cleanup: Cleanup) {
   execFileSync("bash", [path.join(ROOT, "scripts/setup.sh")], { stdio: "inherit" });
   execFileSync("bash", [path.join(ROOT, "compile.sh")], { stdio: "inherit" });
   await L.run("destroy");
   cleanup.add(() => L.run("destroy"));
   await L.run("up", "3");
-  const agents: Daemon[] = [];
+  // Proxies start once every agent answers 200, so all of them pick node0 (lowest index).
+  const agents = await startLabAgents({
+    count: 3,
+    listen: (i) => `127.0.0.1:${AGENT + i}`,
+    socket: (i) => L.socket(i),
+    url: (i) => `http://127.0.0.1:${AGENT + i}/`,
+    command: [BIN],
+  });
   cleanup.add(async () => {
     for (const a of agents) await a.stop();
   });
-  for (let i = 0; i < 3; i++) {
-    agents.push(
-      startDaemon([
-        "healthcheck",
-        "--listen",
-        `127.0.0.1:${AGENT + i}`,
-        "--mysql-socket",
-        L.socket(i),
-      ], { command: [BIN] }),
-    );
-  }
-  // Proxies start once every agent answers 200, so all of them pick node0 (lowest index).
-  await waitFor("agents healthy", async () => {
-    for (let i = 0; i < 3; i++) {
-      if ((await fetch(`http://127.0.0.1:${AGENT + i}/`).catch(() => null))?.status !== 200) {
-        return false;
-      }
-    }
-    return true;
-  }, 60_000);
   const backendArgs = [0, 1, 2].flatMap((
     i,
   ) => ["--backend", `node${i}=127.0.0.1:${L.port(i)},health=http://127.0.0.1:${AGENT + i}`]);
@@ -326,10 +127,15 @@ async function main(cleanup: Cleanup) {
     command: [DENO, "run", "-A", path.join(ROOT, "mod.ts")],
   });
   cleanup.add(() => denoProxy.stop());
-  writeFileSync("/tmp/galerad-perf-haproxy.cfg", haproxyConfig(haPort));
-  const haproxy = spawn("haproxy", ["-db", "-f", "/tmp/galerad-perf-haproxy.cfg"], {
-    stdio: "ignore",
-  });
+  const haproxy = startHaproxy(
+    "/tmp/galerad-perf-haproxy.cfg",
+    haproxyConfig({
+      bind: `127.0.0.1:${haPort}`,
+      maxconn: 8000,
+      servers: labServers("127.0.0.1", [0, 1, 2].map((i) => L.port(i)), AGENT),
+      check: { inter: 500, rise: 2, fall: 2 },
+    }),
+  );
   cleanup.add(() => haproxy.kill("SIGKILL"));
   const targets: Target[] = [
     { name: "galerad (bun binary)", port: bunPort, pid: () => bunProxy.child.pid },
@@ -348,17 +154,8 @@ async function main(cleanup: Cleanup) {
   }
   await new Promise((r) => setTimeout(r, 2000));
   for (const t of targets) {
-    const c = await mysql.createConnection({
-      host: "127.0.0.1",
-      port: t.port,
-      user: "lab",
-      password: "lab",
-    });
-    const [rows] = await c.query("SELECT @@port AS p");
-    await c.end();
-    if ((rows as { p: number }[])[0].p !== L.port(0)) {
-      throw new Error(`${t.name} routes to ${(rows as { p: number }[])[0].p}, not node0`);
-    }
+    const reached = await reachedNode(t.port);
+    if (reached !== L.port(0)) throw new Error(`${t.name} routes to ${reached}, not node0`);
   }
   const common = [...sysbenchTarget(L.port(0)), "--auto_inc=off"];
   execFileSync("sysbench", ["oltp_read_write", ...common, "prepare"], { stdio: "ignore" });
@@ -368,8 +165,8 @@ async function main(cleanup: Cleanup) {
   );
 
   if (SOAK_ONLY) {
-    const samples = await soak(bunPort, bunProxy.child.pid);
-    console.log(soakLine(samples));
+    const samples = await soak(bunPort, bunProxy.child.pid, SOAK);
+    console.log(soakLine(samples, SOAK));
     writeSection(
       "soak",
       `
@@ -379,7 +176,7 @@ async function main(cleanup: Cleanup) {
         new Date().toISOString().slice(0, 10)
       }; ${machine()}.
 
-${soakLine(samples)}
+${soakLine(samples, SOAK)}
 
 Samples (MiB): ${samples.map((v) => fmt(v, 1)).join(", ")}.
 `,
@@ -456,7 +253,7 @@ Samples (MiB): ${samples.map((v) => fmt(v, 1)).join(", ")}.
   for (const t of targets.filter((x) => x.pid)) slow[t.name] = await slowReader(t.port, t.pid!());
 
   // Soak: galerad's RSS under steady point selects.
-  const soakSamples = SOAK > 0 ? await soak(bunPort, bunProxy.child.pid) : [];
+  const soakSamples = SOAK > 0 ? await soak(bunPort, bunProxy.child.pid, SOAK) : [];
   const ha = "haproxy";
   const tableRows: string[] = [];
   for (const [key, byTarget] of results) {
@@ -477,7 +274,7 @@ Samples (MiB): ${samples.map((v) => fmt(v, 1)).join(", ")}.
       );
     }
   }
-  const soakText = soakLine(soakSamples);
+  const soakText = soakLine(soakSamples, SOAK);
   writeSection(
     "throughput",
     `

@@ -3,8 +3,15 @@ import { execFileSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { connectClient, startAgent, startBackend } from "../helpers/fixtures.ts";
-import { clientPort, LOOPBACK_PORTS, props, ROOT, runCli, startDaemon } from "../helpers/spawn.ts";
+import { connectClient, startAgent, startBackend } from "../../scripts/lab/fixtures.ts";
+import {
+  clientPort,
+  LOOPBACK_PORTS,
+  props,
+  ROOT,
+  runCli,
+  startDaemon,
+} from "../../scripts/lab/spawn.ts";
 
 // The compiled binary must run where no Bun, Deno or node_modules exist: it is copied to an
 // empty directory and run with an empty PATH.

@@ -10,8 +10,8 @@ import {
   type TestAgent,
   type TestBackend,
   waitFor,
-} from "../helpers/fixtures.ts";
-import { clientPort, LOOPBACK_PORTS, props, runCli, startDaemon } from "../helpers/spawn.ts";
+} from "../../scripts/lab/fixtures.ts";
+import { clientPort, LOOPBACK_PORTS, props, runCli, startDaemon } from "../../scripts/lab/spawn.ts";
 import pkg from "../../package.json" with { type: "json" };
 
 const dir = mkdtempSync(path.join(tmpdir(), "galerad-cli-"));

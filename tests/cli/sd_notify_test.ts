@@ -14,8 +14,8 @@ import {
   type TestAgent,
   type TestBackend,
   waitFor,
-} from "../helpers/fixtures.ts";
-import { LOOPBACK_PORTS, props, startDaemon } from "../helpers/spawn.ts";
+} from "../../scripts/lab/fixtures.ts";
+import { LOOPBACK_PORTS, props, startDaemon } from "../../scripts/lab/spawn.ts";
 
 let backend: TestBackend;
 let agent: TestAgent;

@@ -3,8 +3,13 @@ import { serveHttp } from "#runtime";
 import { createApi } from "../../src/proxy/api.ts";
 import type { Proxy } from "../../src/proxy/proxy.ts";
 import type { HttpServer } from "../../src/runtime/types.ts";
-import { startAgent, startBackend, type TestAgent, type TestBackend } from "../helpers/fixtures.ts";
-import { runCli } from "../helpers/spawn.ts";
+import {
+  startAgent,
+  startBackend,
+  type TestAgent,
+  type TestBackend,
+} from "../../scripts/lab/fixtures.ts";
+import { runCli } from "../../scripts/lab/spawn.ts";
 import { testProxy } from "../helpers/test_proxy.ts";
 
 let proxy: Proxy;

@@ -15,8 +15,8 @@ import {
   startBackend,
   type TestAgent,
   type TestBackend,
-} from "../helpers/fixtures.ts";
-import { ROOT } from "../helpers/spawn.ts";
+} from "../../scripts/lab/fixtures.ts";
+import { ROOT } from "../../scripts/lab/spawn.ts";
 import { testProxy } from "../helpers/test_proxy.ts";
 
 let browser: Browser;

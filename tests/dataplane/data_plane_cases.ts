@@ -8,7 +8,7 @@ import net from "node:net";
 import { openDataPlane } from "../../src/dataplane/open_data_plane.ts";
 import type { ClientConn, DataPlaneKind } from "../../src/dataplane/plane.ts";
 import type { SpliceStats, TcpConn } from "../../src/runtime/types.ts";
-import { connectClient, startBackend, waitFor } from "../helpers/fixtures.ts";
+import { connectClient, startBackend, waitFor } from "../../scripts/lab/fixtures.ts";
 import type { Case } from "../runtime/conformance.ts";
 
 const OPTIONS = { timeoutMs: 1000, keepAliveMs: 0 };

@@ -7,8 +7,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import path from "node:path";
-import { waitFor } from "../helpers/fixtures.ts";
-import { ROOT } from "../helpers/spawn.ts";
+import { waitFor } from "../../scripts/lab/fixtures.ts";
+import { ROOT } from "../../scripts/lab/spawn.ts";
 
 const PREFIX = "glnft";
 const env = { ...process.env, NETNS_PREFIX: PREFIX, NETNS_STATE: "/tmp/glnft-netns" };

@@ -8,8 +8,8 @@ import { type ChildProcess, spawn } from "node:child_process";
 import http from "node:http";
 import type net from "node:net";
 import { openRegistry } from "../../src/discover/open.ts";
-import { freePort, waitFor } from "../helpers/fixtures.ts";
-import { runCli, startDaemon } from "../helpers/spawn.ts";
+import { freePort, waitFor } from "../../scripts/lab/fixtures.ts";
+import { runCli, startDaemon } from "../../scripts/lab/spawn.ts";
 
 interface Service {
   ID: string;

@@ -12,7 +12,7 @@ import {
   type TestAgent,
   type TestBackend,
   waitFor,
-} from "../helpers/fixtures.ts";
+} from "../../scripts/lab/fixtures.ts";
 import {
   clientPort,
   type Daemon,
@@ -20,7 +20,7 @@ import {
   props,
   runCli,
   startDaemon,
-} from "../helpers/spawn.ts";
+} from "../../scripts/lab/spawn.ts";
 
 let etcd: Etcd;
 beforeAll(async () => {

@@ -5,9 +5,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { waitFor } from "../helpers/fixtures.ts";
-import { connect, type Lab, lab } from "../helpers/lab.ts";
-import { type Daemon, ROOT, runCli, startDaemon } from "../helpers/spawn.ts";
+import { waitFor } from "../../scripts/lab/fixtures.ts";
+import { connect, type Lab, lab } from "../../scripts/lab/lab.ts";
+import { type Daemon, ROOT, runCli, startDaemon } from "../../scripts/lab/spawn.ts";
 
 const L: Lab = lab({ dir: "/tmp/galerad-e2e-boot-lab", port: 27306, galeraPort: 28567 });
 const AGENT_PORT = 29400;

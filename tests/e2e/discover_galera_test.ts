@@ -9,8 +9,8 @@ import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { type Etcd, startEtcd } from "../helpers/etcd.ts";
-import { waitFor } from "../helpers/fixtures.ts";
-import { type Lab, lab, whichPort } from "../helpers/lab.ts";
+import { waitFor } from "../../scripts/lab/fixtures.ts";
+import { type Lab, lab, whichPort } from "../../scripts/lab/lab.ts";
 import {
   clientPort,
   type Daemon,
@@ -18,7 +18,7 @@ import {
   props,
   ROOT,
   startDaemon,
-} from "../helpers/spawn.ts";
+} from "../../scripts/lab/spawn.ts";
 
 const L: Lab = lab({ dir: "/tmp/galerad-e2e-disc-lab", port: 30306, galeraPort: 31567 });
 const AGENT_PORT = 29500;

@@ -5,9 +5,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import mysql from "mysql2/promise";
 import net from "node:net";
-import { connect, type Lab, lab, whichPort } from "../helpers/lab.ts";
-import { waitFor } from "../helpers/fixtures.ts";
-import { type Daemon, props, runCli, startDaemon } from "../helpers/spawn.ts";
+import { connect, type Lab, lab, whichPort } from "../../scripts/lab/lab.ts";
+import { waitFor } from "../../scripts/lab/fixtures.ts";
+import { type Daemon, props, runCli, startDaemon } from "../../scripts/lab/spawn.ts";
 
 const L: Lab = lab({ dir: "/tmp/galerad-e2e-lab", port: 23306, galeraPort: 24567 });
 const AGENT_PORT = 29200;

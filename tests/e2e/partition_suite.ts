@@ -14,9 +14,9 @@ import { execFile } from "node:child_process";
 import { appendFileSync, mkdirSync, rmSync } from "node:fs";
 import path from "node:path";
 import mysql from "mysql2/promise";
-import { waitFor } from "../helpers/fixtures.ts";
-import { type Lab, lab } from "../helpers/lab.ts";
-import { type Daemon, ENTRY, ROOT, startDaemon } from "../helpers/spawn.ts";
+import { waitFor } from "../../scripts/lab/fixtures.ts";
+import { type Lab, lab } from "../../scripts/lab/lab.ts";
+import { type Daemon, ENTRY, ROOT, startDaemon } from "../../scripts/lab/spawn.ts";
 
 /** Which plane the proxies run, and which of the scenarios (all by default) with the control. */
 export interface PartitionRun {

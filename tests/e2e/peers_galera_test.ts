@@ -6,10 +6,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import mysql from "mysql2/promise";
 import { appendFileSync } from "node:fs";
-import { waitFor } from "../helpers/fixtures.ts";
-import { type Lab, lab } from "../helpers/lab.ts";
-import { type Daemon, startDaemon } from "../helpers/spawn.ts";
-import { Tier } from "../helpers/tier.ts";
+import { waitFor } from "../../scripts/lab/fixtures.ts";
+import { type Lab, lab } from "../../scripts/lab/lab.ts";
+import { type Daemon, startDaemon } from "../../scripts/lab/spawn.ts";
+import { Tier } from "../../scripts/lab/tier.ts";
 
 const L: Lab = lab({ dir: "/tmp/galerad-e2e-peers-lab", port: 25306, galeraPort: 26567 });
 const AGENT_PORT = 29300;

@@ -7,9 +7,9 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import mysql from "mysql2/promise";
-import { type Lab, lab } from "../helpers/lab.ts";
-import { waitFor } from "../helpers/fixtures.ts";
-import { type Daemon, props, startDaemon } from "../helpers/spawn.ts";
+import { type Lab, lab } from "../../scripts/lab/lab.ts";
+import { waitFor } from "../../scripts/lab/fixtures.ts";
+import { type Daemon, props, startDaemon } from "../../scripts/lab/spawn.ts";
 
 const L: Lab = lab({ dir: "/tmp/galerad-e2e-reader-lab", port: 11306, galeraPort: 11567 });
 const AGENT_PORT = 11200;

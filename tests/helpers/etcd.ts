@@ -3,7 +3,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { freePort, waitFor } from "./fixtures.ts";
+import { freePort, waitFor } from "../../scripts/lab/fixtures.ts";
 
 export interface Etcd {
   url: string;

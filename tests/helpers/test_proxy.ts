@@ -1,6 +1,6 @@
 import { parseBackendSpec } from "../../src/core/backend_spec.ts";
 import { Proxy, type ProxyOptions } from "../../src/proxy/proxy.ts";
-import type { TestAgent, TestBackend } from "./fixtures.ts";
+import type { TestAgent, TestBackend } from "../../scripts/lab/fixtures.ts";
 
 /**
  * A Proxy on an ephemeral loopback port in front of test backends, each watched through the

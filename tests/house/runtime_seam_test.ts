@@ -8,7 +8,7 @@
 import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
-import { ROOT } from "../helpers/spawn.ts";
+import { ROOT } from "../../scripts/lab/spawn.ts";
 
 const SEAM = new Set(
   ["bun.ts", "deno.ts", "bun_thread.ts", "deno_thread.ts"].map((f) =>

@@ -10,7 +10,7 @@ import { existsSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import process from "node:process";
 import pkg from "../../package.json" with { type: "json" };
-import { ROOT } from "../helpers/spawn.ts";
+import { ROOT } from "../../scripts/lab/spawn.ts";
 
 const run = (cmd: string, args: string[]) =>
   execFileSync(cmd, args, { cwd: ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });

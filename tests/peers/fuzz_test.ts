@@ -24,8 +24,8 @@ import {
   type TestAgent,
   type TestBackend,
   waitFor,
-} from "../helpers/fixtures.ts";
-import { SECRET, Tier } from "../helpers/tier.ts";
+} from "../../scripts/lab/fixtures.ts";
+import { SECRET, Tier } from "../../scripts/lab/tier.ts";
 
 const PROXIES = ["p1", "p2", "p3"];
 const BACKENDS = ["db0", "db1", "db2"];

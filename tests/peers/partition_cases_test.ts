@@ -13,8 +13,8 @@ import {
   type TestAgent,
   type TestBackend,
   waitFor,
-} from "../helpers/fixtures.ts";
-import { Tier } from "../helpers/tier.ts";
+} from "../../scripts/lab/fixtures.ts";
+import { Tier } from "../../scripts/lab/tier.ts";
 import { startRelay, type UdpRelay } from "../helpers/udp_relay.ts";
 
 const NAMES = ["q0", "q1", "q2", "qx"];

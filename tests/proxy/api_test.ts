@@ -8,7 +8,7 @@ import {
   type TestAgent,
   type TestBackend,
   waitFor,
-} from "../helpers/fixtures.ts";
+} from "../../scripts/lab/fixtures.ts";
 import { testProxy } from "../helpers/test_proxy.ts";
 
 let proxy: Proxy;

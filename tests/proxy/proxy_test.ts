@@ -10,7 +10,7 @@ import {
   type TestAgent,
   type TestBackend,
   waitFor,
-} from "../helpers/fixtures.ts";
+} from "../../scripts/lab/fixtures.ts";
 
 interface Rig {
   proxy: Proxy;

@@ -9,7 +9,7 @@ import {
   type TestAgent,
   type TestBackend,
   waitFor,
-} from "../helpers/fixtures.ts";
+} from "../../scripts/lab/fixtures.ts";
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {

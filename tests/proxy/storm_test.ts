@@ -12,7 +12,7 @@ import {
   startAgent,
   startBackend,
   waitFor,
-} from "../helpers/fixtures.ts";
+} from "../../scripts/lab/fixtures.ts";
 
 const CLIENTS = 300;
 const cleanups: (() => Promise<void> | void)[] = [];

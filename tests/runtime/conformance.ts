@@ -8,7 +8,7 @@ import net from "node:net";
 import * as defaultRuntime from "#runtime";
 import { probeAgent } from "../../src/proxy/probe.ts";
 import type { SpliceStats, TcpConn } from "../../src/runtime/types.ts";
-import { connectClient, startBackend, waitFor } from "../helpers/fixtures.ts";
+import { connectClient, startBackend, waitFor } from "../../scripts/lab/fixtures.ts";
 
 export type Case = [name: string, run: () => Promise<void>];
 

@@ -9,8 +9,8 @@ import { copyFileSync } from "node:fs";
 import path from "node:path";
 import tls from "node:tls";
 import { type Certs, makeCerts } from "../helpers/certs.ts";
-import { startBackend, type TestBackend, waitFor } from "../helpers/fixtures.ts";
-import { LOOPBACK_PORTS, props, runCli, startDaemon } from "../helpers/spawn.ts";
+import { startBackend, type TestBackend, waitFor } from "../../scripts/lab/fixtures.ts";
+import { LOOPBACK_PORTS, props, runCli, startDaemon } from "../../scripts/lab/spawn.ts";
 
 let certs: Certs;
 let backend: TestBackend;

@@ -1,6 +1,6 @@
 /** The proxy and the CLI under Deno: the Deno transport carries real sessions end to end. */
 import assert from "node:assert/strict";
-import { connectClient, startAgent, startBackend, waitFor } from "../../helpers/fixtures.ts";
+import { connectClient, startAgent, startBackend, waitFor } from "../../../scripts/lab/fixtures.ts";
 import { testProxy } from "../../helpers/test_proxy.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
