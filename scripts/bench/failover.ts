@@ -20,7 +20,7 @@ import mysql from "mysql2/promise";
 import { freePort, waitFor } from "../lab/fixtures.ts";
 import { lab } from "../lab/lab.ts";
 import { type Daemon, props, startDaemon } from "../lab/spawn.ts";
-import { haproxyConfig, labServers, startHaproxy, startLabAgents } from "./topology.ts";
+import { haproxyConfig, labServers, startHaproxy, startLocalAgents } from "./topology.ts";
 import {
   benchOptions,
   type Cleanup,
@@ -251,12 +251,7 @@ async function main(cleanup: Cleanup) {
     "CREATE TABLE lab.failover (id BIGINT AUTO_INCREMENT PRIMARY KEY, tag VARCHAR(64), at TIMESTAMP(3) DEFAULT CURRENT_TIMESTAMP(3))",
   );
   agents.push(
-    ...await startLabAgents({
-      count: 3,
-      listen: (i) => `127.0.0.1:${AGENT + i}`,
-      socket: (i) => L.socket(i),
-      url: (i) => `http://127.0.0.1:${AGENT + i}/`,
-      command: [BIN],
+    ...await startLocalAgents(L, AGENT, [BIN], {
       // With the secret the agents also vote, for the --quorum agents tier below.
       extra: (i) => [
         "--vote-listen",

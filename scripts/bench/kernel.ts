@@ -93,39 +93,31 @@ class NftShell {
   }
 }
 
-/** Which node's port a session through `host:port` reaches, asked from the clients' namespace. */
-function reachedPort(host: string, port: number): number {
-  return Number(
-    run([
-      ...inNs("cli"),
-      "mariadb",
-      `-h${host}`,
-      `-P${port}`,
-      "-ulab",
-      "-plab",
-      "-N",
-      "-B",
-      "--connect-timeout=5",
-      "-e",
-      "SELECT @@port",
-    ]).trim(),
-  );
+/** The mariadb client in the clients' namespace: `sql` through `host:port`, its output. */
+function mariadbFromClients(host: string, port: number, sql: string, flags: string[] = []) {
+  return run([
+    ...inNs("cli"),
+    "mariadb",
+    `-h${host}`,
+    `-P${port}`,
+    "-ulab",
+    "-plab",
+    ...flags,
+    "--connect-timeout=5",
+    "-e",
+    sql,
+  ]).toString();
 }
 
-/** A client's first bytes from `host:port` in the clients' namespace: a greeting or an error. */
+/** Which node's port a session through `host:port` reaches, asked from the clients' namespace. */
+function reachedPort(host: string, port: number): number {
+  return Number(mariadbFromClients(host, port, "SELECT @@port", ["-N", "-B"]).trim());
+}
+
+/** A client's first answer from `host:port` in the clients' namespace: rows or an error. */
 function firstPacket(host: string, port: number): string {
   try {
-    return run([
-      ...inNs("cli"),
-      "mariadb",
-      `-h${host}`,
-      `-P${port}`,
-      "-ulab",
-      "-plab",
-      "--connect-timeout=5",
-      "-e",
-      "SELECT 1",
-    ]);
+    return mariadbFromClients(host, port, "SELECT 1");
   } catch (error) {
     return String((error as { stderr?: string }).stderr ?? error).trim();
   }

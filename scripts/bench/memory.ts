@@ -2,6 +2,7 @@
  * What a proxy's memory does under the benchmarks' loads: its RSS, idle sessions held through
  * it, a client that reads slowly, a long run of point selects.
  */
+import { connect } from "../lab/lab.ts";
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import mysql from "mysql2/promise";
@@ -33,14 +34,7 @@ export async function idleSessions(port: number, count: number) {
     const batch = await Promise.all(
       Array.from(
         { length: Math.min(50, count - i) },
-        () =>
-          mysql.createConnection({
-            host: "127.0.0.1",
-            port,
-            user: "lab",
-            password: "lab",
-            connectTimeout: 10_000,
-          }),
+        () => connect(port, { connectTimeout: 10_000, database: undefined }),
       ),
     );
     conns.push(...batch);
@@ -83,13 +77,7 @@ export function idleText(idle: Record<string, { before: number; after: number }>
 export async function slowReader(port: number, pid: number | undefined): Promise<number> {
   const before = rssMiB(pid);
   let peak = before;
-  const c = await mysql.createConnection({
-    host: "127.0.0.1",
-    port,
-    user: "lab",
-    password: "lab",
-    database: "lab",
-  });
+  const c = await connect(port);
   const stream = c.connection.query("SELECT REPEAT('y', 1048576) AS b FROM lab.bulk").stream({
     highWaterMark: 1,
   });

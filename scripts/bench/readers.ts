@@ -13,7 +13,7 @@ import net from "node:net";
 import { availableParallelism } from "node:os";
 import path from "node:path";
 import { waitFor } from "../lab/fixtures.ts";
-import { lab } from "../lab/lab.ts";
+import { lab, whichPort } from "../lab/lab.ts";
 import { type Daemon, startDaemon } from "../lab/spawn.ts";
 import {
   benchOptions,
@@ -27,13 +27,7 @@ import {
   writeSection,
 } from "./report.ts";
 import { sysbench, sysbenchTarget } from "./sysbench.ts";
-import {
-  haproxyConfig,
-  labServers,
-  reachedNode,
-  startHaproxy,
-  startLabAgents,
-} from "./topology.ts";
+import { haproxyConfig, labServers, startHaproxy, startLocalAgents } from "./topology.ts";
 
 const OPTIONS = benchOptions("readers.ts [--rounds 3] [--seconds 10]", {
   rounds: { fallback: 3, min: 1 },
@@ -57,13 +51,7 @@ async function main(cleanup: Cleanup) {
     for (const a of agents) await a.stop();
   });
   agents.push(
-    ...await startLabAgents({
-      count: 3,
-      listen: (i) => `127.0.0.1:${AGENT + i}`,
-      socket: (i) => L.socket(i),
-      url: (i) => `http://127.0.0.1:${AGENT + i}/`,
-      command: [BIN],
-    }),
+    ...await startLocalAgents(L, AGENT, [BIN], {}),
   );
   const proxy = startDaemon([
     "proxy",
@@ -113,7 +101,7 @@ async function main(cleanup: Cleanup) {
   await new Promise((r) => setTimeout(r, 2000));
   // The reader port never serves the writer: check it before measuring.
   for (let i = 0; i < 4; i++) {
-    if (await reachedNode(READER) === L.port(0)) {
+    if (await whichPort(READER) === L.port(0)) {
       throw new Error("the reader port routed to node0, the active node");
     }
   }

@@ -18,10 +18,10 @@ import { writeFileSync } from "node:fs";
 import path from "node:path";
 import mysql from "mysql2/promise";
 import { waitFor } from "../lab/fixtures.ts";
-import { lab } from "../lab/lab.ts";
+import { connect as connectLab, lab } from "../lab/lab.ts";
 import { type Daemon, startDaemon } from "../lab/spawn.ts";
 import { benchOptions, type Cleanup, machine, ROOT, runBench, writeSection } from "./report.ts";
-import { haproxyConfig, labServers, startLabAgents } from "./topology.ts";
+import { haproxyConfig, labServers, startLocalAgents } from "./topology.ts";
 
 const OPTIONS = benchOptions("rolling.ts [--settle 3]", { settle: { fallback: 3, min: 0 } });
 const BIN = path.join(ROOT, "galerad");
@@ -67,14 +67,7 @@ function workload(port: number) {
     c.errors.set(key, (c.errors.get(key) ?? 0) + 1);
     mark(`FAILED ${key}`);
   };
-  const connect = () =>
-    mysql.createConnection({
-      host: "127.0.0.1",
-      port,
-      user: "lab",
-      password: "lab",
-      connectTimeout: 10_000,
-    });
+  const connect = () => connectLab(port, { connectTimeout: 10_000, database: undefined });
   // (a) One connection, one short transaction, closed.
   const short = async () => {
     while (!stop) {
@@ -427,12 +420,7 @@ async function main(cleanup: Cleanup) {
     for (const a of agents) await a.stop();
   });
   agents.push(
-    ...await startLabAgents({
-      count: 3,
-      listen: (i) => `127.0.0.1:${AGENT + i}`,
-      socket: (i) => L.socket(i),
-      url: (i) => `http://127.0.0.1:${AGENT + i}/`,
-      command: [BIN],
+    ...await startLocalAgents(L, AGENT, [BIN], {
       extra: (i) => [
         "--interval",
         "200ms",

@@ -14,7 +14,7 @@ import net from "node:net";
 import { availableParallelism } from "node:os";
 import path from "node:path";
 import { waitFor } from "../lab/fixtures.ts";
-import { lab } from "../lab/lab.ts";
+import { lab, whichPort } from "../lab/lab.ts";
 import { startDaemon } from "../lab/spawn.ts";
 import {
   IDLE_SETTLE_MS,
@@ -26,13 +26,7 @@ import {
   type Target,
 } from "./memory.ts";
 import { sysbench, sysbenchTarget } from "./sysbench.ts";
-import {
-  haproxyConfig,
-  labServers,
-  reachedNode,
-  startHaproxy,
-  startLabAgents,
-} from "./topology.ts";
+import { haproxyConfig, labServers, startHaproxy, startLocalAgents } from "./topology.ts";
 import { bulk, connectionRate } from "./workloads.ts";
 import {
   benchOptions,
@@ -82,13 +76,7 @@ async function main(cleanup: Cleanup) {
   cleanup.add(() => L.run("destroy"));
   await L.run("up", "3");
   // Proxies start once every agent answers 200, so all of them pick node0 (lowest index).
-  const agents = await startLabAgents({
-    count: 3,
-    listen: (i) => `127.0.0.1:${AGENT + i}`,
-    socket: (i) => L.socket(i),
-    url: (i) => `http://127.0.0.1:${AGENT + i}/`,
-    command: [BIN],
-  });
+  const agents = await startLocalAgents(L, AGENT, [BIN], {});
   cleanup.add(async () => {
     for (const a of agents) await a.stop();
   });
@@ -154,7 +142,7 @@ async function main(cleanup: Cleanup) {
   }
   await new Promise((r) => setTimeout(r, 2000));
   for (const t of targets) {
-    const reached = await reachedNode(t.port);
+    const reached = await whichPort(t.port);
     if (reached !== L.port(0)) throw new Error(`${t.name} routes to ${reached}, not node0`);
   }
   const common = [...sysbenchTarget(L.port(0)), "--auto_inc=off"];

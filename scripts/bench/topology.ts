@@ -1,11 +1,10 @@
 /**
  * The topology the benchmarks share: HAProxy in front of Galera nodes (its configuration and its
- * process), the galerad agents of the lab's nodes, and which node a session through a port
- * reached. Processes, stand-in nodes and the Galera lab itself are in scripts/lab/.
+ * process) and the galerad agents of the lab's nodes. Processes, stand-in nodes, the Galera lab
+ * and which node a session reached (`whichPort`) are in scripts/lab/.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
-import mysql from "mysql2/promise";
 import { waitFor } from "../lab/fixtures.ts";
 import { type Daemon, startDaemon } from "../lab/spawn.ts";
 
@@ -130,13 +129,19 @@ export async function startLabAgents(o: {
   return agents;
 }
 
-/** The port of the node a fresh session through `port` reaches (`SELECT @@port`). */
-export async function reachedNode(port: number, host = "127.0.0.1"): Promise<number> {
-  const c = await mysql.createConnection({ host, port, user: "lab", password: "lab" });
-  try {
-    const [rows] = await c.query({ sql: "SELECT @@port AS p", timeout: 20_000 });
-    return (rows as { p: number }[])[0].p;
-  } finally {
-    c.destroy();
-  }
+/** The lab's three agents on this host: agent i on 127.0.0.1:`port + i`, reading node i. */
+export function startLocalAgents(
+  lab: { socket(i: number): string },
+  port: number,
+  command: string[],
+  more: { extra?: (i: number) => string[]; env?: Record<string, string> } = {},
+): Promise<Daemon[]> {
+  return startLabAgents({
+    count: 3,
+    listen: (i) => `127.0.0.1:${port + i}`,
+    socket: (i) => lab.socket(i),
+    url: (i) => `http://127.0.0.1:${port + i}/`,
+    command,
+    ...more,
+  });
 }

@@ -1,6 +1,5 @@
 /** Client loads beyond sysbench: new connections at a fixed rate, one large result. */
 import net from "node:net";
-import mysql from "mysql2/promise";
 
 /** New TCP connections per second for `seconds`: connect, read the server greeting, close. */
 export async function connectionRate(port: number, perSecond: number, seconds: number) {
@@ -33,13 +32,7 @@ export async function connectionRate(port: number, perSecond: number, seconds: n
 
 /** Reads a ~64 MiB result through `port` and returns MB/s. */
 export async function bulk(port: number): Promise<number> {
-  const c = await mysql.createConnection({
-    host: "127.0.0.1",
-    port,
-    user: "lab",
-    password: "lab",
-    database: "lab",
-  });
+  const c = await connect(port);
   try {
     const started = performance.now();
     const [rows] = await c.query("SELECT REPEAT('x', 1048576) AS b FROM lab.bulk");

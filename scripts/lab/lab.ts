@@ -62,8 +62,11 @@ export function lab(
   return self;
 }
 
-/** A connection as the lab's SQL user, with short timeouts. */
-export function connect(port: number): Promise<mysql.Connection> {
+/** A connection as the lab's SQL user through `port` on this host, with short timeouts. */
+export function connect(
+  port: number,
+  options: mysql.ConnectionOptions = {},
+): Promise<mysql.Connection> {
   return mysql.createConnection({
     host: "127.0.0.1",
     port,
@@ -71,6 +74,7 @@ export function connect(port: number): Promise<mysql.Connection> {
     password: "lab",
     database: "lab",
     connectTimeout: 3000,
+    ...options,
   });
 }
 

@@ -24,6 +24,9 @@ function widenSizes(fn: Native, kinds: readonly LibcKind[]): Native {
   if (at < 0) return fn;
   if (at === 2 && kinds.length === 3) return (a, b, c) => fn(a, b, BigInt(c as number));
   if (at === 2 && kinds.length === 4) return (a, b, c, d) => fn(a, b, BigInt(c as number), d);
+  if (at === 2 && kinds.length === 6) {
+    return (a, b, c, d, e, f) => fn(a, b, BigInt(c as number), d, e, f);
+  }
   throw new Error(`no usize wrapper for ${kinds.join(", ")}`);
 }
 

@@ -17,6 +17,7 @@ import mysql from "mysql2/promise";
 import { waitFor } from "../../scripts/lab/fixtures.ts";
 import { type Lab, lab } from "../../scripts/lab/lab.ts";
 import { type Daemon, ENTRY, ROOT, startDaemon } from "../../scripts/lab/spawn.ts";
+import { startClients, updateHotRow } from "../helpers/lab_clients.ts";
 
 /** Which plane the proxies run, and which of the scenarios (all by default) with the control. */
 export interface PartitionRun {
@@ -225,32 +226,21 @@ export function partitionSuite(run: PartitionRun): void {
 
   /** One writer per proxy on the same hot rows, and a sampler of every proxy's route. */
   function load() {
-    const stats: Stats = { ok: 0, deadlocks: 0, otherErrors: 0, splits: 0, samples: 0 };
+    const route = { splits: 0, samples: 0 };
     let stop = false;
-    const writer = async (p: string) => {
-      let conn: mysql.Connection | null = null;
-      while (!stop) {
-        try {
-          conn ??= await mysql.createConnection({
+    const writers = PROXIES.map((p) =>
+      startClients({
+        count: 1,
+        work: updateHotRow,
+        connect: () =>
+          mysql.createConnection({
             socketPath: sock(p, "client"),
             user: "lab",
             password: "lab",
             connectTimeout: 2000,
-          });
-          await conn.query("UPDATE lab.hot SET v = v + 1 WHERE id = ?", [
-            1 + Math.floor(Math.random() * 3),
-          ]);
-          stats.ok++;
-        } catch (error) {
-          if ((error as { errno?: number }).errno === 1213) stats.deadlocks++;
-          else stats.otherErrors++;
-          conn?.destroy();
-          conn = null;
-          await new Promise((r) => setTimeout(r, 20));
-        }
-      }
-      await conn?.end().catch(() => {});
-    };
+          }),
+      })
+    );
     const sampler = async () => {
       while (!stop) {
         const routes = await Promise.all(
@@ -262,13 +252,27 @@ export function partitionSuite(run: PartitionRun): void {
               : null
           ),
         );
-        stats.samples++;
-        if (new Set(routes.filter((r) => r !== null)).size > 1) stats.splits++;
+        route.samples++;
+        if (new Set(routes.filter((r) => r !== null)).size > 1) route.splits++;
         await new Promise((r) => setTimeout(r, 25));
       }
     };
-    const done = Promise.all([...PROXIES.map(writer), sampler()]);
-    return { stats, stop: async () => (stop = true, await done, stats) };
+    const sampled = sampler();
+    return {
+      stop: async (): Promise<Stats> => {
+        stop = true;
+        const all = await Promise.all(writers.map((w) => w.stop()));
+        await sampled;
+        const sum = (key: "ok" | "deadlocks" | "otherErrors") =>
+          all.reduce((n, s) => n + s[key], 0);
+        return {
+          ok: sum("ok"),
+          deadlocks: sum("deadlocks"),
+          otherErrors: sum("otherErrors"),
+          ...route,
+        };
+      },
+    };
   }
 
   async function activeIndex(): Promise<number> {

@@ -4,12 +4,12 @@
  * must be no certification conflict (1213); the same run with peers off is the control.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import mysql from "mysql2/promise";
 import { appendFileSync } from "node:fs";
 import { waitFor } from "../../scripts/lab/fixtures.ts";
-import { type Lab, lab } from "../../scripts/lab/lab.ts";
+import { connect, type Lab, lab } from "../../scripts/lab/lab.ts";
 import { type Daemon, startDaemon } from "../../scripts/lab/spawn.ts";
 import { Tier } from "../../scripts/lab/tier.ts";
+import { startClients, updateHotRow } from "../helpers/lab_clients.ts";
 
 const L: Lab = lab({ dir: "/tmp/galerad-e2e-peers-lab", port: 25306, galeraPort: 26567 });
 const AGENT_PORT = 29300;
@@ -50,51 +50,17 @@ afterAll(async () => {
   await L.run("destroy");
 }, 120_000);
 
-interface Stats {
-  ok: number;
-  deadlocks: number;
-  otherErrors: number;
-}
-
 /** Writers, each on its own connection, round-robin over the proxies per connection. */
 function startWriters(tier: Tier, count: number) {
-  const stats: Stats = { ok: 0, deadlocks: 0, otherErrors: 0 };
-  let stop = false;
   let next = 0;
   const ports = PROXIES.map((p) => tier.member(p).clientPort);
-  const run = async () => {
-    let conn: mysql.Connection | null = null;
-    let used = 0;
-    while (!stop) {
-      try {
-        if (!conn || used >= 25) {
-          await conn?.end().catch(() => {});
-          conn = await mysql.createConnection({
-            host: "127.0.0.1",
-            port: ports[next++ % ports.length],
-            user: "lab",
-            password: "lab",
-            connectTimeout: 2000,
-          });
-          used = 0;
-        }
-        used++;
-        await conn.query("UPDATE lab.hot SET v = v + 1 WHERE id = ?", [
-          1 + Math.floor(Math.random() * 3),
-        ]);
-        stats.ok++;
-      } catch (error) {
-        if ((error as { errno?: number }).errno === 1213) stats.deadlocks++;
-        else stats.otherErrors++;
-        conn?.destroy();
-        conn = null;
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    }
-    await conn?.end().catch(() => {});
-  };
-  const done = Promise.all(Array.from({ length: count }, run));
-  return { stats, stop: async () => (stop = true, await done) };
+  return startClients({
+    count,
+    work: updateHotRow,
+    reuse: 25,
+    connect: () =>
+      connect(ports[next++ % ports.length], { connectTimeout: 2000, database: undefined }),
+  });
 }
 
 /** Polls every proxy's register; records when each first showed each active node. */

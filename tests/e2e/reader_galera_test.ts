@@ -7,9 +7,10 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import mysql from "mysql2/promise";
-import { type Lab, lab } from "../../scripts/lab/lab.ts";
+import { connect, type Lab, lab } from "../../scripts/lab/lab.ts";
 import { waitFor } from "../../scripts/lab/fixtures.ts";
 import { type Daemon, props, startDaemon } from "../../scripts/lab/spawn.ts";
+import { startClients, updateHotRow } from "../helpers/lab_clients.ts";
 
 const L: Lab = lab({ dir: "/tmp/galerad-e2e-reader-lab", port: 11306, galeraPort: 11567 });
 const AGENT_PORT = 11200;
@@ -80,37 +81,14 @@ afterAll(async () => {
   await L.run("destroy");
 }, 120_000);
 
-/** Clients that reconnect after every failure, counting what they saw. */
-function clients(port: number, count: number, work: (c: mysql.Connection) => Promise<void>) {
-  const stats = { ok: 0, deadlocks: 0, errors: 0, lastOkAt: 0, nodes: new Map<number, number>() };
-  let stop = false;
-  const one = async () => {
-    let conn: mysql.Connection | null = null;
-    while (!stop) {
-      try {
-        conn ??= await mysql.createConnection({
-          host: "127.0.0.1",
-          port,
-          user: "lab",
-          password: "lab",
-          connectTimeout: 10_000,
-        });
-        await work(conn);
-        stats.ok++;
-        stats.lastOkAt = Date.now();
-      } catch (error) {
-        if ((error as { errno?: number }).errno === 1213) stats.deadlocks++;
-        else stats.errors++;
-        conn?.destroy();
-        conn = null;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    }
-    await conn?.end().catch(() => {});
-  };
-  const done = Promise.all(Array.from({ length: count }, one));
-  return { stats, stop: async () => (stop = true, await done, stats) };
-}
+/** `count` clients through `port` (the lab user), reconnecting after every failure. */
+const clients = (port: number, count: number, work: (c: mysql.Connection) => Promise<unknown>) =>
+  startClients({
+    count,
+    work,
+    pauseMs: 50,
+    connect: () => connect(port, { connectTimeout: 10_000, database: undefined }),
+  });
 
 describe("the reader port on a real Galera cluster", () => {
   test(
@@ -118,11 +96,7 @@ describe("the reader port on a real Galera cluster", () => {
     async () => {
       const active = (await api("/v0/cluster")).activeBackend as string;
       const k = Number(active.replace("node", ""));
-      const writers = clients(WRITER_PORT, 4, async (c) => {
-        await c.query("UPDATE lab.hot SET v = v + 1 WHERE id = ?", [
-          1 + Math.floor(Math.random() * 3),
-        ]);
-      });
+      const writers = clients(WRITER_PORT, 4, updateHotRow);
       const readNodes = new Set<number>();
       const readers = clients(READER_PORT, 4, async (c) => {
         const [rows] = await c.query("SELECT @@port AS p, SUM(v) AS s FROM lab.hot");
@@ -179,7 +153,7 @@ describe("the reader port on a real Galera cluster", () => {
         const w = await writers.stop();
         const r = await readers.stop();
         console.log(
-          `writers ok ${w.ok} 1213 ${w.deadlocks} other ${w.errors}; readers ok ${r.ok} errors ${r.errors}`,
+          `writers ok ${w.ok} 1213 ${w.deadlocks} other ${w.otherErrors}; readers ok ${r.ok} errors ${r.otherErrors}`,
         );
         expect(w.deadlocks).toBe(0);
         await L.run("start", String(k)).catch(() => {});
