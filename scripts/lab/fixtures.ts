@@ -175,13 +175,22 @@ export function connectClient(port: number): Promise<Client> {
   });
 }
 
-/** A TCP port free right now on 127.0.0.1 (bound, then released). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as net.AddressInfo).port;
-      server.close(() => resolve(port));
+/** Ports this process was given, so two asks before either is bound never get the same one. */
+const given = new Set<number>();
+
+/** A TCP port free right now on 127.0.0.1 (bound, then released), never one given before here. */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await new Promise<number>((resolve) => {
+      const server = net.createServer();
+      server.listen(0, "127.0.0.1", () => {
+        const port = (server.address() as net.AddressInfo).port;
+        server.close(() => resolve(port));
+      });
     });
-  });
+    // The kernel may hand a just-released port out again at once.
+    if (given.has(port)) continue;
+    given.add(port);
+    return port;
+  }
 }

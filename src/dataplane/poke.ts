@@ -6,12 +6,17 @@
  * node until it next speaks.
  */
 import { parseIp } from "../core/address.ts";
-import { AF_INET, type Libc, sockaddr, SOL_SOCKET } from "../runtime/libc.ts";
+import {
+  AF_INET,
+  IPPROTO_RAW,
+  type Libc,
+  SO_MARK,
+  SOCK_RAW,
+  sockaddr,
+  SOL_SOCKET,
+} from "../runtime/libc.ts";
 import { POKE_MARK } from "./nat_rules.ts";
 
-const SOCK_RAW = 3;
-const IPPROTO_RAW = 255;
-const SO_MARK = 36;
 const ACK = 0x10;
 /** Far from any live window: the receiver must answer, never accept it. */
 const STRAY_SEQUENCE = 0x5a5a5a5a;
