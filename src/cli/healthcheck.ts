@@ -7,7 +7,7 @@ import * as v from "valibot";
 import { fetchTrusting, serveHttp } from "#runtime";
 import { probeAgent } from "../proxy/probe.ts";
 import type { TlsFiles } from "../runtime/types.ts";
-import { readCaFile, readTlsFiles } from "./tls_files.ts";
+import { readCaFile, readTlsFiles, serveWithNewTls } from "./tls_files.ts";
 import { Agent } from "../agent/agent.ts";
 import { Controls } from "../agent/controls.ts";
 import { createAgentApp } from "../agent/api.ts";
@@ -438,14 +438,12 @@ export function healthcheckCommand(): Command<[], Record<string, unknown>> {
     // read at every poll anyway; other options need a restart.
     process.on("SIGHUP", async () => {
       try {
-        const next = await readTlsFiles(options);
-        if (JSON.stringify(next) === JSON.stringify(tls)) {
+        const now = await serveWithNewTls({ server, tls }, await readTlsFiles(options), serve);
+        if (!now.changed) {
           return log.info("SIGHUP: certificate files unchanged; other options need a restart");
         }
-        await server.close();
-        server = await serve(next, server.port); // the port it has, even when ":0" was asked
-        tls = next;
-        log.info("SIGHUP: certificate reloaded ({scheme})", { scheme: next ? "https" : "http" });
+        ({ server, tls } = now);
+        log.info("SIGHUP: certificate reloaded ({scheme})", { scheme: tls ? "https" : "http" });
       } catch (error) {
         log.error("SIGHUP: reload refused, the running certificate stays: {message}", {
           message: error instanceof Error ? error.message : String(error),

@@ -4,7 +4,7 @@ import { availableParallelism, hostname } from "node:os";
 import * as v from "valibot";
 import { fetchTrusting, serveHttp } from "#runtime";
 import type { HttpServer, TlsFiles } from "../runtime/types.ts";
-import { readCaFile, readTlsFiles } from "./tls_files.ts";
+import { readCaFile, readTlsFiles, serveWithNewTls } from "./tls_files.ts";
 import {
   backendList,
   boolean,
@@ -603,14 +603,22 @@ async function runProxy(
       auth.user = next.apiUser;
       auth.password = nextPassword;
       apiOptions.metricsPublic = next.metricsPublic;
-      if (JSON.stringify(tls) !== JSON.stringify(api.tls)) {
-        // New certificate files: the API listener starts again with them.
-        const up = await startup;
-        await up.api.close();
-        // The port it has (":0" asked for any): clients and balancers keep the address.
-        const listen = { host: options.apiListen.host, port: up.api.port };
-        up.api = await serveApi(proxy, { ...options, apiListen: listen }, auth, apiOptions, tls);
-        api.tls = tls;
+      const up = await startup;
+      const now = await serveWithNewTls(
+        { server: up.api, tls: api.tls },
+        tls,
+        (files, port) =>
+          serveApi(
+            proxy,
+            { ...options, apiListen: { host: options.apiListen.host, port } },
+            auth,
+            apiOptions,
+            files,
+          ),
+      );
+      if (now.changed) {
+        up.api = now.server;
+        api.tls = now.tls;
         log.info("API certificate reloaded ({scheme})", { scheme: tls ? "https" : "http" });
       }
       running = {

@@ -1,5 +1,5 @@
 import { readOptionFile } from "./common.ts";
-import type { TlsFiles } from "../runtime/types.ts";
+import type { HttpServer, TlsFiles } from "../runtime/types.ts";
 import { UsageError } from "./errors.ts";
 
 /** Flags that name the files, for messages: the proxy's and the agent's are the same. */
@@ -69,4 +69,19 @@ export function readCaFile(path: string | undefined): string | null {
     throw new UsageError(`invalid --agent-ca-file "${path}": no PEM certificate in it`);
   }
   return text;
+}
+
+/**
+ * A reload's new certificate files: when they differ from `current`'s, the server is closed and
+ * served again with them on the port it has (":0" asked for any: clients keep the address).
+ * Resolves with the server now running and whether it changed.
+ */
+export async function serveWithNewTls(
+  current: { server: HttpServer; tls: TlsFiles | null },
+  next: TlsFiles | null,
+  serve: (tls: TlsFiles | null, port: number) => Promise<HttpServer>,
+): Promise<{ server: HttpServer; tls: TlsFiles | null; changed: boolean }> {
+  if (JSON.stringify(next) === JSON.stringify(current.tls)) return { ...current, changed: false };
+  await current.server.close();
+  return { server: await serve(next, current.server.port), tls: next, changed: true };
 }
