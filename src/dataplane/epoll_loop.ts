@@ -21,8 +21,13 @@ const END_WITH_GRACE_MS = 2000;
 const ACCEPT_PAUSE_MS = 200;
 /** Byte counts of sessions that moved data are reported this often. */
 const REPORT_EVERY_MS = 1000;
-/** The listen backlog: connections the kernel holds while the loop accepts. */
-const LISTEN_BACKLOG = 511;
+/**
+ * The listen backlog of each thread's listener: connections the kernel holds while the loop
+ * accepts. Deep enough for a pool of thousands reconnecting at once after a failover (a SYN
+ * dropped for a full queue costs its client a one-second retransmit); the kernel caps it at
+ * net.core.somaxconn.
+ */
+const LISTEN_BACKLOG = 4096;
 
 export interface LoopOptions {
   /** The CPU architecture: the layout of `struct epoll_event` depends on it. */
