@@ -17,7 +17,7 @@ import {
   splitList,
   threadCount,
 } from "../core/config_fields.ts";
-import { formatHostPort, isWildcardHost } from "../core/address.ts";
+import { formatHostPort, isWildcardHost, parseIpv4 } from "../core/address.ts";
 import { READER_FALLBACKS } from "../core/reader_choice.ts";
 import { DEFAULT_PEER_PORT } from "../core/peer_spec.ts";
 import { followRegistry } from "../discover/follow_registry.ts";
@@ -459,7 +459,7 @@ function checkKernelPlane(options: ProxyConfig): void {
     );
   }
   const host = options.listen.host;
-  if (!isWildcardHost(host) && !/^\d+\.\d+\.\d+\.\d+$/.test(host)) {
+  if (!isWildcardHost(host) && !parseIpv4(host)) {
     throw new UsageError(
       `invalid --listen ${
         formatHostPort(options.listen)

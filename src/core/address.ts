@@ -88,7 +88,8 @@ export function parseIp(text: string): Uint8Array | null {
   return bytes;
 }
 
-function parseIpv4(text: string): Uint8Array | null {
+/** The four bytes of a dotted IPv4 literal, or null for anything else. */
+export function parseIpv4(text: string): Uint8Array | null {
   const parts = text.split(".");
   if (parts.length !== 4) return null;
   const bytes = new Uint8Array(4);

@@ -7,7 +7,7 @@
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
-import type { HostPort } from "../core/address.ts";
+import { type HostPort, parseIpv4 } from "../core/address.ts";
 import type { Libc } from "../runtime/libc.ts";
 import { type Flow, parseConntrack } from "./conntrack.ts";
 import { resolveIp } from "./resolve_ip.ts";
@@ -28,6 +28,8 @@ export const ROUTE_TABLE = "galerad";
 export const GUARD_TABLE = "galerad_guard";
 /** The counter listed after each command: its listing is the command's acknowledgement. */
 const ACK = "ack";
+/** The end of that listing: `counter ack { packets … }` and the table's closing brace. */
+const ACK_LISTING = new RegExp(`counter ${ACK} \\{[^}]*\\}\\s*\\}\\n`);
 /** A woken end answers at most this often (net.ipv4.tcp_invalid_ratelimit); poke again after. */
 const POKE_AGAIN_MS = 600;
 const POKE_ROUNDS = 3;
@@ -108,12 +110,9 @@ class NftShell {
 
   #read(chunk: string): void {
     this.#out += chunk;
-    for (;;) {
-      const end = this.#out.search(new RegExp(`counter ${ACK} \\{[^}]*\\}\\s*\\}\\n`));
-      if (end < 0) return;
-      const tail = this.#out.slice(end).match(new RegExp(`counter ${ACK} \\{[^}]*\\}\\s*\\}\\n`))!;
-      const before = this.#out.slice(0, end).replace(/table ip \S+ \{\s*$/, "");
-      this.#out = this.#out.slice(end + tail[0].length);
+    for (let m = ACK_LISTING.exec(this.#out); m; m = ACK_LISTING.exec(this.#out)) {
+      const before = this.#out.slice(0, m.index).replace(/table ip \S+ \{\s*$/, "");
+      this.#out = this.#out.slice(m.index + m[0].length);
       this.#waiting.shift()?.resolve(before.trim());
     }
   }
@@ -253,11 +252,6 @@ export class NftPath {
     if (target) await this.point(target);
   }
 
-  /** The node new flows go to, as applied; null when they reach galerad's own listener. */
-  get target(): KernelNode | null {
-    return this.#target;
-  }
-
   /**
    * Routes new flows to `node` (null: to nowhere) in one transaction; every flow of an earlier
    * route is cut from that moment. Resolves once nft applied it; throws with nft's complaint.
@@ -287,7 +281,7 @@ export class NftPath {
 
   async #slot(node: KernelNode) {
     const ip = await resolveIp(node.host);
-    if (!/^\d+\.\d+\.\d+\.\d+$/.test(ip)) {
+    if (!parseIpv4(ip)) {
       throw new Error(`${node.name}: the kernel path routes IPv4 only, got ${ip}`);
     }
     return { index: this.#nodes.size, ip, port: node.port };

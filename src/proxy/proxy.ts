@@ -1,7 +1,7 @@
 import { loadLibc } from "#thread";
 import { getLogger } from "@logtape/logtape";
 import { KernelRoute } from "./kernel_route.ts";
-import { type KernelFlows, NftPath } from "../dataplane/nft_path.ts";
+import { NftPath } from "../dataplane/nft_path.ts";
 import { openDataPlane } from "../dataplane/open_data_plane.ts";
 import type { DataPlane, DataPlaneKind } from "../dataplane/plane.ts";
 import type { HostPort } from "../core/address.ts";
@@ -405,11 +405,6 @@ export class Proxy {
     return n;
   }
 
-  /** What the kernel path carried for `name` (`--data-plane nft`); undefined without one. */
-  kernelFlows(name: string): KernelFlows | undefined {
-    return this.#kernel?.flows.get(name);
-  }
-
   /** Binds the client port (and the peer port) and starts the health checks. */
   async start(): Promise<void> {
     const threads = this.options.threads ?? 1;
@@ -417,7 +412,8 @@ export class Proxy {
     const kernel = this.options.dataPlane === "nft";
     // With the kernel path, the epoll plane carries what the kernel does not: local clients,
     // and new sessions that wait or are refused (the route then points nowhere).
-    const plane = openDataPlane(threads, kernel ? "epoll" : this.options.dataPlane, { max });
+    const kind = kernel ? "epoll" : this.options.dataPlane;
+    const plane = openDataPlane(threads, kind, { max });
     this.#plane = plane;
     this.#listener = await plane.listen(
       this.options.listen,
@@ -450,7 +446,7 @@ export class Proxy {
         this.options.readerListen,
         this.options.readerFallback ?? "active",
       );
-      await reader.start(openDataPlane(threads, this.options.dataPlane, { max })).catch(
+      await reader.start(openDataPlane(threads, kind, { max })).catch(
         async (error) => {
           await this.#listener?.close();
           throw new ListenError("readers", error);
@@ -673,6 +669,7 @@ export class Proxy {
    * the main thread within a report interval, which the greeting allowance covers.
    */
   #sweepIdle(): void {
+    // The kernel's route follows every decision where it is made; this catches any left over.
     this.#steer();
     const now = performance.now();
     const limits = {
