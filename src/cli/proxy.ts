@@ -68,6 +68,7 @@ const schema = v.object({
   rise: integer(1, 100),
   fall: integer(1, 100),
   connectTimeout: duration(10),
+  maxConnecting: integer(0, 100_000),
   keepalive: duration(0),
   clientIdleTimeout: duration(0),
   backendIdleTimeout: duration(0),
@@ -194,6 +195,15 @@ export function proxyCommand(): Command<[], Record<string, unknown>> {
         "time allowed to connect to the active node",
         "CONNECT_TIMEOUT",
       ).default("2s"),
+    )
+    .addOption(
+      opt(
+        "--max-connecting <n>",
+        "connections to one node at a time that it has not greeted yet; more wait their " +
+          "turn within --connect-timeout, so a reconnect storm stays inside the node's listen " +
+          "backlog (back_log, 80 by default in MariaDB, shared by every proxy); 0: no limit",
+        "MAX_CONNECTING",
+      ).default("32"),
     )
     .addOption(
       opt(
@@ -559,6 +569,7 @@ async function runProxy(
     rise: options.rise,
     fall: options.fall,
     connectTimeoutMs: options.connectTimeout,
+    maxConnecting: options.maxConnecting,
     keepAliveMs: options.keepalive,
     clientIdleTimeoutMs: options.clientIdleTimeout,
     backendIdleTimeoutMs: options.backendIdleTimeout,

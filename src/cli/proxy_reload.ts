@@ -10,6 +10,7 @@ export interface ReloadableConfig {
   fall: number;
   connectTimeout: number;
   keepalive: number;
+  maxConnecting: number;
   clientIdleTimeout: number;
   backendIdleTimeout: number;
   shutdownTimeout: number;
@@ -65,6 +66,7 @@ export function reloadPlan(
       fall: next.fall,
       connectTimeoutMs: next.connectTimeout,
       keepAliveMs: next.keepalive,
+      maxConnecting: next.maxConnecting,
       clientIdleTimeoutMs: next.clientIdleTimeout,
       backendIdleTimeoutMs: next.backendIdleTimeout,
       shutdownTimeoutMs: next.shutdownTimeout,

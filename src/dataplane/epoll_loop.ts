@@ -72,8 +72,45 @@ class Sock {
 interface Dial {
   request: number;
   target: string;
+  host: string;
+  port: number;
+  keepAliveMs: number;
   deadline: number;
   timeoutMs: number;
+  node: NodeDials;
+  /** The socket exists and connects; false while the dial waits for a slot of its node. */
+  started: boolean;
+}
+
+/**
+ * The connects to one node that its server has not answered yet (a MySQL server speaks first:
+ * until its greeting, the connection may still sit in its accept queue). Bounding them keeps a
+ * reconnect storm inside the node's listen backlog (MariaDB's back_log): a SYN the node drops
+ * for a full queue costs its client a one-second retransmit, a wait here costs a few
+ * milliseconds.
+ */
+class NodeDials {
+  unanswered = 0;
+  /** Dials waiting for a slot, oldest first, from `head` on. */
+  waiting: Flow[] = [];
+  head = 0;
+  /** This thread's share of the proxy's limit; 0: none. */
+  limit = 0;
+
+  get full(): boolean {
+    return this.limit > 0 && this.unanswered >= this.limit;
+  }
+
+  next(): Flow | undefined {
+    const flow = this.waiting[this.head];
+    if (flow === undefined) return undefined;
+    this.head++;
+    if (this.head >= 1024 && this.head * 2 >= this.waiting.length) {
+      this.waiting = this.waiting.slice(this.head);
+      this.head = 0;
+    }
+    return flow;
+  }
 }
 
 /** A client and the node dialled for it, as this thread carries them (a session, to the proxy). */
@@ -88,6 +125,8 @@ class Flow {
   spliced = false;
   closed = false;
   dial: Dial | null = null;
+  /** The node whose answer (its first byte) this flow's connect holds a slot for. */
+  slot: NodeDials | null = null;
   /** `endWith`: close at this time unless the client closes first. */
   closeAt = 0;
   constructor(readonly id: number) {}
@@ -112,6 +151,8 @@ export class EpollLoop {
   /** When to collect what the last burst of new sessions left; 0: none. */
   #collectAt = 0;
   #quitting = false;
+  /** `#answered` is handing out slots (see there). */
+  #admitting = false;
   #nextReport = 0;
   #nextId = 1;
   #nextSerial = 1;
@@ -128,6 +169,8 @@ export class EpollLoop {
 
   readonly #socks: (Sock | undefined)[] = [];
   readonly #flows = new Map<number, Flow>();
+  /** Unanswered connects per node (`host:port`). */
+  readonly #nodes = new Map<string, NodeDials>();
   /** Flows with a deadline (a dial or an endWith). */
   readonly #timed = new Set<Flow>();
   readonly #dirty: Flow[] = [];
@@ -208,6 +251,7 @@ export class EpollLoop {
 
   #closeSock(s: Sock | null): void {
     if (!s || this.#socks[s.fd] !== s) return;
+    if (!s.isClient) this.#answered(s.flow);
     this.#socks[s.fd] = undefined;
     this.#libc.close(s.fd);
     for (const request of s.flushWaiters) this.#post(["failed", request, "connection closed"]);
@@ -304,7 +348,10 @@ export class EpollLoop {
     const n = this.#libc.recv(s.fd, this.#buffer, BUFFER_SIZE, 0);
     if (n > 0) {
       if (s.isClient) flow.up += n;
-      else flow.down += n;
+      else {
+        flow.down += n;
+        if (flow.slot) this.#answered(flow);
+      }
       if (!flow.dirty) {
         flow.dirty = true;
         this.#dirty.push(flow);
@@ -320,6 +367,7 @@ export class EpollLoop {
       if (!C.isTransient(this.#libc.errno())) this.#finish(flow);
       return;
     }
+    if (!s.isClient && flow.slot) this.#answered(flow); // a FIN answers too: it was accepted
     s.readEnded = true;
     this.#sync(s);
     this.#endWrite(s.peer!);
@@ -462,11 +510,30 @@ export class EpollLoop {
         this.#quitting = true;
         return;
       case "dial": {
-        const [, request, id, host, port, timeoutMs, keepAlive] = message;
+        const [, request, id, host, port, timeoutMs, keepAliveMs, limit = 0] = message;
         const flow = this.#flows.get(id);
         if (!flow) return this.#post(["failed", request, "client closed"]);
         this.#closeSock(flow.server);
-        this.#dial(request, flow, host, port, timeoutMs, keepAlive);
+        flow.server = null;
+        const target = `${host.includes(":") ? `[${host}]` : host}:${port}`;
+        let node = this.#nodes.get(target);
+        if (!node) this.#nodes.set(target, node = new NodeDials());
+        node.limit = limit;
+        const deadline = this.#now() + timeoutMs;
+        flow.dial = {
+          request,
+          target,
+          host,
+          port,
+          keepAliveMs,
+          deadline,
+          timeoutMs,
+          node,
+          started: false,
+        };
+        this.#timed.add(flow);
+        node.waiting.push(flow);
+        this.#admit(node);
         return;
       }
       case "write": {
@@ -547,28 +614,31 @@ export class EpollLoop {
     this.#releaseAt = this.#now() + RELEASE_AFTER_START_MS;
   }
 
-  #dial(
-    request: number,
-    flow: Flow,
-    host: string,
-    port: number,
-    timeoutMs: number,
-    keepAliveMs: number,
-  ): void {
+  /** Starts `flow`'s dial, taking a slot of its node until the node answers. */
+  #connect(flow: Flow): void {
     const libc = this.#libc;
-    const target = `${host.includes(":") ? `[${host}]` : host}:${port}`;
-    const fail = (why: string) => this.#post(["failed", request, `connect to ${target} ${why}`]);
-    const address = C.sockaddr(host, port);
+    const dial = flow.dial!;
+    dial.started = true;
+    const fail = (why: string) => {
+      flow.dial = null;
+      if (flow.closeAt === 0) this.#timed.delete(flow);
+      this.#post(["failed", dial.request, `connect to ${dial.target} ${why}`]);
+    };
+    const address = C.sockaddr(dial.host, dial.port);
     if (!address) return fail("failed: not an IP address");
     const family = address.length === 16 ? C.AF_INET : C.AF_INET6;
     const fd = libc.socket(family, C.SOCK_STREAM | C.SOCK_NONBLOCK | C.SOCK_CLOEXEC, 0);
     if (fd < 0) return fail(`failed: ${C.errnoName(libc.errno())}`);
-    this.#tune(fd, keepAliveMs);
+    this.#tune(fd, dial.keepAliveMs);
     const s = this.#newSock(fd, flow, false);
     flow.server = s;
+    flow.slot = dial.node;
+    dial.node.unanswered++;
     if (libc.connect(fd, address, address.length) === 0) {
+      flow.dial = null;
+      if (flow.closeAt === 0) this.#timed.delete(flow);
       this.#sync(s);
-      this.#post(["done", request]);
+      this.#post(["done", dial.request]);
       return;
     }
     const code = libc.errno();
@@ -578,9 +648,34 @@ export class EpollLoop {
       return fail(`failed: ${C.errnoName(code)}`);
     }
     s.connecting = true;
-    flow.dial = { request, target, deadline: this.#now() + timeoutMs, timeoutMs };
-    this.#timed.add(flow);
     this.#sync(s);
+  }
+
+  /** `flow`'s node answered, or its connect ended: the slot goes to the next dial waiting. */
+  #answered(flow: Flow): void {
+    const node = flow.slot;
+    if (!node) return;
+    flow.slot = null;
+    node.unanswered--;
+    this.#admit(node);
+  }
+
+  /** Starts the dials waiting for `node`, oldest first, while it has free slots. */
+  #admit(node: NodeDials): void {
+    // A connect that fails at once gives its slot back inside this loop, not by recursion.
+    if (this.#admitting) return;
+    this.#admitting = true;
+    try {
+      while (!node.full) {
+        const next = node.next();
+        if (!next) break;
+        const dial = next.dial;
+        if (next.closed || !dial || dial.started || dial.node !== node) continue; // gone or timed out
+        this.#connect(next);
+      }
+    } finally {
+      this.#admitting = false;
+    }
   }
 
   // ---- the loop ----------------------------------------------------------------------------------
@@ -627,10 +722,13 @@ export class EpollLoop {
         flow.dial = null;
         this.#closeSock(flow.server);
         flow.server = null;
+        const queued = dial.started
+          ? ""
+          : ` (waiting behind ${dial.node.unanswered} unanswered connects)`;
         this.#post([
           "failed",
           dial.request,
-          `connect to ${dial.target} timed out after ${dial.timeoutMs}ms`,
+          `connect to ${dial.target} timed out after ${dial.timeoutMs}ms${queued}`,
         ]);
       }
       if (flow.closeAt > 0 && t >= flow.closeAt) this.#finish(flow);

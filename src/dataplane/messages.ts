@@ -18,6 +18,8 @@ export type ToWorker =
     port: number,
     timeoutMs: number,
     keepAliveMs: number,
+    /** This thread's share of the unanswered connects allowed per node; 0: no limit. */
+    limit?: number,
   ]
   | ["write", request: number, id: number, side: "client" | "server", data: Uint8Array]
   | ["endWith", id: number, data: Uint8Array]

@@ -68,6 +68,7 @@ export class RemoteClient implements ClientConn {
       target.port,
       options.timeoutMs,
       options.keepAliveMs,
+      options.maxConnecting ? Math.ceil(options.maxConnecting / this.thread.owner.threads) : 0,
     ]);
     return new RemoteServer(this);
   }

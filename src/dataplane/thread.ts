@@ -21,6 +21,8 @@ const WAKE = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]);
 
 /** What a thread reports to the plane that owns it. */
 export interface ThreadOwner {
+  /** Threads running now: a per-proxy limit is shared among them. */
+  readonly threads: number;
   /** A client the thread accepted (before the proxy hears of it). */
   opened(): void;
   /** A session on `thread` ended. */

@@ -10,7 +10,10 @@ import { Session } from "./session.ts";
 
 /** What the client path needs of the proxy: where to route now, and the books to keep. */
 export interface ClientRouting {
-  readonly options: Pick<ProxyOptions, "connectTimeoutMs" | "keepAliveMs" | "sendProxyV2">;
+  readonly options: Pick<
+    ProxyOptions,
+    "connectTimeoutMs" | "keepAliveMs" | "maxConnecting" | "sendProxyV2"
+  >;
   readonly backends: Map<string, BackendRuntime>;
   readonly counters: ProxyCounters;
   /** The node new sessions go to now; null to hold or refuse them. */
@@ -36,6 +39,7 @@ export async function dialBackend(
   const server = await conn.dial(backend, {
     timeoutMs: options.connectTimeoutMs,
     keepAliveMs: options.keepAliveMs,
+    maxConnecting: options.maxConnecting,
   });
   if (options.sendProxyV2) {
     await server.write(proxyV2Header({

@@ -70,6 +70,12 @@ export interface ProxyOptions {
   fall: number;
   connectTimeoutMs: number;
   keepAliveMs: number;
+  /**
+   * Connects to one node that its server has not greeted yet, at once; more wait their turn
+   * within the connect timeout (a reconnect storm stays inside the node's back_log). 0 or
+   * absent: no limit.
+   */
+  maxConnecting?: number;
   shutdownTimeoutMs: number;
   /** This proxy's stable name: the proposer in the register, the sender in gossip. */
   name?: string;
@@ -129,6 +135,7 @@ export type LiveOption =
   | "fall"
   | "connectTimeoutMs"
   | "keepAliveMs"
+  | "maxConnecting"
   | "shutdownTimeoutMs"
   | "shutdownDelayMs"
   | "catchUpTimeoutMs"

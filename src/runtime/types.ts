@@ -41,6 +41,12 @@ export interface ConnectOptions {
   timeoutMs: number;
   /** TCP keepalive idle time; 0 disables keepalive. */
   keepAliveMs: number;
+  /**
+   * Connects to this target its server has not answered yet (no first byte) that the proxy
+   * allows at once; more wait their turn within `timeoutMs`. 0 or absent: no limit. Planes
+   * that cannot see the answer (the runtime's sockets) ignore it.
+   */
+  maxConnecting?: number;
 }
 
 export interface ListenOptions {

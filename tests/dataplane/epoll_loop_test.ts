@@ -166,6 +166,67 @@ describe("epoll loop (fake libc)", () => {
     ]);
   });
 
+  test("connects a node has not answered are bounded; the rest start as answers come", () => {
+    const t = setup();
+    const opened = () => {
+      t.libc.clientTo(LISTEN);
+      t.spin();
+      return (t.take("open") as ["open", number])[1];
+    };
+    const ids = [opened(), opened(), opened(), opened()];
+    ids.forEach((id, i) => t.loop.handle(["dial", 10 + i, id, "127.0.0.1", NODE, 1000, 0, 2]));
+    t.spin();
+    const done = () => t.posted.filter((m) => m[0] === "done").map((m) => m[1]);
+    expect(done()).toEqual([10, 11]);
+    expect(t.nodes.length).toBe(2);
+    // Connected is not answered: only the node's first byte frees a slot.
+    t.loop.handle(["splice", ids[0]]);
+    t.spin();
+    expect(t.nodes.length).toBe(2);
+    t.nodes[0].write("greeting");
+    t.spin();
+    expect(done()).toEqual([10, 11, 12]);
+    // A node that closes before it answers frees its slot too.
+    t.loop.handle(["splice", ids[1]]);
+    t.spin();
+    t.nodes[1].close();
+    t.spin();
+    expect(done()).toEqual([10, 11, 12, 13]);
+    expect(t.nodes.length).toBe(4);
+  });
+
+  test("a dial waiting for a slot times out saying so; a client gone while waiting frees it", () => {
+    const t = setup();
+    const opened = () => {
+      t.libc.clientTo(LISTEN);
+      t.spin();
+      return (t.take("open") as ["open", number])[1];
+    };
+    const [a, b, c] = [opened(), opened(), opened()];
+    t.loop.handle(["dial", 1, a, "127.0.0.1", NODE, 1000, 0, 1]);
+    t.loop.handle(["dial", 2, b, "127.0.0.1", NODE, 1000, 0, 1]);
+    t.advance(500);
+    t.loop.handle(["dial", 3, c, "127.0.0.1", NODE, 1000, 0, 1]);
+    t.spin();
+    expect(t.take("done")).toEqual(["done", 1]);
+    t.advance(500);
+    t.spin();
+    expect(t.take("failed")).toEqual([
+      "failed",
+      2,
+      "connect to 127.0.0.1:4000 timed out after 1000ms (waiting behind 1 unanswered connects)",
+    ]);
+    t.loop.handle(["destroy", c, "client"]);
+    t.spin();
+    expect(t.take("failed")).toEqual(["failed", 3, "client closed"]);
+    expect(t.nodes.length).toBe(1);
+    // Without a limit nothing waits.
+    const more = [opened(), opened(), opened()];
+    more.forEach((id, i) => t.loop.handle(["dial", 20 + i, id, "127.0.0.1", NODE, 1000, 0, 0]));
+    t.spin();
+    expect(t.posted.filter((m) => m[0] === "done").map((m) => m[1])).toEqual([20, 21, 22]);
+  });
+
   test("destroyMany severs every session it names at once, idle ones included", () => {
     const t = setup();
     const sessions = [t.session(), t.session(), t.session()];
