@@ -126,6 +126,11 @@ export function renderMetrics(proxy: Proxy): string {
       "Failovers as this proxy saw them: from seeing the active node down to the first session on the next node.",
       [[{}, proxy.histograms.failover]],
     )
+    .histograms(
+      "galerad_sever_seconds",
+      "Severs of a node's sessions: from the decision to the data plane's last close.",
+      [[{}, proxy.histograms.sever]],
+    )
     .family(
       "galerad_health_probes_total",
       "counter",

@@ -240,6 +240,7 @@ export class Proxy {
     probes: new Map<string, Histogram>(),
     connects: new Map<string, Histogram>(),
     failover: histogram(FAILOVER_BUCKETS),
+    sever: histogram(LATENCY_BUCKETS),
     probe(name: string): Histogram {
       return getOrAdd(this.probes, name, () => histogram(LATENCY_BUCKETS));
     },
@@ -301,7 +302,7 @@ export class Proxy {
   /** While the agreement says "wait" (a handover, a start), new sessions wait here. */
   #routeHold: { promise: Promise<void>; release: () => void } | null = null;
   /** Nodes whose sessions are being severed for the agreement, awaiting the data plane. */
-  #severing = new Set<string>();
+  #severing = new Map<string, { at: number; sessions: number }>();
   #idleTimer: ReturnType<typeof setInterval> | undefined;
   /** The last node this proxy routed to, so that a move to another one is known as such. */
   #lastServed: string | null = null;
@@ -1083,26 +1084,40 @@ export class Proxy {
   /** The agreement may no longer serve `node`: close its sessions, confirm once none is left. */
   #severFor(node: string, why: string): void {
     const backend = this.backends.get(node);
-    this.#severing.add(node);
+    if (!this.#severing.has(node)) {
+      this.#severing.set(node, { at: performance.now(), sessions: backend?.sessions.size ?? 0 });
+    }
     if (backend) this.#sever(backend, why);
     this.#steer();
     this.#confirmSevered(node);
   }
 
-  /** Sessions that can still carry bytes: spliced (until the data plane says closed) or live. */
-  #liveSessions(backend: BackendRuntime): number {
-    let n = 0;
-    for (const s of backend.sessions) if (!s.closed || s.server !== null) n++;
-    return n;
+  /**
+   * Whether a session can still carry bytes: spliced (until the data plane says closed) or live.
+   * Stops at the first: it runs on every release during a sever.
+   */
+  #hasLiveSession(backend: BackendRuntime): boolean {
+    for (const s of backend.sessions) if (!s.closed || s.server !== null) return true;
+    return false;
   }
 
   #confirmSevered(node: string): void {
     if (!this.#severing.has(node)) return;
     const backend = this.backends.get(node);
-    if (backend && this.#liveSessions(backend) > 0) return;
+    if (backend && this.#hasLiveSession(backend)) return;
     // The kernel's flows to it are cut once a change away from it is applied (the guard).
     if (this.#kernel?.carries(node)) return;
+    const started = this.#severing.get(node)!;
     this.#severing.delete(node);
+    if (started.sessions > 0) {
+      const ms = performance.now() - started.at;
+      observe(this.histograms.sever, ms / 1000);
+      log.info("the {count} sessions on {backend} were closed {ms} ms after the sever", {
+        count: started.sessions,
+        backend: node,
+        ms: Math.round(ms),
+      });
+    }
     // Not re-entered: the shell is still carrying out the effects of the step that asked.
     queueMicrotask(() => this.shell?.severed(node));
   }
@@ -1134,7 +1149,7 @@ export class Proxy {
       this.counters.severed += cut;
       log.warn("severed {count} kernel flows", { count: cut });
     }
-    for (const node of [...this.#severing]) this.#confirmSevered(node);
+    for (const node of [...this.#severing.keys()]) this.#confirmSevered(node);
     this.#sessionEnded();
   }
 

@@ -207,7 +207,7 @@ describe("/metrics", () => {
     );
   });
 
-  test("histograms: probe latency and connect time per backend, failover duration", async () => {
+  test("histograms: probe latency and connect time per backend, failover and sever duration", async () => {
     const { proxy, agents, call } = await rig();
     const a = await connectClient(proxy.port);
     await a.waitFor("hello db0");
@@ -233,6 +233,7 @@ describe("/metrics", () => {
         "galerad_health_probe_latency_seconds",
         "galerad_backend_connect_seconds",
         "galerad_failover_seconds",
+        "galerad_sever_seconds",
       ]
     ) {
       expect(families.find((f) => f.name === name)?.type).toBe("HISTOGRAM");
@@ -244,6 +245,9 @@ describe("/metrics", () => {
     expect(series(text, "galerad_failover_seconds_count")).toBe(1);
     expect(series(text, 'galerad_failover_seconds_bucket{le="+Inf"}')).toBe(1);
     expect(series(text, "galerad_failover_seconds_sum")).toBeGreaterThan(0);
+    // The one session on db0 was severed: one sever observed, from the decision to its close.
+    expect(series(text, "galerad_sever_seconds_count")).toBe(1);
+    expect(series(text, "galerad_sever_seconds_sum")).toBeGreaterThan(0);
     b.socket.destroy();
   });
 
