@@ -1,10 +1,10 @@
 /**
  * Sessions at scale, galerad (compiled binary) and HAProxy side by side in one run, both in front
- * of the same two test backends (a greeting and an echo) with the same descriptor limit: RSS with
- * 1,000 / 5,000 / 10,000 idle sessions; then, with STORM sessions on the active node, a failover
- * (its agent turns unhealthy): how long from the first severed client to the last (the sever
- * itself), and, when every client reconnects at once, how long until all are served again and
- * how many failed.
+ * of the same two test backends (a greeting and an echo, in their own process) with the same
+ * descriptor limit: RSS with 1,000 / 5,000 / 10,000 idle sessions; a failover (the active node's
+ * agent turns unhealthy) with the largest size, timing the sever; then one with STORM sessions
+ * whose clients all reconnect at once: how long until all are served again, how many failed, how
+ * many SYNs a full listen queue dropped.
  *
  *   node_modules/.bin/bun scripts/bench/scale.ts [--storm 5000]
  *
@@ -15,7 +15,8 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import net from "node:net";
 import path from "node:path";
-import { startAgent, startBackend } from "../lab/fixtures.ts";
+import { now, startBackendProcess } from "../lab/backend_process.ts";
+import { startAgent } from "../lab/fixtures.ts";
 import { startDaemon } from "../lab/spawn.ts";
 import {
   benchOptions,
@@ -26,7 +27,9 @@ import {
   runBench,
   writeSection,
 } from "./report.ts";
+import { listenDrops } from "./listen_drops.ts";
 import { rssMiB } from "./memory.ts";
+import { cpuSeconds } from "./sysbench.ts";
 import { haproxyConfig, startHaproxy } from "./topology.ts";
 
 if (process.env.GALERAD_SCALE_LIMIT !== "1") {
@@ -49,10 +52,12 @@ const LIMIT = Number(execFileSync("bash", ["-c", "ulimit -n"], { encoding: "utf8
 const SIZES = [1000, 5000, Math.min(10_000, Math.floor((LIMIT - 1000) / 2))];
 const GALERAD = 24610;
 const HAPROXY = 24611;
+const GALERAD_API = 24612;
 
 /** Opens `n` clients (in batches), each waiting for its greeting; resolves with the sockets. */
-async function open(port: number, n: number): Promise<net.Socket[]> {
-  const out: net.Socket[] = [];
+async function open(port: number, n: number): Promise<{ socks: net.Socket[]; greeting: string }> {
+  const socks: net.Socket[] = [];
+  let greeting = "";
   for (let i = 0; i < n; i += 200) {
     const batch = await Promise.all(
       Array.from(
@@ -60,14 +65,14 @@ async function open(port: number, n: number): Promise<net.Socket[]> {
         () =>
           new Promise<net.Socket>((resolve, reject) => {
             const s = net.connect({ host: "127.0.0.1", port });
-            s.once("data", () => resolve(s));
+            s.once("data", (d) => (greeting ||= String(d).trim(), resolve(s)));
             s.once("error", reject);
           }),
       ),
     );
-    out.push(...batch);
+    socks.push(...batch);
   }
-  return out;
+  return { socks, greeting };
 }
 
 /** No step waits longer than this. */
@@ -80,22 +85,34 @@ function bounded<T>(p: Promise<T>): Promise<T | typeof TIMED_OUT> {
   ]);
 }
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Target {
+  name: string;
+  port: number;
+  pid(): number | undefined;
+  /** The proxy's own sever figure (decision to last close, ms), for the sever since the last call. */
+  severMs?(): Promise<number | null>;
+}
+
 async function main(cleanup: Cleanup) {
   execFileSync("bash", [path.join(ROOT, "compile.sh")], { stdio: "inherit" });
-  const db = [await startBackend("db0"), await startBackend("db1")];
+  const backends = await startBackendProcess(["db0", "db1"]);
+  const db = backends.backends;
   const agents = [
     await startAgent({ healthy: true, index: 0 }),
     await startAgent({ healthy: true, index: 1 }),
   ];
   cleanup.add(async () => {
-    for (const x of [...db, ...agents]) await x.close();
+    await backends.close();
+    for (const a of agents) await a.close();
   });
   const galerad = startDaemon([
     "proxy",
     "--listen",
     `127.0.0.1:${GALERAD}`,
     "--api-listen",
-    "127.0.0.1:0",
+    `127.0.0.1:${GALERAD_API}`,
     "--health-listen",
     "127.0.0.1:0",
     "--api-password",
@@ -127,9 +144,23 @@ async function main(cleanup: Cleanup) {
     }),
   );
   cleanup.add(() => haproxy.kill("SIGKILL"));
-  await new Promise((r) => setTimeout(r, 3000));
-  const targets = [
-    { name: "galerad", port: GALERAD, pid: () => galerad.child.pid },
+  await sleep(3000);
+  let severSum = 0;
+  const targets: Target[] = [
+    {
+      name: "galerad",
+      port: GALERAD,
+      pid: () => galerad.child.pid,
+      async severMs() {
+        const text = await (await fetch(`http://127.0.0.1:${GALERAD_API}/metrics`, {
+          headers: { Authorization: `Basic ${btoa("admin:bench-secret")}` },
+        })).text();
+        const sum = Number(/^galerad_sever_seconds_sum (\S+)$/m.exec(text)?.[1]);
+        const ms = (sum - severSum) * 1000;
+        severSum = sum;
+        return Number.isFinite(ms) && ms > 0 ? ms : null;
+      },
+    },
     { name: "haproxy", port: HAPROXY, pid: () => haproxy.pid },
   ];
   const idle: Record<string, string[]> = {};
@@ -137,65 +168,94 @@ async function main(cleanup: Cleanup) {
     const base = rssMiB(t.pid());
     idle[t.name] = [`${fmt(base, 1)} MiB at rest`];
     for (const n of SIZES) {
-      const socks = await open(t.port, n);
-      await new Promise((r) => setTimeout(r, 2000));
+      const { socks } = await open(t.port, n);
+      await sleep(2000);
       const rss = rssMiB(t.pid());
       idle[t.name].push(
         `${n}: ${fmt(rss, 1)} MiB (${fmt(((rss - base) * 1024) / n, 1)} KiB/session)`,
       );
       for (const s of socks) s.destroy();
-      await new Promise((r) => setTimeout(r, 2000));
+      await sleep(2000);
     }
     console.log(t.name, idle[t.name].join("; "));
   }
-  const storm: Record<string, string> = {};
-  for (const t of targets) {
-    agents[0].set({ healthy: true });
-    agents[1].set({ healthy: true });
-    await new Promise((r) => setTimeout(r, 1500));
-    const socks = await open(t.port, OPTIONS.storm);
-    const closedAt: number[] = [];
-    const decided = performance.now();
+
+  /**
+   * `n` sessions on the active node, its agent turns unhealthy: the sever as the backends saw it
+   * (first to last close, and from the health change to the last close), and as the proxy saw
+   * it; with `reconnect`, every client then reconnects at once.
+   */
+  async function failover(t: Target, n: number, reconnect: boolean): Promise<string> {
+    for (const a of agents) a.set({ healthy: true });
+    await sleep(1500);
+    await t.severMs?.();
+    const { socks, greeting } = await open(t.port, n);
+    const from = db.findIndex((b) => greeting === `hello ${b.name}`);
+    const next = db[1 - from].name;
+    await backends.closes();
+    const cpu0 = cpuSeconds(t.pid());
+    const drops0 = listenDrops();
+    let neverClosed = n;
+    const changed = now();
     // Every wait is bounded: a step that hangs says what it was waiting for instead.
     await Promise.all([
       ...socks.map((s) =>
-        bounded(
-          new Promise<void>((r) => s.once("close", () => (closedAt.push(performance.now()), r()))),
-        )
+        bounded(new Promise<void>((r) => s.once("close", () => (neverClosed--, r()))))
       ),
-      Promise.resolve().then(() => agents[0].set({ healthy: false })),
+      Promise.resolve().then(() => agents[from].set({ healthy: false })),
     ]);
-    const severSpread = Math.max(...closedAt) - Math.min(...closedAt);
-    const neverClosed = OPTIONS.storm - closedAt.length;
+    const closes = await backends.closes();
+    const proxySide = await t.severMs?.();
     for (const s of socks) s.destroy();
-    const t0 = performance.now();
-    let failed = 0, wrongNode = 0, stuck = 0;
-    const again = await Promise.all(
-      Array.from({ length: OPTIONS.storm }, () =>
-        bounded(
-          new Promise<net.Socket | null>((resolve) => {
-            const s = net.connect({ host: "127.0.0.1", port: t.port });
-            s.once("data", (d) => (String(d).includes("hello db1") || wrongNode++, resolve(s)));
-            s.once("error", () => (failed++, resolve(null)));
-            s.once("close", () => resolve(null));
-          }),
-        ).then((s) => s === TIMED_OUT ? (stuck++, null) : s)),
-    );
-    const served = performance.now() - t0;
-    for (const s of again) s?.destroy();
-    storm[t.name] = `sever ${fmt(severSpread)} ms first to last close (${
-      fmt(Math.max(...closedAt) - decided)
-    } ms from the health change to the last close${
-      neverClosed ? `, ${neverClosed} never closed within ${STEP_LIMIT_MS / 1000} s` : ""
-    }); all ${OPTIONS.storm} served again in ${
-      fmt(served)
-    } ms, ${failed} failed, ${wrongNode} on the old node, ${stuck} unanswered within ${
-      STEP_LIMIT_MS / 1000
-    } s`;
-    console.log(t.name, storm[t.name]);
-    agents[0].set({ healthy: true });
-    await new Promise((r) => setTimeout(r, 2000));
-    // galerad does not fail back; HAProxy does (db0 is its primary): both have one node again.
+    let line = `sever of ${n}: ${
+      fmt(closes.last - closes.first)
+    } ms first to last close at the node, ${
+      fmt(closes.last - changed)
+    } ms from the health change to the last${
+      proxySide ? `, ${fmt(proxySide)} ms from the proxy's decision to its last close` : ""
+    }${
+      neverClosed ? `, ${neverClosed} clients never closed within ${STEP_LIMIT_MS / 1000} s` : ""
+    }`;
+    if (reconnect) {
+      const t0 = performance.now();
+      let failed = 0, wrongNode = 0, stuck = 0;
+      const again = await Promise.all(
+        Array.from({ length: n }, () =>
+          bounded(
+            new Promise<net.Socket | null>((resolve) => {
+              const s = net.connect({ host: "127.0.0.1", port: t.port });
+              s.once(
+                "data",
+                (d) => (String(d).includes(`hello ${next}`) || wrongNode++, resolve(s)),
+              );
+              // Refused, reset, or closed before the greeting: each a failed reconnect.
+              s.once("error", () => resolve(null));
+              s.once("close", () => resolve(null));
+            }),
+          ).then((s) => s === TIMED_OUT ? (stuck++, null) : (s ?? (failed++, null)))),
+      );
+      const served = performance.now() - t0;
+      for (const s of again) s?.destroy();
+      line += `; all ${n} served again in ${
+        fmt(served)
+      } ms, ${failed} failed, ${wrongNode} on the old node, ${stuck} unanswered within ${
+        STEP_LIMIT_MS / 1000
+      } s, ${listenDrops() - drops0} SYNs dropped by a full listen queue`;
+    }
+    line += `; proxy CPU ${fmt((cpuSeconds(t.pid()) - cpu0) * 1000)} ms`;
+    console.log(t.name, line);
+    agents[from].set({ healthy: true });
+    await sleep(2000);
+    // galerad does not fail back; HAProxy does (db0 is its primary): the next step asks which.
+    return line;
+  }
+
+  const failovers: Record<string, string[]> = {};
+  for (const t of targets) {
+    failovers[t.name] = [
+      await failover(t, SIZES[SIZES.length - 1], false),
+      await failover(t, OPTIONS.storm, true),
+    ];
   }
   writeSection(
     "scale",
@@ -207,15 +267,21 @@ async function main(cleanup: Cleanup) {
     }; ${machine()}.
 
 galerad (compiled binary, defaults but \`--interval 100ms --fall 1\`) and HAProxy 2.6 (\`inter 100
-rise 1 fall 1\`, \`on-marked-down shutdown-sessions\`, \`maxconn\` half the descriptor limit) in front of the same two
-test backends (a greeting, then echo), the same descriptor limit (${LIMIT}) for all. Idle sessions: RSS of the
-proxy with N sessions open (each got its greeting), 2 s after the last one opened.
+rise 1 fall 1\`, \`on-marked-down shutdown-sessions\`, \`maxconn\` half the descriptor limit) in front of
+the same two test backends (a greeting, then echo; in a process of their own), the same descriptor
+limit (${LIMIT}) for all. Idle sessions: RSS of the proxy with N sessions open (each got its
+greeting), 2 s after the last one opened.
 
 ${targets.map((t) => `- ${t.name}: ${idle[t.name].join("; ")}`).join("\n")}
 
-Failover with ${OPTIONS.storm} sessions on the active node, then every client reconnecting at once:
+Failovers: N sessions on the active node, whose agent then answers unhealthy. The sever as the node
+saw it (its connections closing: first to last, and from the health change, which includes up to
+one probe interval, to the last), and, for galerad, from its own decision to the data plane's last
+close (\`galerad_sever_seconds\`). Then, for the storm, every client reconnects at once: the time
+until all are served again, the failures (refused, reset or closed before the greeting), and the
+SYNs the kernel dropped at a full listen queue (TcpExt ListenDrops) meanwhile.
 
-${targets.map((t) => `- ${t.name}: ${storm[t.name]}`).join("\n")}
+${targets.map((t) => `- ${t.name}: ${failovers[t.name].join(". ")}`).join("\n")}
 `,
   );
 }

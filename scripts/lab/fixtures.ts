@@ -13,12 +13,15 @@ export interface TestBackend {
   close(): Promise<void>;
 }
 
-/** A TCP server that writes `hello NAME\n` on connect, then echoes everything back. */
-export function startBackend(name: string): Promise<TestBackend> {
+/**
+ * A TCP server that writes `hello NAME\n` on connect, then echoes everything back; `onClose`
+ * hears each connection end.
+ */
+export function startBackend(name: string, onClose?: () => void): Promise<TestBackend> {
   const sockets = new Set<net.Socket>();
   const server = net.createServer({ allowHalfOpen: true }, (socket) => {
     sockets.add(socket);
-    socket.on("close", () => sockets.delete(socket));
+    socket.on("close", () => (sockets.delete(socket), onClose?.()));
     socket.on("error", () => {});
     socket.write(`hello ${name}\n`);
     socket.on("data", (chunk) => socket.write(chunk));
