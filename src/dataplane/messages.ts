@@ -49,5 +49,6 @@ export type FromWorker =
   | ["failed", request: number, message: string]
   /** Triples of session id, bytes up, bytes down (totals so far) for sessions that moved data. */
   | ["bytes", changed: number[]]
-  | ["closed", id: number, up: number, down: number]
+  /** Triples of session id, final bytes up, final bytes down, for sessions that ended. */
+  | ["closed", ended: number[]]
   | ["fault", message: string];

@@ -134,12 +134,14 @@ export class Thread {
         return;
       }
       case "closed": {
-        const [, id, up, down] = message;
-        const client = this.clients.get(id);
-        if (!client) return;
-        this.clients.delete(id);
-        client.setBytes(up, down);
-        client.markClosed();
+        const ended = message[1];
+        for (let i = 0; i < ended.length; i += 3) {
+          const client = this.clients.get(ended[i]);
+          if (!client) continue;
+          this.clients.delete(ended[i]);
+          client.setBytes(ended[i + 1], ended[i + 2]);
+          client.markClosed();
+        }
         this.owner.sessionEnded(this);
         return;
       }
