@@ -37,7 +37,8 @@ export function checkIdle(
   now: number,
   limits: IdleLimits,
 ): { mark: IdleMark; verdict: IdleVerdict | null } {
-  const next = { ...mark };
+  const moved = bytes.up !== mark.up || bytes.down !== mark.down;
+  const next = moved ? { ...mark } : mark;
   if (bytes.up !== mark.up) (next.up = bytes.up), (next.upAt = now);
   if (bytes.down !== mark.down) (next.down = bytes.down), (next.downAt = now);
   let verdict: IdleVerdict | null = null;
@@ -50,6 +51,17 @@ export function checkIdle(
     verdict = "backend idle";
   }
   return { mark: next, verdict };
+}
+
+/**
+ * Whether `checkIdle` could ever close a session that moved `bytes` under these limits: with
+ * both idle limits off, only a missing greeting can. Lets a sweep pass over ten thousand
+ * greeted sessions without touching them; their marks stay right, since a count that has not
+ * changed since the mark means nothing moved since it.
+ */
+export function mayTurnIdle(bytes: { down: number }, limits: IdleLimits): boolean {
+  if (limits.clientIdleMs > 0 || limits.backendIdleMs > 0) return true;
+  return bytes.down === 0 && limits.greetingMs > 0;
 }
 
 /** The first mark of a session spliced at `now`. */

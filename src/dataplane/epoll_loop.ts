@@ -40,13 +40,17 @@ export interface LoopOptions {
   collectGarbage?: () => void;
 }
 
+/** Shared empty queues: most sockets never queue, and ten thousand idle ones need no arrays. */
+const NO_CHUNKS = Object.freeze([]) as unknown as Uint8Array[];
+const NO_REQUESTS = Object.freeze([]) as unknown as number[];
+
 /** One socket of a flow. */
 class Sock {
   /** epoll interest registered now; -1 when the fd is not in the epoll set. */
   mask = -1;
-  queue: Uint8Array[] = [];
+  queue = NO_CHUNKS;
   /** Requests (`write`) answered once the queue is empty. */
-  flushWaiters: number[] = [];
+  flushWaiters = NO_REQUESTS;
   /** Our peer's FIN was read (recv returned 0). */
   readEnded = false;
   /** The client sent FIN before the splice (its bytes wait in the kernel until then). */
@@ -257,8 +261,8 @@ export class EpollLoop {
     this.#socks[s.fd] = undefined;
     this.#libc.close(s.fd);
     for (const request of s.flushWaiters) this.#post(["failed", request, "connection closed"]);
-    s.flushWaiters = [];
-    s.queue = [];
+    s.flushWaiters = NO_REQUESTS;
+    s.queue = NO_CHUNKS;
   }
 
   /** Ends a flow: both sockets closed, the main thread told with the final byte counts. */
@@ -347,7 +351,7 @@ export class EpollLoop {
       this.#finish(to.flow);
       return false;
     }
-    to.queue.push(data.slice(Math.max(0, n), length));
+    to.queue = [data.slice(Math.max(0, n), length)];
     this.#sync(to);
     return false;
   }
@@ -418,8 +422,9 @@ export class EpollLoop {
       }
       s.queue.shift();
     }
+    s.queue = NO_CHUNKS;
     for (const request of s.flushWaiters) this.#post(["done", request]);
-    s.flushWaiters = [];
+    s.flushWaiters = NO_REQUESTS;
     if (s.endAfterFlush) this.#endWrite(s);
     const peer = s.peer;
     if (peer && peer.paused) {
@@ -557,6 +562,7 @@ export class EpollLoop {
         if (!s || s.finSent) return this.#post(["failed", request, "connection closed"]);
         if (this.#send(s, data, data.length)) this.#post(["done", request]);
         else if (flow!.closed) this.#post(["failed", request, "connection closed"]);
+        else if (s.flushWaiters === NO_REQUESTS) s.flushWaiters = [request];
         else s.flushWaiters.push(request);
         return;
       }

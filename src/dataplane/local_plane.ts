@@ -4,8 +4,8 @@
  */
 import { connectTcp, listenTcp, splice } from "#runtime";
 import type { HostPort } from "../core/address.ts";
-import type { ConnectOptions, SpliceStats, TcpConn } from "../runtime/types.ts";
-import type { ClientConn, DataPlane } from "./plane.ts";
+import type { ConnectOptions, TcpConn } from "../runtime/types.ts";
+import type { ClientConn, DataPlane, SpliceWatcher } from "./plane.ts";
 
 class LocalClient implements ClientConn {
   constructor(readonly conn: TcpConn) {}
@@ -36,8 +36,8 @@ class LocalClient implements ClientConn {
   dial(target: HostPort, options: ConnectOptions): Promise<TcpConn> {
     return connectTcp(target, options);
   }
-  splice(server: TcpConn, stats: SpliceStats): Promise<void> {
-    return splice(this.conn, server, stats);
+  splice(server: TcpConn, watcher: SpliceWatcher): void {
+    splice(this.conn, server, watcher.stats).then(() => watcher.ended());
   }
 }
 

@@ -11,12 +11,22 @@ import type {
   TcpListener,
 } from "../runtime/types.ts";
 
+/** Who hears of a splice: its byte counts as data passes, and its end. */
+export interface SpliceWatcher {
+  readonly stats: SpliceStats;
+  ended(): void;
+}
+
 /** An accepted client, with the two steps the proxy takes on it. */
 export interface ClientConn extends TcpConn {
   /** Dials `target` from wherever this client lives; the result is the backend side. */
   dial(target: HostPort, options: ConnectOptions): Promise<TcpConn>;
-  /** Pipes the client and `server` until both are closed, adding to `stats` as data passes. */
-  splice(server: TcpConn, stats: SpliceStats): Promise<void>;
+  /**
+   * Pipes the client and `server` until both are closed, adding to the watcher's stats as data
+   * passes, then tells it. An object, not a promise or a closure: ten thousand idle sessions
+   * each wait on one.
+   */
+  splice(server: TcpConn, watcher: SpliceWatcher): void;
 }
 
 /**

@@ -3,8 +3,8 @@
  * that thread; these forward what the proxy does with it as messages.
  */
 import type { HostPort } from "../core/address.ts";
-import type { ConnectOptions, SpliceStats, TcpConn } from "../runtime/types.ts";
-import type { ClientConn } from "./plane.ts";
+import type { ConnectOptions, TcpConn } from "../runtime/types.ts";
+import type { ClientConn, SpliceWatcher } from "./plane.ts";
 import { resolveIp } from "./resolve_ip.ts";
 import type { Thread } from "./thread.ts";
 
@@ -13,9 +13,10 @@ export class RemoteClient implements ClientConn {
   readonly remotePort: number;
   readonly localAddress: string;
   readonly localPort: number;
-  readonly closed: Promise<void>;
-  #markClosed!: () => void;
-  #stats: SpliceStats | null = null;
+  /** Made when asked for (most sessions only have `#ended`): idle sessions are many. */
+  #closed: Promise<void> | null = null;
+  #markClosed: (() => void) | null = null;
+  #watcher: SpliceWatcher | null = null;
   #isClosed = false;
 
   constructor(
@@ -27,18 +28,26 @@ export class RemoteClient implements ClientConn {
     this.remotePort = address.remotePort;
     this.localAddress = address.localAddress;
     this.localPort = address.localPort;
-    this.closed = new Promise((resolve) => (this.#markClosed = resolve));
+  }
+
+  get closed(): Promise<void> {
+    if (this.#closed) return this.#closed;
+    if (this.#isClosed) return (this.#closed = Promise.resolve());
+    return (this.#closed = new Promise((resolve) => (this.#markClosed = resolve)));
   }
 
   setBytes(up: number, down: number): void {
-    if (!this.#stats) return;
-    this.#stats.up = up;
-    this.#stats.down = down;
+    const stats = this.#watcher?.stats;
+    if (!stats) return;
+    stats.up = up;
+    stats.down = down;
   }
 
   markClosed(): void {
+    if (this.#isClosed) return;
     this.#isClosed = true;
-    this.#markClosed();
+    this.#markClosed?.();
+    this.#watcher?.ended();
   }
 
   write(data: Uint8Array): Promise<void> {
@@ -72,10 +81,10 @@ export class RemoteClient implements ClientConn {
     ]);
     return new RemoteServer(this);
   }
-  splice(_server: TcpConn, stats: SpliceStats): Promise<void> {
-    this.#stats = stats;
-    if (!this.#isClosed) this.thread.post(["splice", this.id]);
-    return this.closed;
+  splice(_server: TcpConn, watcher: SpliceWatcher): void {
+    if (this.#isClosed) return queueMicrotask(() => watcher.ended());
+    this.#watcher = watcher;
+    this.thread.post(["splice", this.id]);
   }
 }
 

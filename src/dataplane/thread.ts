@@ -50,6 +50,8 @@ export class Thread {
   #nextRequest = 1;
   #answer: ((message: FromWorker) => void) | null = null;
   #destroys: [number, "client" | "server"][] = [];
+  #lastRemote = "";
+  #lastLocal = "";
 
   constructor(
     readonly owner: ThreadOwner,
@@ -114,11 +116,14 @@ export class Thread {
   #receive(message: FromWorker): void {
     switch (message[0]) {
       case "open": {
-        const [, id, remoteAddress, remotePort, localAddress, localPort] = message;
+        const [, id, remote, remotePort, local, localPort] = message;
+        // Each message brings its own copy of the address strings: keep one while they repeat.
+        if (remote !== this.#lastRemote) this.#lastRemote = remote;
+        if (local !== this.#lastLocal) this.#lastLocal = local;
         const client = new RemoteClient(this, id, {
-          remoteAddress,
+          remoteAddress: this.#lastRemote,
           remotePort,
-          localAddress,
+          localAddress: this.#lastLocal,
           localPort,
         });
         this.clients.set(id, client);

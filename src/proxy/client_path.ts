@@ -56,20 +56,24 @@ export async function dialBackend(
 }
 
 /**
- * Pipes a dialled session until either side closes, keeping the books (writer and reader
- * ports alike); the caller releases it afterwards.
+ * Pipes a dialled session until either side closes (writer and reader ports alike); its home
+ * hears of the end (`endBooks`, then its release). Nothing waits on a frame or a closure
+ * meanwhile: a session idle for hours holds only its own objects.
  */
-export async function carry(
+export function carry(
   conn: ClientConn,
   session: Session,
   server: TcpConn,
-  books: { accepted: number; bytesUp: number; bytesDown: number },
-): Promise<void> {
+  books: { accepted: number },
+): void {
   session.server = server;
   session.idle = idleMark(performance.now());
   books.accepted++;
-  await conn.splice(server, session.stats);
-  session.closed = true;
+  conn.splice(server, session);
+}
+
+/** A carried session ended: its bytes go into the books. */
+export function endBooks(books: { bytesUp: number; bytesDown: number }, session: Session): void {
   books.bytesUp += session.stats.up;
   books.bytesDown += session.stats.down;
 }
@@ -96,7 +100,7 @@ export async function acceptClient(proxy: ClientRouting, conn: ClientConn): Prom
     const refusal = proxy.refusal();
     if (refusal) return refuse(proxy, conn, refusal);
     const backend = proxy.backends.get(proxy.active!)!;
-    const session = new Session(conn, backend.spec.name);
+    const session = new Session(conn, backend.spec.name, backend.home);
     backend.sessions.add(session);
     let server: TcpConn;
     const dialStarted = performance.now();
@@ -114,8 +118,7 @@ export async function acceptClient(proxy: ClientRouting, conn: ClientConn): Prom
       continue;
     }
     proxy.sessionStarted(backend.spec.name, performance.now() - dialStarted);
-    await carry(conn, session, server, proxy.counters);
-    proxy.release(backend, session);
+    carry(conn, session, server, proxy.counters);
     return;
   }
   refuse(proxy, conn, {

@@ -33,7 +33,7 @@ import { AgreementShell, clock } from "./agreement_shell.ts";
 import { EventLog } from "./events.ts";
 import { HealthMonitor, type Prober } from "./health_monitor.ts";
 import { askCaughtUp, type CatchUpAnswer, probeAgent } from "./probe.ts";
-import { checkIdle } from "../core/idle.ts";
+import { checkIdle, mayTurnIdle } from "../core/idle.ts";
 import {
   FAILOVER_BUCKETS,
   type Histogram,
@@ -44,8 +44,8 @@ import {
 import { ReaderPort } from "./reader_port.ts";
 import { History } from "./history.ts";
 import type { ReaderFallback } from "../core/reader_choice.ts";
-import { acceptClient } from "./client_path.ts";
-import type { Session } from "./session.ts";
+import { acceptClient, endBooks } from "./client_path.ts";
+import type { Session, SessionHome } from "./session.ts";
 
 const log = getLogger(["galerad", "proxy"]);
 
@@ -161,6 +161,8 @@ export interface BackendRuntime {
   spec: BackendSpec;
   health: HealthState;
   sessions: Set<Session>;
+  /** Told when one of `sessions` ended. */
+  home: SessionHome;
   /** Drained by an operator: never chosen anew; see Proxy.drain(). */
   maintenance: boolean;
   probes: number;
@@ -339,15 +341,19 @@ export class Proxy {
   }
 
   #runtime(spec: BackendSpec): BackendRuntime {
-    return {
+    const runtime: BackendRuntime = {
       spec,
       health: initialHealth(),
       sessions: new Set(),
+      home: {
+        ended: (session) => (endBooks(this.counters, session), this.release(runtime, session)),
+      },
       maintenance: false,
       probes: 0,
       probeFailures: 0,
       witnessPort: null,
     };
+    return runtime;
   }
 
   /** The port clients connect to (useful when listening on port 0). */
@@ -688,7 +694,7 @@ export class Proxy {
     };
     const closed: Record<string, number> = {};
     const check = (session: Session, backend: string) => {
-      if (session.closed || session.idle === null) return;
+      if (session.closed || session.idle === null || !mayTurnIdle(session.stats, limits)) return;
       const { mark, verdict } = checkIdle(session.idle, session.stats, now, limits);
       session.idle = mark;
       if (verdict === null) return;

@@ -10,10 +10,10 @@ import {
 import { type Histogram, observe } from "../core/histogram.ts";
 import type { ClientConn, DataPlane } from "../dataplane/plane.ts";
 import type { TcpConn, TcpListener } from "../runtime/types.ts";
-import { carry, type ClientRouting, dialBackend, refuse } from "./client_path.ts";
+import { carry, type ClientRouting, dialBackend, endBooks, refuse } from "./client_path.ts";
 import type { BackendRuntime } from "./proxy.ts";
 import { dialRefusal } from "./dial_failure.ts";
-import { Session } from "./session.ts";
+import { Session, type SessionHome } from "./session.ts";
 
 const log = getLogger(["galerad", "proxy", "reader"]);
 
@@ -145,7 +145,7 @@ export class ReaderPort {
         return refuse(this, conn, closed ?? { reason: choice.reason, message: choice.message });
       }
       const backend = this.host.backends.get(choice.node)!;
-      const session = new Session(conn, choice.node);
+      const session = new Session(conn, choice.node, this.#home);
       const set = this.sessions.get(choice.node) ?? new Set();
       this.sessions.set(choice.node, set);
       set.add(session);
@@ -165,8 +165,7 @@ export class ReaderPort {
         continue;
       }
       observe(this.host.histograms.connect(choice.node), (performance.now() - dialStarted) / 1000);
-      await carry(conn, session, server, this.counters);
-      this.#release(choice.node, session);
+      carry(conn, session, server, this.counters);
       return;
     }
     refuse(this, conn, {
@@ -174,6 +173,11 @@ export class ReaderPort {
       message: "reader node changed while connecting; try again",
     });
   }
+
+  /** Where every reader session is kept: told when one ended. */
+  readonly #home: SessionHome = {
+    ended: (session) => (endBooks(this.counters, session), this.#release(session.backend, session)),
+  };
 
   #release(name: string, session: Session): void {
     this.sessions.get(name)?.delete(session);

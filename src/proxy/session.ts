@@ -1,6 +1,11 @@
 import type { IdleMark } from "../core/idle.ts";
 import type { SpliceStats, TcpConn } from "../runtime/types.ts";
 
+/** Where a session is kept, told once it ended (one per node, not one per session). */
+export interface SessionHome {
+  ended(session: Session): void;
+}
+
 /** One client connection and, once dialled, its backend connection. */
 export class Session {
   readonly stats: SpliceStats = { up: 0, down: 0 };
@@ -9,7 +14,17 @@ export class Session {
   /** Set when spliced: what the idle check last saw (core/idle.ts). */
   idle: IdleMark | null = null;
 
-  constructor(readonly client: TcpConn, readonly backend: string) {}
+  constructor(
+    readonly client: TcpConn,
+    readonly backend: string,
+    readonly home: SessionHome,
+  ) {}
+
+  /** The data plane says both sides are closed. */
+  ended(): void {
+    this.closed = true;
+    this.home.ended(this);
+  }
 
   /**
    * Severs both sides at once. A session still dialling its backend is only marked: the

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { checkIdle, idleMark } from "../../src/core/idle.ts";
+import { checkIdle, idleMark, mayTurnIdle } from "../../src/core/idle.ts";
 
 const limits = { clientIdleMs: 1000, backendIdleMs: 3000, greetingMs: 500, reportLagMs: 0 };
 
@@ -26,8 +26,38 @@ describe("checkIdle()", () => {
     expect(checkIdle(idleMark(0), { up: 0, down: 0 }, 1999, lagged).verdict).toBeNull();
   });
 
+  test("a check that finds nothing moved keeps the mark it was given", () => {
+    const { mark } = checkIdle(idleMark(0), { up: 0, down: 9 }, 100, limits);
+    expect(checkIdle(mark, { up: 0, down: 9 }, 200, limits).mark).toBe(mark);
+    expect(checkIdle(mark, { up: 1, down: 9 }, 200, limits).mark).not.toBe(mark);
+  });
+
   test("limits of 0 never close a session that got its greeting", () => {
     const off = { clientIdleMs: 0, backendIdleMs: 0, greetingMs: 0, reportLagMs: 0 };
     expect(checkIdle(idleMark(0), { up: 0, down: 0 }, 1e9, off).verdict).toBeNull();
+  });
+});
+
+describe("mayTurnIdle()", () => {
+  const off = { clientIdleMs: 0, backendIdleMs: 0, greetingMs: 500, reportLagMs: 0 };
+  test("with both idle limits off, only a session still without its greeting", () => {
+    expect(mayTurnIdle({ down: 0 }, off)).toBe(true);
+    expect(mayTurnIdle({ down: 78 }, off)).toBe(false);
+    expect(mayTurnIdle({ down: 0 }, { ...off, greetingMs: 0 })).toBe(false);
+  });
+
+  test("with an idle limit, every session", () => {
+    expect(mayTurnIdle({ down: 78 }, { ...off, clientIdleMs: 1000 })).toBe(true);
+    expect(mayTurnIdle({ down: 78 }, { ...off, backendIdleMs: 1000 })).toBe(true);
+  });
+
+  test("agrees with checkIdle: what it passes over, checkIdle would never close", () => {
+    for (const down of [0, 9]) {
+      for (const greetingMs of [0, 500]) {
+        const l = { ...off, greetingMs };
+        if (mayTurnIdle({ down }, l)) continue;
+        expect(checkIdle(idleMark(0), { up: 0, down }, 1e9, l).verdict).toBeNull();
+      }
+    }
   });
 });

@@ -35,7 +35,7 @@ export function dataPlaneCases(threads: number, kind: DataPlaneKind): Case[] {
   /** Dials the backend for `conn` and splices; resolves with the stats when both sides closed. */
   async function forward(conn: ClientConn, port: number, stats: SpliceStats = { up: 0, down: 0 }) {
     const server = await conn.dial({ host: "127.0.0.1", port }, OPTIONS);
-    await conn.splice(server, stats);
+    await new Promise<void>((ended) => conn.splice(server, { stats, ended }));
     return stats;
   }
 
@@ -149,7 +149,9 @@ export function dataPlaneCases(threads: number, kind: DataPlaneKind): Case[] {
           await waitFor("old backend closed", () => old.open === 0 || undefined);
           const second = await conn.dial({ host: "127.0.0.1", port: fresh.port }, OPTIONS);
           await second.write(new TextEncoder().encode("preamble|"));
-          const done = conn.splice(second, { up: 0, down: 0 });
+          const done = new Promise<void>((ended) =>
+            conn.splice(second, { stats: { up: 0, down: 0 }, ended })
+          );
           // The backend echoes: the preamble comes before what the client sent before the splice.
           await client.waitFor("hello new\npreamble|early|");
           assert.ok(!client.received.includes("hello old"));
@@ -281,7 +283,7 @@ export function threadGrowthCases(): Case[] {
     const forwardAll = async (conn: ClientConn) => {
       const server = await conn.dial({ host: "127.0.0.1", port: backend.port }, OPTIONS);
       const stats = { up: 0, down: 0 };
-      await conn.splice(server, stats);
+      await new Promise<void>((ended) => conn.splice(server, { stats, ended }));
       return stats;
     };
     const listener = await plane.listen(
