@@ -19,6 +19,9 @@ const log = getLogger(["galerad", "peers"]);
 export interface TransportCounters {
   sent: number;
   received: number;
+  /** UDP payload bytes of the datagrams sent and accepted: the tier's gossip bandwidth. */
+  bytesSent: number;
+  bytesReceived: number;
   sendFailures: number;
   dropped: Partial<Record<DropReason, number>>;
 }
@@ -48,7 +51,14 @@ export interface TransportOptions {
  * under its reason and dropped; nothing thrown reaches the caller.
  */
 export class PeerTransport {
-  readonly counters: TransportCounters = { sent: 0, received: 0, sendFailures: 0, dropped: {} };
+  readonly counters: TransportCounters = {
+    sent: 0,
+    received: 0,
+    bytesSent: 0,
+    bytesReceived: 0,
+    sendFailures: 0,
+    dropped: {},
+  };
   readonly parties = new Map<string, PartyLink>();
   readonly bootId = crypto.getRandomValues(new Uint8Array(8));
   #seq = 0;
@@ -131,6 +141,7 @@ export class PeerTransport {
       if (!error) {
         party.sent++;
         this.counters.sent++;
+        this.counters.bytesSent += data.length;
         return;
       }
       // An ICMP error from another party's closed port is reported on the next send, whoever it
@@ -199,6 +210,7 @@ export class PeerTransport {
     party.replay = replay.state;
     party.received++;
     this.counters.received++;
+    this.counters.bytesReceived += data.length;
     this.onMessage(message);
   }
 }

@@ -251,6 +251,18 @@ export function renderMetrics(proxy: Proxy): string {
         transport.counters.received,
       ]])
       .family(
+        "galerad_gossip_bytes_sent_total",
+        "counter",
+        "UDP payload bytes of the peer datagrams sent.",
+        [[{}, transport.counters.bytesSent]],
+      )
+      .family(
+        "galerad_gossip_bytes_received_total",
+        "counter",
+        "UDP payload bytes of the peer datagrams accepted.",
+        [[{}, transport.counters.bytesReceived]],
+      )
+      .family(
         "galerad_gossip_send_failures_total",
         "counter",
         "Peer datagrams the kernel refused to send, by party.",

@@ -83,6 +83,13 @@ describe("proxy peers (3 processes)", () => {
       setHealth("db0", true);
       await new Promise((r) => setTimeout(r, 500));
       expect((await tier.converged("db1")).epoch).toBe(after.epoch);
+
+      // The gossip's bytes are counted with its datagrams: signed, and each fits one packet.
+      const gossip = (await tier.api("p1", "/v0/peers")).gossip;
+      expect(gossip.bytesSent).toBeGreaterThan(gossip.sent * 64);
+      expect(gossip.bytesSent).toBeLessThan(gossip.sent * 1400);
+      expect(gossip.bytesReceived).toBeGreaterThan(gossip.received * 64);
+      expect(gossip.bytesReceived).toBeLessThan(gossip.received * 1400);
     },
     60_000,
   );
