@@ -53,6 +53,8 @@ const SIZES = [1000, 5000, Math.min(10_000, Math.floor((LIMIT - 1000) / 2))];
 const GALERAD = 24610;
 const HAPROXY = 24611;
 const GALERAD_API = 24612;
+/** When an idle proxy is read: after galerad's collection of a burst's garbage (dataplane/memory.ts). */
+const SETTLE_MS = 8000;
 
 /** Opens `n` clients (in batches), each waiting for its greeting; resolves with the sockets. */
 async function open(port: number, n: number): Promise<{ socks: net.Socket[]; greeting: string }> {
@@ -132,7 +134,9 @@ async function main(cleanup: Cleanup) {
     haproxyConfig({
       bind: `127.0.0.1:${HAPROXY}`,
       maxconn,
-      defaults: [`maxconn ${maxconn}`],
+      // As galerad's probe timeout (--timeout 1s): without it a check times out at `inter`, and a
+      // busy moment of the test agents marks the only healthy server down.
+      defaults: [`maxconn ${maxconn}`, "timeout check 1s"],
       servers: db.map((b, i) => ({
         name: b.name,
         host: "127.0.0.1",
@@ -167,13 +171,22 @@ async function main(cleanup: Cleanup) {
   for (const t of targets) {
     const base = rssMiB(t.pid());
     idle[t.name] = [`${fmt(base, 1)} MiB at rest`];
+    let previous: { n: number; rss: number } | null = null;
     for (const n of SIZES) {
       const { socks } = await open(t.port, n);
       await sleep(2000);
+      const burst = rssMiB(t.pid());
+      await sleep(SETTLE_MS - 2000);
       const rss = rssMiB(t.pid());
+      const per = (mib: number) => fmt(((mib - base) * 1024) / n, 1);
+      // Growth from the previous size: what one more session costs, without the fixed part.
+      const step = previous
+        ? `, ${fmt(((rss - previous.rss) * 1024) / (n - previous.n), 1)} more from ${previous.n}`
+        : "";
       idle[t.name].push(
-        `${n}: ${fmt(rss, 1)} MiB (${fmt(((rss - base) * 1024) / n, 1)} KiB/session)`,
+        `${n}: ${fmt(rss, 1)} MiB (${per(rss)} KiB/session${step}; ${per(burst)} at 2 s)`,
       );
+      previous = { n, rss };
       for (const s of socks) s.destroy();
       await sleep(2000);
     }
@@ -219,6 +232,7 @@ async function main(cleanup: Cleanup) {
     if (reconnect) {
       const t0 = performance.now();
       let failed = 0, wrongNode = 0, stuck = 0;
+      const why: Record<string, number> = {};
       const again = await Promise.all(
         Array.from({ length: n }, () =>
           bounded(
@@ -228,19 +242,28 @@ async function main(cleanup: Cleanup) {
                 "data",
                 (d) => (String(d).includes(`hello ${next}`) || wrongNode++, resolve(s)),
               );
-              // Refused, reset, or closed before the greeting: each a failed reconnect.
-              s.once("error", () => resolve(null));
-              s.once("close", () => resolve(null));
+              // Refused, reset, or closed before the greeting: each a failed reconnect, counted
+              // by its error (the close may come before the error event).
+              s.on("error", () => {});
+              s.once("close", () => {
+                const code = (s.errored as NodeJS.ErrnoException | null)?.code;
+                const reason = s.errored ? code ?? "error" : "closed";
+                why[reason] = (why[reason] ?? 0) + 1;
+                resolve(null);
+              });
             }),
           ).then((s) => s === TIMED_OUT ? (stuck++, null) : (s ?? (failed++, null)))),
       );
+      const reasons = Object.entries(why).map(([k, v]) =>
+        `${v} ${k === "closed" ? "closed before the greeting" : k}`
+      );
       const served = performance.now() - t0;
       for (const s of again) s?.destroy();
-      line += `; all ${n} served again in ${
-        fmt(served)
-      } ms, ${failed} failed, ${wrongNode} on the old node, ${stuck} unanswered within ${
-        STEP_LIMIT_MS / 1000
-      } s, ${listenDrops() - drops0} SYNs dropped by a full listen queue`;
+      line += `; all ${n} served again in ${fmt(served)} ms, ${failed} failed${
+        reasons.length ? ` (${reasons.join(", ")})` : ""
+      }, ${wrongNode} on the old node, ${stuck} unanswered within ${STEP_LIMIT_MS / 1000} s, ${
+        listenDrops() - drops0
+      } SYNs dropped by a full listen queue`;
     }
     line += `; proxy CPU ${fmt((cpuSeconds(t.pid()) - cpu0) * 1000)} ms`;
     console.log(t.name, line);
@@ -267,10 +290,14 @@ async function main(cleanup: Cleanup) {
     }; ${machine()}.
 
 galerad (compiled binary, defaults but \`--interval 100ms --fall 1\`) and HAProxy 2.6 (\`inter 100
-rise 1 fall 1\`, \`on-marked-down shutdown-sessions\`, \`maxconn\` half the descriptor limit) in front of
+rise 1 fall 1\`, \`timeout check 1s\` as galerad's probe timeout, \`on-marked-down shutdown-sessions\`,
+\`maxconn\` half the descriptor limit) in front of
 the same two test backends (a greeting, then echo; in a process of their own), the same descriptor
 limit (${LIMIT}) for all. Idle sessions: RSS of the proxy with N sessions open (each got its
-greeting), 2 s after the last one opened.
+greeting), ${
+      SETTLE_MS / 1000
+    } s after the last one opened (galerad collects the garbage of a burst of new
+sessions once it has been quiet for 3 s), and 2 s after, before that collection.
 
 ${targets.map((t) => `- ${t.name}: ${idle[t.name].join("; ")}`).join("\n")}
 
