@@ -2,8 +2,10 @@
  * Test doubles on real loopback sockets: backends that greet with their name and echo, agents
  * whose answer a test flips, and small waiting helpers. Used by the bun suites.
  */
+import dgram from "node:dgram";
 import http from "node:http";
 import net from "node:net";
+import process from "node:process";
 
 export interface TestBackend {
   name: string;
@@ -180,19 +182,37 @@ export function connectClient(port: number): Promise<Client> {
 
 /** Ports this process was given, so two asks before either is bound never get the same one. */
 const given = new Set<number>();
+/**
+ * Ports are taken from below the kernel's ephemeral range (32768 and up on Linux): a port the
+ * kernel handed out for listening on port 0 can be taken by any process's next outgoing
+ * connection before the test binds it, and a tier of proxies probing agents makes many.
+ */
+const FIRST_PORT = 15_000;
+/** Up to 22999: clear of the ports the Galera lab and the benchmarks fix (13306, 23306, 24610, …). */
+const PORTS = 8000;
+let next = FIRST_PORT + (process.pid * 7919) % PORTS;
 
-/** A TCP port free right now on 127.0.0.1 (bound, then released), never one given before here. */
+/** Whether `port` binds now on 127.0.0.1 for TCP and for UDP (a peer port is UDP). */
+async function bindable(port: number): Promise<boolean> {
+  const tcp = await new Promise<boolean>((resolve) => {
+    const server = net.createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
+  if (!tcp) return false;
+  return new Promise<boolean>((resolve) => {
+    const socket = dgram.createSocket("udp4");
+    socket.once("error", () => (socket.close(), resolve(false)));
+    socket.bind(port, "127.0.0.1", () => socket.close(() => resolve(true)));
+  });
+}
+
+/** A port free right now on 127.0.0.1 for TCP and UDP, outside the ephemeral range, never one given before here. */
 export async function freePort(): Promise<number> {
   for (;;) {
-    const port = await new Promise<number>((resolve) => {
-      const server = net.createServer();
-      server.listen(0, "127.0.0.1", () => {
-        const port = (server.address() as net.AddressInfo).port;
-        server.close(() => resolve(port));
-      });
-    });
-    // The kernel may hand a just-released port out again at once.
-    if (given.has(port)) continue;
+    const port = next;
+    next = FIRST_PORT + ((next - FIRST_PORT + 1) % PORTS);
+    if (given.has(port) || !(await bindable(port))) continue;
     given.add(port);
     return port;
   }
