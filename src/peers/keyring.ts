@@ -1,10 +1,10 @@
 import type { Identity, PublicKeys } from "./identity.ts";
 
-/** One shared secret, imported for HMAC-SHA256, with the id packets name it by. */
+/** One shared secret for HMAC-SHA256 (hmac.ts), with the id packets name it by. */
 export interface PeerKey {
   /** First 4 bytes of SHA-256(secret), big-endian: names the key without revealing it. */
   id: number;
-  key: CryptoKey;
+  secret: Uint8Array;
 }
 
 /**
@@ -35,14 +35,7 @@ export async function createKeyRing(secrets: readonly string[]): Promise<KeyRing
     }
     const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
     const id = new DataView(digest.buffer).getUint32(0);
-    const key = await crypto.subtle.importKey(
-      "raw",
-      bytes,
-      { name: "HMAC", hash: "SHA-256" },
-      false,
-      ["sign", "verify"],
-    );
-    keys.push({ id, key });
+    keys.push({ id, secret: bytes });
   }
   return { signing: keys[0], byId: new Map(keys.map((k) => [k.id, k])) };
 }

@@ -53,11 +53,15 @@ async function signRaw(m: PeerMessage): Promise<Uint8Array> {
   out.set(bootId, 12);
   dv.setUint32(24, 1);
   out.set(payload, HEADER_BYTES);
-  const mac = await crypto.subtle.sign(
-    "HMAC",
-    ring.signing.key,
-    out.subarray(0, HEADER_BYTES + payload.length),
+  // WebCrypto's HMAC, not the codec's: the two must agree.
+  const key = await crypto.subtle.importKey(
+    "raw",
+    ring.signing.secret,
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
   );
+  const mac = await crypto.subtle.sign("HMAC", key, out.subarray(0, HEADER_BYTES + payload.length));
   out.set(new Uint8Array(mac), HEADER_BYTES + payload.length);
   return out;
 }
