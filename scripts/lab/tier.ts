@@ -33,6 +33,8 @@ export interface TierOptions {
   command?: string[];
   /** False: every proxy decides alone (no --peers, no state file), as a control. */
   peers?: boolean;
+  /** How long `startAll` waits for each proxy to be ready (15 s unless a large tier asks more). */
+  readyTimeoutMs?: number;
 }
 
 export class Tier {
@@ -118,7 +120,7 @@ export class Tier {
       await waitFor(
         `${name} ready`,
         async () => (await this.cluster(name).catch(() => null))?.ready,
-        15_000,
+        this.options.readyTimeoutMs ?? 15_000,
       ).catch((error) => {
         const tail = this.member(name).daemon?.stderr.split("\n").slice(-12).join("\n");
         throw new Error(`${(error as Error).message}; its last log lines:\n${tail}`);
