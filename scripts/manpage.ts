@@ -2,6 +2,7 @@
  * Writes galerad(1) in roff from the binary's own --help, so the manual never drifts from the
  * flags: `bun scripts/manpage.ts BINARY OUT`.
  */
+import process from "node:process";
 import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 

@@ -23,6 +23,8 @@ step() { # name, command...
 step "deno fmt --check" "$bin/deno" fmt --check
 step "deno lint" "$bin/deno" lint
 step "deno check" "$bin/deno" check mod.ts src/ tests/runtime/deno/
+# Scripts run only under Bun and are not type-checked; this catches a name used without its import.
+step "scripts no-undef" "$bin/deno" lint --rules-include=no-undef scripts/
 
 echo "== bun test"
 "$bin/bun" test --timeout 120000 tests/ 2>&1 | tee "$log/bun.out"

@@ -11,6 +11,7 @@
  * The baseline in the same run is the gossip interval (200 ms): what pure anti-entropy, without
  * the push on change, would need at best.
  */
+import process from "node:process";
 import { execFileSync } from "node:child_process";
 import { cpus } from "node:os";
 import path from "node:path";

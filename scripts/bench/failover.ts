@@ -13,6 +13,7 @@
  * --soak S: S seconds of sysbench oltp_read_write through galerad; the register epoch and every
  * backend's lastChange must stay put (no false failover).
  */
+import process from "node:process";
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import path from "node:path";

@@ -9,6 +9,7 @@
  *
  * Writes the "flood" section of docs/BENCHMARKS.md.
  */
+import process from "node:process";
 import { spawn } from "node:child_process";
 import { connectClient, startAgent, startBackend } from "../lab/fixtures.ts";
 import { Tier } from "../lab/tier.ts";

@@ -12,6 +12,7 @@
  * Needs root (namespaces, nftables inside them). Writes the "kernel" section of
  * docs/BENCHMARKS.md.
  */
+import process from "node:process";
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { availableParallelism } from "node:os";
 import path from "node:path";

@@ -5,6 +5,7 @@
  * `{"point":{"name","host","port"}|null}`, `{"drain":true}`, `{"wake":true}`, `{"counts":true}`,
  * `{"close":true}`; answers each with `{"ok":…}` or `{"error":…}`.
  */
+import process from "node:process";
 import { loadLibc } from "#thread";
 import net from "node:net";
 import { createInterface } from "node:readline";

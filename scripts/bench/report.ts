@@ -2,6 +2,7 @@
  * Benchmark reporting: statistics, and one section of docs/BENCHMARKS.md replaced in place (each
  * benchmark owns the text between its BEGIN/END markers, so running one leaves the others).
  */
+import process from "node:process";
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";

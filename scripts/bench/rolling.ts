@@ -13,6 +13,7 @@
  *
  * Writes the "rolling" section of docs/BENCHMARKS.md.
  */
+import process from "node:process";
 import { execFileSync, spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import path from "node:path";

@@ -12,6 +12,7 @@
  * descriptors per session in the proxy, two in this process). Writes the "scale" section of
  * docs/BENCHMARKS.md.
  */
+import process from "node:process";
 import { execFileSync, spawnSync } from "node:child_process";
 import net from "node:net";
 import path from "node:path";

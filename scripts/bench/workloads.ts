@@ -1,5 +1,6 @@
 /** Client loads beyond sysbench: new connections at a fixed rate, one large result. */
 import net from "node:net";
+import { connect } from "../lab/lab.ts";
 
 /** New TCP connections per second for `seconds`: connect, read the server greeting, close. */
 export async function connectionRate(port: number, perSecond: number, seconds: number) {

@@ -2,6 +2,7 @@
  * Drives scripts/galera-lab.sh for end-to-end tests: a real 3-node MariaDB Galera cluster on
  * loopback, in its own folder and ports so it never collides with the demo's lab.
  */
+import process from "node:process";
 import { execFile } from "node:child_process";
 import path from "node:path";
 import mysql from "mysql2/promise";
