@@ -64,6 +64,8 @@ export type DropReason =
   | "malformed"
   | "replayed"
   | "unknown_source"
+  /** Dropped by the kernel, never read: its source filter, or the receive buffer was full. */
+  | "kernel"
   | "unknown_peer"
   | "misdirected"
   | "wrong_cluster"

@@ -1,6 +1,7 @@
 import { getLogger } from "@logtape/logtape";
 import { bindUdp } from "#runtime";
-import type { HostPort } from "../core/address.ts";
+import { type HostPort, parseIpv4 } from "../core/address.ts";
+import type { Libc } from "../runtime/libc.ts";
 import type { UdpSocket } from "../runtime/types.ts";
 import {
   DecodeError,
@@ -12,6 +13,9 @@ import {
 import type { KeyRing } from "./keyring.ts";
 import { checkReplay, type ReplayState } from "./replay.ts";
 import { type Bucket, take } from "./rate_limit.ts";
+import { type FloodGuard, floodGuard, refused, tick } from "./flood_guard.ts";
+import { KernelSourceFilter } from "./kernel_filter.ts";
+import type { FilterSource } from "./source_filter.ts";
 
 const log = getLogger(["galerad", "peers"]);
 
@@ -48,10 +52,12 @@ export interface TransportOptions {
  * filters, cheapest first: the source address must be a configured party's (no cryptography is
  * spent on strangers), then the codec (bounds, signature), then the name must match that source,
  * the destination must be us, and the datagram must not be a replay. Whatever fails is counted
- * under its reason and dropped; nothing thrown reaches the caller.
+ * under its reason and dropped; nothing thrown reaches the caller. Where it can, the first
+ * filter runs in the kernel (kernel_filter.ts): a stranger's datagram never reaches the
+ * process, and under a flood from other ports of a party's host neither does that.
  */
 export class PeerTransport {
-  readonly counters: TransportCounters = {
+  readonly #counters: TransportCounters = {
     sent: 0,
     received: 0,
     bytesSent: 0,
@@ -68,6 +74,10 @@ export class PeerTransport {
   /** Every party's exact host:port, for the per-source budgets. */
   #partyAddresses = new Set<string>();
   #buckets = new Map<string, Bucket>();
+  #kernel: KernelSourceFilter | null = null;
+  #guard: FloodGuard = floodGuard(0, 0);
+  #guardTimer: ReturnType<typeof setInterval> | null = null;
+  #addresses: ReadonlyMap<string, HostPort> = new Map();
 
   constructor(
     readonly options: TransportOptions,
@@ -78,14 +88,39 @@ export class PeerTransport {
     return this.#socket?.port ?? this.options.listen.port;
   }
 
-  async start(): Promise<void> {
+  /** The counters, with what the kernel dropped for the socket read as of now. */
+  get counters(): TransportCounters {
+    if (this.#kernel) this.#counters.dropped.kernel = this.#kernel.drops();
+    return this.#counters;
+  }
+
+  /** Whether the kernel filters sources, and how strictly. */
+  get kernelFilter(): "off" | "hosts" | "addresses" {
+    return !this.#kernel ? "off" : this.#guard.strict ? "addresses" : "hosts";
+  }
+
+  /** Binds the peer port; with `libc`, the kernel filters sources (IPv4 only). */
+  async start(libc: Libc | null = null): Promise<void> {
     this.#socket = await bindUdp(
       this.options.listen,
       (data, from) => void this.#receive(data, from),
     );
+    if (libc && parseIpv4(this.options.listen.host)) {
+      this.#kernel = KernelSourceFilter.find(libc, this.#socket.port);
+      if (!this.#kernel) log.warn("peer port: cannot find its socket; no kernel source filter");
+    }
+    this.#guard = floodGuard(performance.now(), this.#kernel?.drops() ?? 0);
+    this.#filterInKernel();
+    if (this.#kernel) {
+      this.#guardTimer = setInterval(() => this.#tickGuard(), 1000);
+      (this.#guardTimer as { unref?: () => void }).unref?.();
+    }
   }
 
   stop(): void {
+    if (this.#guardTimer) clearInterval(this.#guardTimer);
+    this.#guardTimer = null;
+    this.#kernel = null;
     this.#socket?.close();
     this.#socket = null;
   }
@@ -109,6 +144,8 @@ export class PeerTransport {
         });
       }
     }
+    this.#addresses = new Map(addresses);
+    this.#filterInKernel();
     this.#sources = new Map();
     this.#partyAddresses = new Set(
       [...addresses.values()].map((a) => `${normalHost(a.host)}:${a.port}`),
@@ -136,12 +173,52 @@ export class PeerTransport {
     );
   }
 
+  /**
+   * Tells the kernel which sources pass: every port of a party's host, or under a flood only
+   * parties' own addresses. Off when a party is not an IPv4 address (a name, IPv6).
+   */
+  #filterInKernel(): void {
+    const kernel = this.#kernel;
+    if (!kernel) return;
+    const sources: FilterSource[] = [];
+    for (const address of this.#addresses.values()) {
+      const ip = parseIpv4(normalHost(address.host));
+      if (!ip) {
+        log.warn("peer {host} is not an IPv4 address: no kernel source filter", {
+          host: address.host,
+        });
+        this.#kernel = null;
+        return kernel.remove();
+      }
+      const value = ((ip[0] << 24) | (ip[1] << 16) | (ip[2] << 8) | ip[3]) >>> 0;
+      const port = this.#guard.strict ? address.port : null;
+      if (!sources.some((s) => s.ip === value && s.port === port)) {
+        sources.push({ ip: value, port });
+      }
+    }
+    const applied = kernel.apply(sources);
+    if (!applied.ok) {
+      log.warn("peer port: the kernel refused its source filter (errno {errno})", applied);
+      this.#kernel = null;
+    }
+  }
+
+  #tickGuard(): void {
+    if (!this.#kernel) return;
+    const next = tick(this.#guard, performance.now(), this.#kernel.drops());
+    const loosened = this.#guard.strict && !next.strict;
+    this.#guard = next;
+    if (!loosened) return;
+    log.info("peer port: the flood has stopped; every port of a party's host passes again");
+    this.#filterInKernel();
+  }
+
   #sendTo(socket: UdpSocket, party: PartyLink, data: Uint8Array, retry: boolean): void {
     socket.send(data, party.address, (error) => {
       if (!error) {
         party.sent++;
-        this.counters.sent++;
-        this.counters.bytesSent += data.length;
+        this.#counters.sent++;
+        this.#counters.bytesSent += data.length;
         return;
       }
       // An ICMP error from another party's closed port is reported on the next send, whoever it
@@ -149,7 +226,7 @@ export class PeerTransport {
       // costs a live one a datagram.
       if (retry && this.#socket === socket) return this.#sendTo(socket, party, data, false);
       party.sendFailures++;
-      this.counters.sendFailures++;
+      this.#counters.sendFailures++;
       const text = (error as { code?: string }).code ?? error.message;
       if (party.lastError !== text) {
         log.warn("cannot send to peer {peer} at {host}:{port}: {error}", {
@@ -164,7 +241,7 @@ export class PeerTransport {
   }
 
   #drop(reason: DropReason, detail: string): void {
-    this.counters.dropped[reason] = (this.counters.dropped[reason] ?? 0) + 1;
+    this.#counters.dropped[reason] = (this.#counters.dropped[reason] ?? 0) + 1;
     log.debug("dropped a peer datagram ({reason}): {detail}", { reason, detail });
   }
 
@@ -187,7 +264,19 @@ export class PeerTransport {
       own ? PARTY_RATE : OTHER_RATE,
     );
     this.#buckets.set(bucketKey, taken.bucket);
-    if (!taken.ok) return this.#drop("rate_limited", key);
+    if (!taken.ok) {
+      if (!own && this.#kernel && !this.#guard.strict) {
+        this.#guard = refused(this.#guard, performance.now());
+        if (this.#guard.strict) {
+          log.warn(
+            "peer port flooded from {host}:{port}, not a party's address: until it stops, the kernel passes only parties' own addresses",
+            { host: from.host, port: from.port },
+          );
+          this.#filterInKernel();
+        }
+      }
+      return this.#drop("rate_limited", key);
+    }
     let decoded;
     try {
       decoded = await decodeMessage(data, this.options.keys);
@@ -209,8 +298,8 @@ export class PeerTransport {
     if ("drop" in replay) return this.#drop(replay.drop, `${message.from} seq ${envelope.seq}`);
     party.replay = replay.state;
     party.received++;
-    this.counters.received++;
-    this.counters.bytesReceived += data.length;
+    this.#counters.received++;
+    this.#counters.bytesReceived += data.length;
     this.onMessage(message);
   }
 }

@@ -171,7 +171,13 @@ export function peersView(proxy: Proxy) {
       lastSendError: link?.lastError ?? null,
     };
   });
-  return { self: proxy.name, listen: transport.port, peers, gossip: transport.counters };
+  return {
+    self: proxy.name,
+    listen: transport.port,
+    kernelFilter: transport.kernelFilter,
+    peers,
+    gossip: transport.counters,
+  };
 }
 
 /**

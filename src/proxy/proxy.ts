@@ -469,7 +469,7 @@ export class Proxy {
       this.reader = reader;
     }
     if (this.transport) {
-      await this.transport.start().catch(async (error) => {
+      await this.transport.start(await loadLibc()).catch(async (error) => {
         await this.#listener?.close();
         await this.reader?.close(0);
         throw new ListenError("peers", error);

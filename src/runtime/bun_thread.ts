@@ -12,6 +12,7 @@ interface BunFfi {
     symbols: Record<string, { args: string[]; returns: string }>,
   ): { symbols: Record<string, (...args: unknown[]) => unknown> };
   read: { i32(pointer: number, offset: number): number };
+  ptr(buffer: Uint8Array): number;
 }
 
 const BUN_KINDS: Record<LibcKind, string> = { i32: "i32", u32: "u32", usize: "u64", buf: "ptr" };
@@ -32,6 +33,7 @@ export async function loadLibc(): Promise<Libc | null> {
     const read = ffi.read;
     return Object.assign(Object.create(null), symbols, {
       errno: () => read.i32(errnoAt, 0),
+      address: (buffer: Uint8Array) => BigInt(ffi.ptr(buffer)),
     }) as Libc;
   } catch {
     return null;

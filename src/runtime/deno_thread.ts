@@ -50,7 +50,13 @@ export function loadLibc(): Promise<Libc | null> {
     const errnoAt = symbols.__errno_location() as Deno.PointerObject;
     const view = new Deno.UnsafePointerView(errnoAt);
     return Promise.resolve(
-      Object.assign(Object.create(null), symbols, { errno: () => view.getInt32(0) }) as Libc,
+      Object.assign(Object.create(null), symbols, {
+        errno: () => view.getInt32(0),
+        address: (buffer: Uint8Array) =>
+          BigInt(
+            Deno.UnsafePointer.value(Deno.UnsafePointer.of(buffer as Uint8Array<ArrayBuffer>)),
+          ),
+      }) as Libc,
     );
   } catch {
     return Promise.resolve(null);

@@ -42,6 +42,8 @@ export interface Libc {
   gettid(): number;
   /** The calling thread's errno, read right after a call that returned -1. */
   errno(): number;
+  /** Where `buffer`'s bytes are, for an argument that points at more memory (a BPF program). */
+  address(buffer: Uint8Array): bigint;
 }
 
 /** The C declarations both adapters bind: name → [parameter kinds, result kind]. */
@@ -83,6 +85,8 @@ export const SO_REUSEADDR = 2;
 export const SO_ERROR = 4;
 export const SO_KEEPALIVE = 9;
 export const SO_REUSEPORT = 15;
+export const SO_ATTACH_FILTER = 26;
+export const SO_DETACH_FILTER = 27;
 export const SO_MARK = 36;
 export const IPPROTO_TCP = 6;
 export const IPPROTO_RAW = 255;

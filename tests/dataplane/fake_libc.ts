@@ -159,6 +159,9 @@ export class FakeLibc implements C.Libc {
   errno(): number {
     return this.#errno;
   }
+  address(): bigint {
+    return 0n;
+  }
   gettid(): number {
     return 1;
   }

@@ -294,4 +294,51 @@ describe("proxy peers (3 processes)", () => {
     expect(dropped.replayed).toBe(captured.length);
     expect(await hello(tier.member("p1").clientPort)).toContain("hello db0");
   }, 60_000);
+
+  test(
+    "a flood from another port of a party's host is dropped in the kernel until it stops",
+    async () => {
+      tier = await Tier.create({ names: PROXIES, backendsFor });
+      await tier.startAll();
+      const before = await tier.converged("db0");
+      const peers = () => tier!.api("p1", "/v0/peers");
+      expect((await peers()).kernelFilter).toBe("hosts");
+      const target = tier.member("p1").peerPort;
+      const sock = dgram.createSocket("udp4");
+      const junk = new Uint8Array(200).fill(7);
+      junk.set([0x47, 0x4c, 0x52, 0x50, 2, 1]);
+      let flooding = true;
+      const flood = (async () => {
+        while (flooding) {
+          for (let i = 0; i < 500; i++) sock.send(junk, target, "127.0.0.1");
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      })();
+      try {
+        await waitFor(
+          "the kernel filter to tighten",
+          async () => (await peers()).kernelFilter === "addresses",
+        );
+        await waitFor(
+          "the kernel to drop the flood",
+          async () => ((await peers()).gossip.dropped.kernel ?? 0) > 10_000,
+        );
+        const during = await peers();
+        expect(during.peers.every((p: { live: boolean }) => p.live)).toBe(true);
+        expect(await tier.converged("db0")).toEqual(before);
+        expect(await hello(tier.member("p1").clientPort)).toContain("hello db0");
+      } finally {
+        flooding = false;
+        await flood;
+        sock.close();
+      }
+      await waitFor(
+        "the kernel filter to loosen",
+        async () => (await peers()).kernelFilter === "hosts",
+        20_000,
+      );
+      expect(await tier.converged("db0")).toEqual(before);
+    },
+    60_000,
+  );
 });
