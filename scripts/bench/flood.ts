@@ -30,7 +30,9 @@ const pct = (xs: number[], p: number) => {
 
 async function sample(tier: Tier, seconds: number) {
   const api: number[] = [];
+  const ready: number[] = [];
   const conn: number[] = [];
+  let notReady = 0;
   let notRouting = 0;
   let peersDown = 0;
   let samples = 0;
@@ -39,10 +41,23 @@ async function sample(tier: Tier, seconds: number) {
     const t0 = performance.now();
     const cluster = await tier.cluster("p1").catch(() => null);
     api.push(performance.now() - t0);
+    const tr = performance.now();
+    const r = await fetch(`http://127.0.0.1:${tier.member("p1").healthPort}/ready`).catch(() =>
+      null
+    );
+    await r?.arrayBuffer();
+    ready.push(performance.now() - tr);
+    if (r?.status !== 200) notReady++;
     const t1 = performance.now();
     const c = await connectClient(tier.member("p1").clientPort).catch(() => null);
     if (c) {
-      await c.waitFor("hello", 5000).catch(() => {});
+      // Timed on the data event itself (Client.waitFor polls every 25 ms).
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 5000);
+        const check = () => c.received.includes("hello") && (clearTimeout(timer), resolve());
+        c.socket.on("data", check);
+        check();
+      });
       conn.push(performance.now() - t1);
       c.socket.destroy();
     }
@@ -52,7 +67,7 @@ async function sample(tier: Tier, seconds: number) {
     if (peers && peers.peers.some((p: { live: boolean }) => !p.live)) peersDown++;
     await new Promise((r) => setTimeout(r, 50));
   }
-  return { api, conn, notRouting, peersDown, samples };
+  return { api, ready, conn, notRouting, notReady, peersDown, samples };
 }
 
 /** The machine's count of UDP datagrams dropped at a full socket receive buffer. */
@@ -104,11 +119,11 @@ async function main(cleanup: Cleanup) {
   const delta = (k: string) => (after[k] ?? 0) - (before[k] ?? 0);
   const inKernel = delta("kernel");
   const read = Object.keys(after).reduce((a, k) => a + (k === "kernel" ? 0 : delta(k)), 0);
+  const ms = (xs: number[]) =>
+    `${fmt(pct(xs, 50), 1)} / ${fmt(pct(xs, 99), 1)} / ${fmt(Math.max(...xs), 1)}`;
   const row = (name: string, s: Awaited<ReturnType<typeof sample>>) =>
-    `| ${name} | ${fmt(pct(s.api, 50), 1)} / ${fmt(pct(s.api, 99), 1)} / ${
-      fmt(Math.max(...s.api), 1)
-    } | ${fmt(pct(s.conn, 50), 1)} / ${fmt(pct(s.conn, 99), 1)} / ${
-      fmt(Math.max(...s.conn), 1)
+    `| ${name} | ${ms(s.api)} | ${ms(s.ready)} (${s.notReady} not 200) | ${
+      ms(s.conn)
     } | ${s.notRouting} / ${s.samples} | ${s.peersDown} |`;
   const table = [
     row("no flood", quiet),
@@ -131,12 +146,12 @@ filters let through at first, as they would a party behind a NAT. Of ${sent} sen
 that budget's refusals made it tighten the kernel's source filter to parties' own addresses) and
 the kernel dropped ${inKernel} for p1's socket, never read (of which the machine counted
 ${bufferFull} as a full receive buffer, \`RcvbufErrors\`, the rest the filter). Every 50 ms: p1's \`/v0/cluster\`
-(the main thread's latency), a new client session through p1 (connect and greeting), whether p1
+(the main thread's latency), its \`/ready\`, a new client session through p1 (connect and greeting), whether p1
 routes, and whether it sees a peer down. Milliseconds, p50 / p99 / max. Target: no false peer-down,
 no sample without a route, and the API and new connections within 100 ms under the flood.
 
-| phase | API ms | new session ms | samples not routing | samples with a peer down |
-| --- | --- | --- | --- | --- |
+| phase | API ms | /ready ms | new session ms | samples not routing | samples with a peer down |
+| --- | --- | --- | --- | --- | --- |
 ${table.join("\n")}
 
 p1's drop counters over the flood: ${

@@ -14,6 +14,8 @@ export interface TierMember {
   name: string;
   clientPort: number;
   apiPort: number;
+  /** The load-balancer port (`/ready`). */
+  healthPort: number;
   peerPort: number;
   stateFile: string;
   daemon: Daemon | null;
@@ -50,6 +52,7 @@ export class Tier {
         name,
         clientPort: await freePort(),
         apiPort: await freePort(),
+        healthPort: await freePort(),
         peerPort: await freePort(),
         stateFile: path.join(tier.dir, `${name}.state.json`),
         daemon: null,
@@ -82,7 +85,7 @@ export class Tier {
       "--api-listen",
       `127.0.0.1:${self.apiPort}`,
       "--health-listen",
-      "127.0.0.1:0",
+      `127.0.0.1:${self.healthPort}`,
       "--api-password",
       "lab-secret-pw",
       ...(this.options.peers === false ? [] : [
