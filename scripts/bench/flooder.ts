@@ -67,7 +67,7 @@ for (;;) {
   const now = performance.now();
   if (now >= end) break;
   if (rate > 0 && sent >= ((now - start) / 1000) * rate) {
-    await Bun.sleep(1);
+    await new Promise((r) => setTimeout(r, 1));
     continue;
   }
   const n = libc.sendmmsg(fd, vectorPtr, BATCH, MSG_DONTWAIT);
