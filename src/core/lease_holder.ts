@@ -125,16 +125,21 @@ export function leasedNode(
   timers: LeaseTimers,
 ): { node: string; count: number; register: Register } | null {
   const live = liveGrants(state, now, timers);
-  const byNode = new Map<string, HeldGrant[]>();
+  // Counted in place: this runs on every message and tick, over every voter.
+  const byNode = new Map<string, { count: number; register: Register }>();
   for (const voter of voters) {
     const grant = live[voter];
-    if (grant) byNode.set(grant.node!, [...(byNode.get(grant.node!) ?? []), grant]);
-  }
-  for (const [node, grants] of byNode) {
-    if (grants.length * 2 > voters.length) {
-      const register = grants.map((g) => g.register).reduce((a, b) => (a.epoch >= b.epoch ? a : b));
-      return { node, count: grants.length, register };
+    if (!grant) continue;
+    const seen = byNode.get(grant.node!);
+    if (!seen) byNode.set(grant.node!, { count: 1, register: grant.register });
+    else {
+      seen.count++;
+      // The largest register; among equal epochs, the first voter's.
+      if (grant.register.epoch > seen.register.epoch) seen.register = grant.register;
     }
+  }
+  for (const [node, { count, register }] of byNode) {
+    if (count * 2 > voters.length) return { node, count, register };
   }
   return null;
 }

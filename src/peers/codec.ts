@@ -271,29 +271,32 @@ function urlProblem(value: unknown, field: string): string | null {
   }: expected an http(s) URL of at most ${MAX_URL} characters`;
 }
 
+/** The fields a message body may have. */
+const BODY_FIELDS: ReadonlySet<string> = new Set([
+  "from",
+  "to",
+  "incarnation",
+  "digest",
+  "register",
+  "epochSeen",
+  "view",
+  "serving",
+  "request",
+  "grant",
+  "follow",
+  "targets",
+  "api",
+]);
+
 /** Every field of a message body, within its bounds; a line saying what is wrong, or null. */
 function bodyProblem(body: unknown): string | null {
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
     return "payload is not an object";
   }
   const b = body as Record<string, unknown>;
-  const allowed = new Set([
-    "from",
-    "to",
-    "incarnation",
-    "digest",
-    "register",
-    "epochSeen",
-    "view",
-    "serving",
-    "request",
-    "grant",
-    "follow",
-    "targets",
-    "api",
-  ]);
+
   for (const key of Object.keys(b)) {
-    if (!allowed.has(key)) return `unknown field ${key.slice(0, 40)}`;
+    if (!BODY_FIELDS.has(key)) return `unknown field ${key.slice(0, 40)}`;
   }
   const problem = nameProblem(b.from, "from") ?? nameProblem(b.to, "to") ??
     nameProblem(b.incarnation, "incarnation") ??
