@@ -16,10 +16,18 @@ function int(value: string | undefined): number | null {
 }
 
 /** The JSON status: galera-agent's fields, plus what an operator needs to see why. */
-export function statusView(agent: Agent, vote?: { port: number } | null) {
+/** The vote port as the status shows it: where, and what it received, sent and dropped. */
+export interface VoteStatus {
+  port: number;
+  received: number;
+  sent: number;
+  dropped: Partial<Record<string, number>>;
+}
+
+export function statusView(agent: Agent, vote?: VoteStatus | null) {
   const { verdict, readings, checkedAt } = agent.current();
   return {
-    ...(vote ? { witness: { port: vote.port } } : {}),
+    ...(vote ? { witness: vote } : {}),
     healthy: verdict.healthy,
     reason: verdict.reason,
     wsrep_local_state: int(readings.wsrep_local_state),
@@ -46,7 +54,7 @@ export function createAgentApp(
   agent: Agent,
   auth: AgentAuth | null,
   controls?: Controls,
-  vote?: () => { port: number } | null,
+  vote?: () => VoteStatus | null,
   catchUp?: CatchUp,
 ): Hono {
   const app = new Hono();

@@ -18,6 +18,7 @@ import {
   type PeerMessage,
 } from "../peers/codec.ts";
 import type { KeyRing } from "../peers/keyring.ts";
+import { type Bucket, take } from "../peers/rate_limit.ts";
 import { checkReplay, type ReplayState } from "../peers/replay.ts";
 import { readStateFile, writeStateFile } from "../peers/state_file.ts";
 import type { UdpSocket } from "../runtime/types.ts";
@@ -43,6 +44,14 @@ export interface WitnessOptions {
 
 /** At most this many proxies are remembered for anti-replay; the oldest is forgotten first. */
 const MAX_SENDERS = 256;
+/**
+ * Datagrams per second from an address that sent a valid message before (its own budget), and
+ * from all other addresses together: a proxy asks a few times a second, so a flood is cut before
+ * its HMACs cost the agent's main thread, and never takes the budget of a proxy already heard.
+ */
+const KNOWN_RATE = { perSecond: 500, burst: 500 };
+const OTHER_RATE = { perSecond: 1000, burst: 1000 };
+const OTHERS = "*";
 
 /**
  * The agent's vote in `--quorum agents`: a UDP endpoint that answers proxies' lease requests by
@@ -64,6 +73,8 @@ export class WitnessEndpoint {
   #health = new Map<string, HealthState>();
   #monitor: HealthMonitor;
   #watched = new Map<string, string>();
+  /** Budgets by source address (host:port) heard from, and OTHERS for everyone else. */
+  #buckets = new Map<string, Bucket>();
 
   constructor(readonly options: WitnessOptions, prober?: Prober) {
     const saved = options.stateFile
@@ -138,6 +149,16 @@ export class WitnessEndpoint {
   }
 
   async #receive(data: Uint8Array, from: HostPort): Promise<void> {
+    const source = `${from.host}:${from.port}`;
+    const known = this.#buckets.has(source);
+    const budget = known ? source : OTHERS;
+    const taken = take(
+      this.#buckets.get(budget),
+      performance.now(),
+      known ? KNOWN_RATE : OTHER_RATE,
+    );
+    this.#buckets.set(budget, taken.bucket);
+    if (!taken.ok) return this.#drop("rate_limited", source);
     let message: PeerMessage;
     let envelope;
     try {
@@ -153,7 +174,17 @@ export class WitnessEndpoint {
     this.#replay.set(key, replay.state);
     if (this.#replay.size > MAX_SENDERS) this.#replay.delete(this.#replay.keys().next().value!);
     this.counters.received++;
+    if (!known) this.#know(source);
     this.#feed({ type: "message", message }, from);
+  }
+
+  /** `source` sent a valid message: it gets a budget of its own (the oldest is forgotten). */
+  #know(source: string): void {
+    this.#buckets.set(source, { tokens: KNOWN_RATE.burst, at: performance.now() });
+    if (this.#buckets.size <= MAX_SENDERS + 1) return;
+    for (const key of this.#buckets.keys()) {
+      if (key !== OTHERS) return void this.#buckets.delete(key);
+    }
   }
 
   #feed(event: Parameters<typeof witnessStep>[1], replyTo?: HostPort): void {

@@ -407,7 +407,7 @@ export function healthcheckCommand(): Command<[], Record<string, unknown>> {
         stopCommand: options.stopCommand,
         operationTimeoutMs: options.operationTimeout,
       }),
-      () => (vote ? { port: vote.port } : null),
+      () => (vote ? { port: vote.port, ...vote.counters } : null),
       new CatchUp(target),
     );
     const serve = (files: TlsFiles | null, port = options.listen.port) =>
