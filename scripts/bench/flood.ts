@@ -11,10 +11,10 @@
  */
 import process from "node:process";
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
 import path from "node:path";
 import { connectClient, startAgent, startBackend } from "../lab/fixtures.ts";
 import { Tier } from "../lab/tier.ts";
+import { udpReceiveBufferErrors } from "./kernel_counters.ts";
 import { benchOptions, type Cleanup, fmt, machine, runBench, writeSection } from "./report.ts";
 
 const OPTIONS = benchOptions("flood.ts [--seconds 10] [--rate 600000]", {
@@ -68,15 +68,6 @@ async function sample(tier: Tier, seconds: number) {
     await new Promise((r) => setTimeout(r, 50));
   }
   return { api, ready, conn, notRouting, notReady, peersDown, samples };
-}
-
-/** The machine's count of UDP datagrams dropped at a full socket receive buffer. */
-function udpReceiveBufferErrors(): number {
-  const lines = readFileSync("/proc/net/snmp", "utf8").split("\n").filter((l) =>
-    l.startsWith("Udp:")
-  );
-  const names = lines[0].split(/\s+/);
-  return Number(lines[1].split(/\s+/)[names.indexOf("RcvbufErrors")]);
 }
 
 async function main(cleanup: Cleanup) {

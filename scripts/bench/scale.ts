@@ -28,7 +28,7 @@ import {
   runBench,
   writeSection,
 } from "./report.ts";
-import { listenDrops } from "./listen_drops.ts";
+import { listenDrops } from "./kernel_counters.ts";
 import { rssMiB } from "./memory.ts";
 import { cpuSeconds } from "./sysbench.ts";
 import { haproxyConfig, startHaproxy } from "./topology.ts";

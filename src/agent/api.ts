@@ -15,7 +15,6 @@ function int(value: string | undefined): number | null {
   return value !== undefined && /^-?\d+$/.test(value) ? Number(value) : null;
 }
 
-/** The JSON status: galera-agent's fields, plus what an operator needs to see why. */
 /** The vote port as the status shows it: where, and what it received, sent and dropped. */
 export interface VoteStatus {
   port: number;
@@ -24,6 +23,7 @@ export interface VoteStatus {
   dropped: Partial<Record<string, number>>;
 }
 
+/** The JSON status: galera-agent's fields, plus what an operator needs to see why. */
 export function statusView(agent: Agent, vote?: VoteStatus | null) {
   const { verdict, readings, checkedAt } = agent.current();
   return {

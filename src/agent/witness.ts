@@ -18,7 +18,7 @@ import {
   type PeerMessage,
 } from "../peers/codec.ts";
 import type { KeyRing } from "../peers/keyring.ts";
-import { type Bucket, take } from "../peers/rate_limit.ts";
+import { type Bucket, SHARED_BUDGET, spend } from "../peers/rate_limit.ts";
 import { checkReplay, type ReplayState } from "../peers/replay.ts";
 import { readStateFile, writeStateFile } from "../peers/state_file.ts";
 import type { UdpSocket } from "../runtime/types.ts";
@@ -51,7 +51,6 @@ const MAX_SENDERS = 256;
  */
 const KNOWN_RATE = { perSecond: 500, burst: 500 };
 const OTHER_RATE = { perSecond: 1000, burst: 1000 };
-const OTHERS = "*";
 
 /**
  * The agent's vote in `--quorum agents`: a UDP endpoint that answers proxies' lease requests by
@@ -73,7 +72,7 @@ export class WitnessEndpoint {
   #health = new Map<string, HealthState>();
   #monitor: HealthMonitor;
   #watched = new Map<string, string>();
-  /** Budgets by source address (host:port) heard from, and OTHERS for everyone else. */
+  /** Budgets by source address (host:port) heard from, and SHARED_BUDGET for everyone else. */
   #buckets = new Map<string, Bucket>();
 
   constructor(readonly options: WitnessOptions, prober?: Prober) {
@@ -151,14 +150,10 @@ export class WitnessEndpoint {
   async #receive(data: Uint8Array, from: HostPort): Promise<void> {
     const source = `${from.host}:${from.port}`;
     const known = this.#buckets.has(source);
-    const budget = known ? source : OTHERS;
-    const taken = take(
-      this.#buckets.get(budget),
-      performance.now(),
-      known ? KNOWN_RATE : OTHER_RATE,
-    );
-    this.#buckets.set(budget, taken.bucket);
-    if (!taken.ok) return this.#drop("rate_limited", source);
+    const budget = known ? source : SHARED_BUDGET;
+    if (!spend(this.#buckets, budget, performance.now(), known ? KNOWN_RATE : OTHER_RATE)) {
+      return this.#drop("rate_limited", source);
+    }
     let message: PeerMessage;
     let envelope;
     try {
@@ -183,7 +178,7 @@ export class WitnessEndpoint {
     this.#buckets.set(source, { tokens: KNOWN_RATE.burst, at: performance.now() });
     if (this.#buckets.size <= MAX_SENDERS + 1) return;
     for (const key of this.#buckets.keys()) {
-      if (key !== OTHERS) return void this.#buckets.delete(key);
+      if (key !== SHARED_BUDGET) return void this.#buckets.delete(key);
     }
   }
 

@@ -294,7 +294,6 @@ function bodyProblem(body: unknown): string | null {
     return "payload is not an object";
   }
   const b = body as Record<string, unknown>;
-
   for (const key of Object.keys(b)) {
     if (!BODY_FIELDS.has(key)) return `unknown field ${key.slice(0, 40)}`;
   }

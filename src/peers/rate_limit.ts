@@ -24,3 +24,17 @@ export function take(bucket: Bucket | undefined, now: number, rate: Rate): {
     ? { bucket: { tokens: tokens - 1, at: now }, ok: true }
     : { bucket: { tokens, at: now }, ok: false };
 }
+
+/** The key of the budget that sources without one of their own share. */
+export const SHARED_BUDGET = "*";
+
+/**
+ * Takes a token from `key`'s bucket in `buckets` (a new one starts full), keeping the bucket
+ * there; whether there was one. Callers give each known source its key and the rest
+ * SHARED_BUDGET, so a flood from strangers never spends a known source's budget.
+ */
+export function spend(buckets: Map<string, Bucket>, key: string, now: number, rate: Rate): boolean {
+  const taken = take(buckets.get(key), now, rate);
+  buckets.set(key, taken.bucket);
+  return taken.ok;
+}

@@ -12,7 +12,7 @@ import {
 } from "./codec.ts";
 import type { KeyRing } from "./keyring.ts";
 import { checkReplay, type ReplayState } from "./replay.ts";
-import { type Bucket, take } from "./rate_limit.ts";
+import { type Bucket, SHARED_BUDGET, spend } from "./rate_limit.ts";
 import { type FloodGuard, floodGuard, refused, tick } from "./flood_guard.ts";
 import { KernelSourceFilter } from "./kernel_filter.ts";
 import type { FilterSource } from "./source_filter.ts";
@@ -151,7 +151,7 @@ export class PeerTransport {
       [...addresses.values()].map((a) => `${normalHost(a.host)}:${a.port}`),
     );
     for (const key of [...this.#buckets.keys()]) {
-      if (key !== "*" && !this.#partyAddresses.has(key)) this.#buckets.delete(key);
+      if (key !== SHARED_BUDGET && !this.#partyAddresses.has(key)) this.#buckets.delete(key);
     }
     for (const party of this.parties.values()) {
       const host = normalHost(party.address.host);
@@ -257,14 +257,13 @@ export class PeerTransport {
     // elsewhere (another port of a known host) cannot starve it; everything else shares one.
     const key = `${normalHost(from.host)}:${from.port}`;
     const own = this.#partyAddresses.has(key);
-    const bucketKey = own ? key : "*";
-    const taken = take(
-      this.#buckets.get(bucketKey),
+    const allowed = spend(
+      this.#buckets,
+      own ? key : SHARED_BUDGET,
       performance.now(),
       own ? PARTY_RATE : OTHER_RATE,
     );
-    this.#buckets.set(bucketKey, taken.bucket);
-    if (!taken.ok) {
+    if (!allowed) {
       if (!own && this.#kernel && !this.#guard.strict) {
         this.#guard = refused(this.#guard, performance.now());
         if (this.#guard.strict) {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { type Bucket, take } from "../../src/peers/rate_limit.ts";
+import { type Bucket, SHARED_BUDGET, spend, take } from "../../src/peers/rate_limit.ts";
 
 describe("take()", () => {
   test("a burst, then the rate", () => {
@@ -21,5 +21,20 @@ describe("take()", () => {
     let { bucket } = take(undefined, 0, rate);
     ({ bucket } = take(bucket, 1e9, rate));
     expect(bucket.tokens).toBe(1);
+  });
+});
+
+describe("spend()", () => {
+  test("keeps each key's bucket: the shared one running dry leaves a source's own untouched", () => {
+    const rate = { perSecond: 1, burst: 2 };
+    const buckets = new Map<string, Bucket>();
+    expect([1, 2, 3].map(() => spend(buckets, SHARED_BUDGET, 0, rate))).toEqual([
+      true,
+      true,
+      false,
+    ]);
+    expect(spend(buckets, "10.0.0.1:4567", 0, rate)).toBe(true);
+    expect(buckets.get(SHARED_BUDGET)!.tokens).toBeLessThan(1);
+    expect(buckets.get("10.0.0.1:4567")!.tokens).toBe(1);
   });
 });
