@@ -10,6 +10,7 @@
  */
 import process from "node:process";
 import { dlopen, ptr } from "bun:ffi";
+import { peerJunk } from "../lab/fixtures.ts";
 import { benchOptions } from "./report.ts";
 
 const BATCH = 256;
@@ -47,10 +48,7 @@ if (fd < 0 || libc.connect(fd, ptr(address), 16) !== 0) {
   process.exit(1);
 }
 
-// The payload carries the peer magic and wire version, so the receiver cannot drop it at the
-// first byte; the rest is junk its codec must refuse.
-const payload = new Uint8Array(size).fill(7);
-payload.set([0x47, 0x4c, 0x52, 0x50, 2, 1], 0);
+const payload = peerJunk(size);
 const iov = new BigUint64Array([BigInt(ptr(payload)), BigInt(size)]);
 const vector = new Uint8Array(MMSGHDR * BATCH);
 const view = new DataView(vector.buffer);

@@ -6,6 +6,7 @@ import dgram from "node:dgram";
 import http from "node:http";
 import net from "node:net";
 import process from "node:process";
+import { MAGIC, VERSION } from "../../src/peers/codec.ts";
 
 export interface TestBackend {
   name: string;
@@ -216,4 +217,14 @@ export async function freePort(): Promise<number> {
     given.add(port);
     return port;
   }
+}
+
+/**
+ * A datagram for floods: the peer wire's magic, version and a kind, so no receiver can drop it
+ * at the first bytes, then junk its codec must refuse.
+ */
+export function peerJunk(size = 200): Uint8Array {
+  const junk = new Uint8Array(size).fill(7);
+  junk.set([...MAGIC, VERSION, 1], 0);
+  return junk;
 }

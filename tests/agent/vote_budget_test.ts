@@ -8,7 +8,7 @@ import dgram from "node:dgram";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { freePort, waitFor } from "../../scripts/lab/fixtures.ts";
+import { freePort, peerJunk, waitFor } from "../../scripts/lab/fixtures.ts";
 import { type Daemon, startDaemon } from "../../scripts/lab/spawn.ts";
 import { encodeMessage } from "../../src/peers/codec.ts";
 import { createKeyRing } from "../../src/peers/keyring.ts";
@@ -91,8 +91,7 @@ describe("the agent's vote port", () => {
           "the proxy's first message counted",
           async () => (await witness()).received >= 1,
         );
-        const junk = new Uint8Array(200).fill(7);
-        junk.set([0x47, 0x4c, 0x52, 0x50, 2, 1]);
+        const junk = peerJunk();
         for (let burst = 0; burst < 20; burst++) {
           await Promise.all(Array.from({ length: 500 }, () => send(stranger, junk)));
         }

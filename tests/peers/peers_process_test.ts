@@ -6,6 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test
 import dgram from "node:dgram";
 import {
   connectClient,
+  peerJunk,
   startAgent,
   startBackend,
   type TestAgent,
@@ -305,8 +306,7 @@ describe("proxy peers (3 processes)", () => {
       expect((await peers()).kernelFilter).toBe("hosts");
       const target = tier.member("p1").peerPort;
       const sock = dgram.createSocket("udp4");
-      const junk = new Uint8Array(200).fill(7);
-      junk.set([0x47, 0x4c, 0x52, 0x50, 2, 1]);
+      const junk = peerJunk();
       let flooding = true;
       const flood = (async () => {
         while (flooding) {
