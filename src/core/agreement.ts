@@ -12,6 +12,7 @@ import {
 import type { HolderState } from "./lease_holder.ts";
 import {
   answerRequest,
+  answerWaiting,
   followRegister,
   judgeRegister,
   type LeaseTimers,
@@ -209,7 +210,7 @@ export function step(
       s.leaving = true;
       break;
   }
-  settle(s, now, fx);
+  settle(s, state.holder.serving, now, fx);
   return { state: s, effects: fx };
 }
 
@@ -583,7 +584,13 @@ function askSelf(s: AgreementState, now: Clock): void {
  * After every event: our vote follows the majority, a failover is proposed when due, and the
  * holder serves what a majority grants it, severing what it may no longer serve.
  */
-function settle(s: AgreementState, now: Clock, fx: AgreementEffect[]): void {
+function settle(
+  s: AgreementState,
+  /** What the holder served before this event: a confirmed sever changes it before we run. */
+  before: string | null,
+  now: Clock,
+  fx: AgreementEffect[],
+): void {
   if (s.voter) {
     const target = followTarget(s, now);
     if (target) follow(s, target, "following the majority", now, fx);
@@ -591,7 +598,7 @@ function settle(s: AgreementState, now: Clock, fx: AgreementEffect[]): void {
   if (!s.leaving && (s.config.mode === "none" || groupRegister(s, now) !== null)) {
     propose(s, now, fx);
   }
-  const before = s.holder.serving;
+  if (s.voter) answerWaiters(s, now, fx);
   for (let round = 0; round < 3; round++) {
     askSelf(s, now);
     const serving = s.holder.serving;
@@ -604,20 +611,32 @@ function settle(s: AgreementState, now: Clock, fx: AgreementEffect[]): void {
       if (to !== s.config.self) fx.push({ type: "send", message: build(s, to, now) });
     }
   }
-  // Waiting only on another holder's release: ask again soon, not at the next tick.
+  // Waiting on the voters judging our own proposal (an agent learns of a failure by its probes):
+  // ask again soon, not at the next tick.
   const held = leasedNode(s.holder, s.config.voters, now.mono, s.config.timers);
   const proposed = s.proposal !== null && held !== null &&
     compareRegisters(s.proposal, held.register) > 0 && s.view[held.node]?.healthy === false;
-  // ... or on the voters judging our own proposal (an agent learns of a failure by its probes).
-  const waiting = s.holder.serving === null && (proposed ||
-    Object.values(s.holder.grants).some((g) => g.wait && now.mono - g.t < s.config.timers.leaseMs));
-  if (waiting) fx.push({ type: "wake", afterMs: 25 });
+  // A refusal that waits on another holder's release needs no retry: the voter grants it on the
+  // release (answerWaiting), and the next tick asks again if that grant was lost.
+  if (s.holder.serving === null && proposed) fx.push({ type: "wake", afterMs: 25 });
   const route = routeOf(s, now);
   if (
     route.node !== s.route.node || route.hold !== s.route.hold || route.reason !== s.route.reason
   ) {
     s.route = route;
     fx.push({ type: "route", route });
+  }
+}
+
+/** Holders refused only until the old node's last holder released it are granted now. */
+function answerWaiters(s: AgreementState, now: Clock, fx: AgreementEffect[]): void {
+  const done = answerWaiting(s.voter!, now.mono, { timers: s.config.timers, digest: s.digest });
+  s.voter = done.state;
+  for (const { request, answer } of done.answers) {
+    // Our own holder asks in process on every step (askSelf).
+    if (request.holder === s.config.self) continue;
+    const grant = { t: request.t, incarnation: request.incarnation, ...answer };
+    fx.push({ type: "send", message: build(s, request.holder, now, grant) });
   }
 }
 

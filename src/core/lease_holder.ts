@@ -59,7 +59,8 @@ export function noteRequest(
 
 /**
  * Keeps a voter's answer if it answers a request of this life, sent since our last release and
- * newer than the answer we hold; returns null otherwise (a replayed, reordered or foreign one).
+ * newer than the answer we hold (or grants what the answer we hold said to wait for); returns
+ * null otherwise (a replayed, reordered or foreign one).
  */
 export function recordAnswer(
   state: HolderState,
@@ -78,7 +79,9 @@ export function recordAnswer(
   if (answer.incarnation !== state.incarnation) return null;
   if (answer.t <= state.releasedAt || answer.t > (state.asked[voter]?.last ?? -1)) return null;
   const held = state.grants[voter];
-  if (held && answer.t <= held.t) return null;
+  // A refusal that waited on another holder's release may be followed by the grant itself.
+  const late = held?.wait === true && answer.node !== null && answer.t === held.t;
+  if (held && answer.t <= held.t && !late) return null;
   const { t, node, register, why } = answer;
   const lease = Math.min(answer.lease, timers.leaseMs);
   const grant: HeldGrant = {

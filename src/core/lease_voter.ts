@@ -29,6 +29,8 @@ export interface GrantRecord {
   lastT: number;
   /** The holder's voter-set digest. */
   digest: string;
+  /** Its last request, refused only while another holder held the old node: answered on release. */
+  waiting?: LeaseRequest;
 }
 
 /** A voter: one proxy (`--quorum proxies`) or one agent (`--quorum agents`). */
@@ -87,14 +89,70 @@ export function answerRequest(
   state: VoterState,
   request: LeaseRequest,
   now: number,
-  options: { timers: LeaseTimers; digest: string | null },
+  options: VoterOptions,
+): { state: VoterState; answer: GrantAnswer } | null {
+  return decide(state, request, now, options, false);
+}
+
+/** What a voter checks a request against: its timers, and its voter-set digest (null: any). */
+export interface VoterOptions {
+  timers: LeaseTimers;
+  digest: string | null;
+}
+
+/**
+ * Grants the requests that were refused only because another holder still held the old node,
+ * once none does, without waiting for their holders to ask again: in a handover every holder
+ * would otherwise retry at once, and a large tier's retries queue behind each other. A late
+ * answer is safe as a delayed datagram is: the voter's record runs from now, and the holder
+ * counts it from its own stamp, and only while that request is still its latest.
+ */
+export function answerWaiting(
+  state: VoterState,
+  now: number,
+  options: VoterOptions,
+): { state: VoterState; answers: { request: LeaseRequest; answer: GrantAnswer }[] } {
+  const none = { state, answers: [] };
+  // Runs on every step: nothing is allocated unless someone waits.
+  if (!state.records.some((r) => r.waiting && r.expires > now)) return none;
+  const live = state.records.filter((r) => r.expires > now);
+  const node = state.register.active;
+  // Checked once for all: while any holder still holds another node, nobody waiting is granted.
+  if (node === null || live.some((r) => r.node !== null && r.node !== node)) return none;
+  let next: VoterState = { ...state, records: live };
+  const answers: { request: LeaseRequest; answer: GrantAnswer }[] = [];
+  for (const record of live) {
+    const request = record.waiting;
+    if (!request) continue;
+    const answered = decide(next, request, now, options, true);
+    if (answered && answered.answer.node !== null) {
+      next = answered.state;
+      answers.push({ request, answer: answered.answer });
+    } else {
+      // Refused for another reason now (the register moved): the holder's next request decides.
+      next = {
+        ...next,
+        records: next.records.map((r) => r === record ? { ...r, waiting: undefined } : r),
+      };
+    }
+  }
+  return { state: next, answers };
+}
+
+/** The voter rule; `again`: the same request once more (answerWaiting), not a replay. */
+function decide(
+  state: VoterState,
+  request: LeaseRequest,
+  now: number,
+  options: VoterOptions,
+  again: boolean,
 ): { state: VoterState; answer: GrantAnswer } | null {
   const records = state.records.filter((r) => r.expires > now);
   const index = records.findIndex((r) =>
     r.holder === request.holder && r.incarnation === request.incarnation
   );
   const mine = index >= 0 ? records[index] : undefined;
-  if (mine && request.t <= mine.lastT) return null;
+  if (mine && (again ? mine.waiting !== request : request.t <= mine.lastT)) return null;
   const others = index >= 0 ? records.filter((_, i) => i !== index) : records;
   // A holder that no longer serves what we granted has released it (it discarded our grant).
   const held = mine && mine.node !== null && mine.node === request.serving ? mine : undefined;
@@ -108,7 +166,7 @@ export function answerRequest(
   };
   const lease = Math.min(request.lease, options.timers.leaseMs);
   const refuse = (why: string, wait = false) => ({
-    state: { ...state, records: [...others, keep] },
+    state: { ...state, records: [...others, wait ? { ...keep, waiting: request } : keep] },
     answer: wait ? { node: null, lease, why, wait } : { node: null, lease, why },
   });
   const node = state.register.active;

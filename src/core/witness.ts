@@ -3,8 +3,11 @@ import type { Clock } from "./agreement.ts";
 import type { HealthView } from "./health_view.ts";
 import {
   answerRequest,
+  answerWaiting,
   followRegister,
+  type GrantAnswer,
   judgeRegister,
+  type LeaseRequest,
   startVoter,
   type VoterState,
 } from "./lease_voter.ts";
@@ -29,6 +32,8 @@ export interface WitnessState {
   offered: Record<string, Register>;
   /** The backends' health URLs the holders gave, with our clock when last given. */
   targets: Record<string, { url: string; at: number }>;
+  /** The name each holder addresses us by (with no --vote-name, whatever it uses): late answers. */
+  addressedAs: Record<string, string>;
 }
 
 export type WitnessEvent =
@@ -59,6 +64,7 @@ export function startWitness(
     view: {},
     offered: {},
     targets: {},
+    addressedAs: {},
   };
 }
 
@@ -96,7 +102,7 @@ export function witnessStep(
     s.view = event.view;
     const offers = Object.entries(s.offered).sort(([, a], [, b]) => compareRegisters(b, a));
     for (const [from, register] of offers) judge(register, `offered by ${from}`);
-    return { state: s, effects: fx };
+    return { state: s, effects: answerWaiters(s, now, fx) };
   }
   const m = event.message;
   if (s.config.name !== null && m.to !== s.config.name) {
@@ -133,29 +139,51 @@ export function witnessStep(
       settleMs: s.config.timers.settleMs,
     })
   ) take(m.follow.register, `${m.from} reports it as the group's`);
-  if (m.kind !== "request" || !m.request) return { state: s, effects: fx };
-  const answered = answerRequest(
-    s.voter,
-    leaseRequestOf(m, m.request),
-    now.mono,
-    { timers: s.config.timers, digest: null },
-  );
-  if (!answered) return { state: s, effects: fx };
-  s.voter = answered.state;
-  fx.push({
-    type: "send",
-    message: {
-      kind: "reply",
-      from: m.to,
-      to: m.from,
-      incarnation: s.incarnation,
-      digest: m.digest,
-      register: s.voter.register,
-      epochSeen: s.voter.register.epoch,
-      view: s.view,
-      serving: null,
-      grant: { t: m.request.t, incarnation: m.incarnation, ...answered.answer },
-    },
-  });
-  return { state: s, effects: fx };
+  if (m.kind === "request" && m.request) {
+    s.addressedAs = s.addressedAs[m.from] === m.to
+      ? s.addressedAs
+      : { ...s.addressedAs, [m.from]: m.to };
+    const request = leaseRequestOf(m, m.request);
+    const answered = answerRequest(s.voter, request, now.mono, {
+      timers: s.config.timers,
+      digest: null,
+    });
+    if (answered) {
+      s.voter = answered.state;
+      fx.push({ type: "send", message: reply(s, m.to, request, answered.answer) });
+    }
+  }
+  return { state: s, effects: answerWaiters(s, now, fx) };
+}
+
+/** Requests refused only until the old node's last holder released it are granted now. */
+function answerWaiters(s: WitnessState, now: Clock, fx: WitnessEffect[]): WitnessEffect[] {
+  const done = answerWaiting(s.voter, now.mono, { timers: s.config.timers, digest: null });
+  s.voter = done.state;
+  for (const { request, answer } of done.answers) {
+    const name = s.addressedAs[request.holder] ?? s.config.name;
+    if (name !== null) fx.push({ type: "send", message: reply(s, name, request, answer) });
+  }
+  return fx;
+}
+
+/** A voter's answer to `request`, from the name its holder addresses us by. */
+function reply(
+  s: WitnessState,
+  from: string,
+  request: LeaseRequest,
+  answer: GrantAnswer,
+): AgreementMessage {
+  return {
+    kind: "reply",
+    from,
+    to: request.holder,
+    incarnation: s.incarnation,
+    digest: request.digest,
+    register: s.voter.register,
+    epochSeen: s.voter.register.epoch,
+    view: s.view,
+    serving: null,
+    grant: { t: request.t, incarnation: request.incarnation, ...answer },
+  };
 }

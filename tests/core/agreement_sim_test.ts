@@ -191,3 +191,34 @@ describe("the partition cases found against the first version", () => {
     expect(sim.routes()).toEqual({ q0: "db1", q1: "db1", q2: "db1" });
   });
 });
+
+describe("a handover in a large tier", () => {
+  /** Fails db0 at `at`; when each proxy first routes to db1, relative to the failure. */
+  function handover(sim: Sim, at: number): number[] {
+    sim.at(at, "db0 fails", () => (sim.nodes.db0.up = false));
+    const first = new Map<string, number>();
+    for (let t = at; t <= at + 4000 && first.size < Object.keys(sim.proxies).length; t++) {
+      sim.run(t);
+      for (const [p, r] of Object.entries(sim.routes())) {
+        if (r === "db1" && !first.has(p)) first.set(p, t - at);
+      }
+    }
+    return [...first.values()];
+  }
+
+  // Voters grant the waiting holders the moment the old node's last holder releases it, so the
+  // tier moves together instead of each holder waiting for its next retry.
+  for (const [mode, size] of [["proxies", 15], ["agents", 7]] as const) {
+    test(`${mode}, ${size} proxies: the last proxy routes to the new node within 10 ms of the first`, () => {
+      for (const seed of [1, 2, 3]) {
+        const sim = new Sim({ seed, proxies: names(size), mode, severMaxMs: 5 });
+        sim.startAll();
+        sim.run(6000);
+        const times = handover(sim, 6000);
+        expect(sim.violations).toEqual([]);
+        expect(times.length).toBe(size);
+        expect(Math.max(...times) - Math.min(...times)).toBeLessThanOrEqual(10);
+      }
+    });
+  }
+});
