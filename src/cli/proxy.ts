@@ -12,6 +12,7 @@ import {
   hostPort,
   integer,
   name,
+  nameList,
   nonEmpty,
   peerList,
   splitList,
@@ -79,6 +80,7 @@ const schema = v.object({
   name: name,
   cluster: name,
   peers: peerList,
+  voters: v.optional(nameList),
   peerListen: v.optional(hostPort()),
   peerSecret: v.optional(v.string()),
   peerSecretFile: v.optional(v.string()),
@@ -326,6 +328,13 @@ export function proxyCommand(): Command<[], Record<string, unknown>> {
     )
     .addOption(
       opt(
+        "--voters <names>",
+        "with --quorum proxies: the proxies that vote, NAME,NAME,… from --peers (default: all); in a large tier, 3, 5 or 7 voters keep the agreement's cost linear in its size",
+        "VOTERS",
+      ),
+    )
+    .addOption(
+      opt(
         "--lease <duration>",
         "how long a majority's grant lets this proxy serve; one that hears no majority stops after it",
         "LEASE",
@@ -419,6 +428,7 @@ export function proxyCommand(): Command<[], Record<string, unknown>> {
       );
     }
     checkKernelPlane(options);
+    voterList(options);
     const peers = await peerSettings(options);
     const tls = await readTlsFiles(options);
     const ca = readCaFile(options.agentCaFile);
@@ -532,6 +542,27 @@ async function peerSettings(options: ProxyConfig) {
   };
 }
 
+/** `--voters`: only with `--quorum proxies`, and only proxies this one knows (or itself). */
+function voterList(options: ProxyConfig): string[] | undefined {
+  const voters = options.voters;
+  if (!voters) return undefined;
+  if (options.quorum !== "proxies") {
+    throw new UsageError(
+      `invalid --voters ${
+        voters.join(",")
+      }: only with --quorum proxies (it is ${options.quorum}); agents vote as the backends`,
+    );
+  }
+  const known = new Set([options.name, ...options.peers.map((p) => p.name)]);
+  const stranger = options.peers.length > 0 && voters.find((name) => !known.has(name));
+  if (stranger) {
+    throw new UsageError(
+      `invalid --voters: "${stranger}" is not in --peers (${[...known].join(", ")})`,
+    );
+  }
+  return voters;
+}
+
 /** Lease timers from the flags; the guard and margin scale with the lease. */
 function leaseTimers(options: ProxyConfig) {
   const leaseMs = options.peerTimeout ?? options.lease;
@@ -582,6 +613,7 @@ async function runProxy(
     stateFile: peers.stateFile,
     peers: peers.peers,
     quorum: options.quorum,
+    voters: voterList(options),
     timers: leaseTimers(options),
     sendProxyV2: options.sendProxyV2,
     catchUpTimeoutMs: options.catchUpTimeout,

@@ -33,6 +33,7 @@ const RESTART_ONLY = [
   "peerListen",
   "stateFile",
   "quorum",
+  "voters",
   "lease",
   "peerTimeout",
   "gossipInterval",

@@ -96,6 +96,8 @@ export interface AgreementState {
   parties: Record<string, PartyInfo>;
   /** The latest register each party offered, judged again when our view changes. */
   offered: Record<string, Register>;
+  /** Our clock when each party that does not vote last had news from us on a tick. */
+  toldAt: Record<string, number>;
   route: Route;
   startedAt: number;
   /** Whether this life has served yet: only until then do new sessions wait at start. */
@@ -163,6 +165,7 @@ export function startAgreement(
     proposal: null,
     parties,
     offered: {},
+    toldAt: {},
     route: { node: null, hold: true, reason: "starting: no lease from the voters yet" },
     startedAt: init.now.mono,
     served: false,
@@ -185,7 +188,7 @@ export function step(
   const fx: AgreementEffect[] = [];
   switch (event.type) {
     case "tick":
-      for (const to of targetsOf(s)) fx.push({ type: "send", message: build(s, to, now) });
+      tick(s, now, fx);
       break;
     case "message":
       receive(s, event.message, now, fx);
@@ -212,6 +215,26 @@ export function step(
   }
   settle(s, state.holder.serving, now, fx);
   return { state: s, effects: fx };
+}
+
+/**
+ * Every voter is asked on every tick. A party that does not vote (another proxy, when agents or
+ * a few proxies vote) needs our news only to know we are there and what we serve: every change
+ * reaches it at once, so on ticks it hears from us every quarter lease, well within the lease
+ * that it waits before it calls us unheard. That keeps a large tier's news linear.
+ */
+function tick(s: AgreementState, now: Clock, fx: AgreementEffect[]): void {
+  const every = s.config.mode === "none" ? 0 : s.config.timers.leaseMs / 4;
+  const told: Record<string, number> = {};
+  for (const to of targetsOf(s)) {
+    if (!isVoter(s, to)) {
+      const last = s.toldAt[to];
+      if (last !== undefined && now.mono - last < every) continue;
+      told[to] = now.mono;
+    }
+    fx.push({ type: "send", message: build(s, to, now) });
+  }
+  s.toldAt = { ...s.toldAt, ...told };
 }
 
 /** Everyone this proxy sends to: every voter but itself, and the other proxies. */

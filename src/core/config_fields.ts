@@ -120,13 +120,39 @@ export const peerList = v.pipe(
   }),
 );
 
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+
 /** A name for this proxy or cluster: letters, digits, '.', '_' and '-'. */
 export const name = v.pipe(
   v.string("expected a name"),
-  v.regex(
-    /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/,
-    "expected letters, digits, '.', '_' or '-' (at most 63)",
-  ),
+  v.regex(NAME, "expected letters, digits, '.', '_' or '-' (at most 63)"),
+);
+
+/** A list of names (proxies, say), separated by commas, spaces or `;` (or a list); no repeats. */
+export const nameList = v.pipe(
+  v.union([v.string(), v.array(v.string())], "expected NAME,NAME,…"),
+  v.rawTransform(({ dataset, addIssue, NEVER }) => {
+    const items = (typeof dataset.value === "string" ? [dataset.value] : dataset.value)
+      .flatMap((item) => item.split(/[,;\s]+/)).filter((item) => item !== "");
+    if (items.length === 0) {
+      addIssue({ message: "expected at least one name" });
+      return NEVER;
+    }
+    for (const [i, item] of items.entries()) {
+      if (!NAME.test(item)) {
+        addIssue({
+          message:
+            `"${item}" is not a name: expected letters, digits, '.', '_' or '-' (at most 63)`,
+        });
+        return NEVER;
+      }
+      if (items.indexOf(item) !== i) {
+        addIssue({ message: `"${item}" is listed twice` });
+        return NEVER;
+      }
+    }
+    return items;
+  }),
 );
 
 /** A boolean from a flag, "true"/"false"/"1"/"0"/"yes"/"no" text or JSON. */

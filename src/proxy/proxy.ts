@@ -87,6 +87,8 @@ export interface ProxyOptions {
   peers?: PeerOptions;
   /** Who votes (docs/peers.md): auto picks agents when every agent that answered votes. */
   quorum?: QuorumMode | "auto";
+  /** With quorum proxies: the proxies that vote (`--voters`); all of them when absent. */
+  voters?: readonly string[];
   /** Lease timers; defaults in DEFAULT_TIMERS. */
   timers?: Partial<AgreementTimers>;
   /** Send a PROXY protocol v2 header to the backend, so it sees the client's address. */
@@ -124,6 +126,8 @@ export interface ProxyOptions {
 
 /** How often the idle check runs; its granularity. */
 const IDLE_SWEEP_MS = 250;
+/** Above this many voting proxies, the log suggests --voters. */
+const LARGE_VOTER_SET = 7;
 /** Data-plane threads report byte counts this often (src/dataplane/epoll_loop.ts). */
 const BYTES_REPORT_MS = 1500;
 
@@ -526,7 +530,7 @@ export class Proxy {
       ? backends
       : mode === "none"
       ? [this.name]
-      : [this.name, ...peers];
+      : this.options.voters ?? [this.name, ...peers];
     return {
       self: this.name,
       cluster: this.cluster,
@@ -590,6 +594,12 @@ export class Proxy {
       } needed to serve (${this.quorumReason})`;
     if (mode === "none") log.warn("{message}", { message: text });
     else log.info("{message}", { message: text });
+    if (mode === "proxies" && config.voters.length > LARGE_VOTER_SET) {
+      log.warn(
+        "{count} proxies vote: each asks every other one every gossip interval, so the tier's agreement costs grow with the square of its size; --voters with 3, 5 or 7 of them keeps it linear",
+        { count: config.voters.length },
+      );
+    }
     this.events.push({ time: Date.now(), kind: "quorum", message: text, data: { mode } });
     this.shell = new AgreementShell({
       config,

@@ -89,6 +89,46 @@ describe("galerad CLI", () => {
     }
   });
 
+  test("--voters names proxies of --peers, once each, and only with --quorum proxies", async () => {
+    const base = [
+      "proxy",
+      "--backend",
+      "db0=127.0.0.1:3306",
+      "--name",
+      "p1",
+      "--peers",
+      "p1=127.0.0.1:7001,p2=127.0.0.1:7002,p3=127.0.0.1:7003",
+      "--peer-secret",
+      "a-long-enough-secret-for-the-cli-test",
+      "--check-config",
+    ];
+    const cases: [string[], string][] = [
+      [
+        ["--voters", "p1,p1", "--quorum", "proxies"],
+        'galerad: invalid --voters (flag): "p1,p1": "p1" is listed twice',
+      ],
+      [
+        ["--voters", "p1,b@d", "--quorum", "proxies"],
+        `galerad: invalid --voters (flag): "p1,b@d": "b@d" is not a name: expected letters, digits, '.', '_' or '-' (at most 63)`,
+      ],
+      [
+        ["--voters", "p1,p9", "--quorum", "proxies"],
+        'galerad: invalid --voters: "p9" is not in --peers (p1, p2, p3)',
+      ],
+      [
+        ["--voters", "p1,p2", "--quorum", "agents"],
+        "galerad: invalid --voters p1,p2: only with --quorum proxies (it is agents); agents vote as the backends",
+      ],
+    ];
+    for (const [flags, message] of cases) {
+      const r = await runCli([...base, ...flags]);
+      expect(r.code).toBe(2);
+      expect(oneLine(r.stderr)).toBe(message);
+    }
+    const ok = await runCli([...base, "--voters", "p1 p2,p3", "--quorum", "proxies"]);
+    expect(ok.code).toBe(0);
+  });
+
   test("--data-plane takes auto, epoll, sockets or nft and names itself otherwise", async () => {
     const r = await runCli(["proxy", "--backend", "db0=127.0.0.1:3306", "--data-plane", "iouring"]);
     expect(r.code).toBe(2);

@@ -91,6 +91,8 @@ export interface SimOptions {
   proxies: string[];
   mode: QuorumMode;
   nodes?: string[];
+  /** With mode "proxies": the proxies that vote (`--voters`); all of them when absent. */
+  voters?: string[];
   /** Proxies configured with another peer list: name → the peers (self included) it lists. */
   misconfigured?: Record<string, string[]>;
   gossipMs?: number;
@@ -138,7 +140,7 @@ export class Sim {
     for (const name of all) {
       const listed = options.misconfigured?.[name] ?? options.proxies;
       const voters = options.mode === "proxies"
-        ? [...listed].sort()
+        ? [...(options.voters ?? listed)].sort()
         : options.mode === "agents"
         ? [...nodes].sort()
         : [name];

@@ -12,8 +12,21 @@ const names = (n: number) => Array.from({ length: n }, (_, i) => `p${i + 1}`);
 const CHAOS_END = 10_000;
 const END = 16_000;
 
-function chaosRun(mode: QuorumMode, proxies: number, seed: number, severMaxMs?: number): Sim {
-  const sim = new Sim({ seed, proxies: names(proxies), mode, severMaxMs });
+function chaosRun(
+  mode: QuorumMode,
+  proxies: number,
+  seed: number,
+  severMaxMs?: number,
+  voters?: number,
+): Sim {
+  const all = names(proxies);
+  const sim = new Sim({
+    seed,
+    proxies: all,
+    mode,
+    severMaxMs,
+    voters: voters ? all.slice(0, voters) : undefined,
+  });
   sim.startAll();
   sim.chaos(500, CHAOS_END);
   sim.healAt(CHAOS_END);
@@ -32,10 +45,12 @@ function converged(sim: Sim): boolean {
   return routes.length > 0 && routes.every((r) => r !== null && r === routes[0]);
 }
 
-const CASES: { mode: QuorumMode; proxies: number; seeds: number }[] = [
+const CASES: { mode: QuorumMode; proxies: number; seeds: number; voters?: number }[] = [
   { mode: "proxies", proxies: 2, seeds: 2000 },
   { mode: "proxies", proxies: 3, seeds: 3000 },
   { mode: "proxies", proxies: 5, seeds: 800 },
+  // --voters: three of seven proxies vote; the other four only hold leases.
+  { mode: "proxies", proxies: 7, seeds: 200, voters: 3 },
   { mode: "agents", proxies: 2, seeds: 2800 },
   { mode: "agents", proxies: 3, seeds: 1200 },
   { mode: "agents", proxies: 7, seeds: 200 },
@@ -45,7 +60,7 @@ const replayCase = process.env.GALERAD_SIM_CASE;
 
 describe("agreement under seeded chaos", () => {
   for (const c of CASES) {
-    const label = `${c.mode}, ${c.proxies}`;
+    const label = `${c.mode}, ${c.proxies}${c.voters ? ` (${c.voters} voting)` : ""}`;
     if (replayCase && replayCase !== label) continue;
     test(
       `${label} proxies: never two nodes served, and one node everywhere after the heal (${c.seeds} seeds)`,
@@ -53,7 +68,7 @@ describe("agreement under seeded chaos", () => {
         const seeds = Number.isNaN(replaySeed) ? c.seeds : 1;
         for (let i = 0; i < seeds; i++) {
           const seed = Number.isNaN(replaySeed) ? 1 + i + c.proxies * 100_000 : replaySeed;
-          const sim = chaosRun(c.mode, c.proxies, seed);
+          const sim = chaosRun(c.mode, c.proxies, seed, undefined, c.voters);
           if (sim.violations.length > 0) throw new Error(report(sim, sim.violations[0].what));
           if (!converged(sim)) {
             throw new Error(
@@ -208,10 +223,19 @@ describe("a handover in a large tier", () => {
 
   // Voters grant the waiting holders the moment the old node's last holder releases it, so the
   // tier moves together instead of each holder waiting for its next retry.
-  for (const [mode, size] of [["proxies", 15], ["agents", 7]] as const) {
-    test(`${mode}, ${size} proxies: the last proxy routes to the new node within 10 ms of the first`, () => {
+  const cases = [["proxies", 15, undefined], ["proxies", 31, 5], ["agents", 7, undefined]] as const;
+  for (const [mode, size, voters] of cases) {
+    const label = `${mode}, ${size} proxies${voters ? ` (${voters} voting)` : ""}`;
+    test(`${label}: the last proxy routes to the new node within 10 ms of the first`, () => {
       for (const seed of [1, 2, 3]) {
-        const sim = new Sim({ seed, proxies: names(size), mode, severMaxMs: 5 });
+        const all = names(size);
+        const sim = new Sim({
+          seed,
+          proxies: all,
+          mode,
+          severMaxMs: 5,
+          voters: voters ? all.slice(0, voters) : undefined,
+        });
         sim.startAll();
         sim.run(6000);
         const times = handover(sim, 6000);

@@ -1,0 +1,91 @@
+/**
+ * `--voters`: five `galerad proxy` processes of which three vote. The two that do not vote hold
+ * leases like the others; the tier lives while a majority of the voters does, whatever the
+ * number of proxies.
+ */
+import { afterAll, describe, expect, test } from "bun:test";
+import {
+  connectClient,
+  startAgent,
+  startBackend,
+  type TestAgent,
+  type TestBackend,
+  waitFor,
+} from "../../scripts/lab/fixtures.ts";
+import { Tier } from "../../scripts/lab/tier.ts";
+
+const PROXIES = ["p1", "p2", "p3", "p4", "p5"];
+const VOTERS = ["p1", "p2", "p3"];
+const BACKENDS = ["db0", "db1"];
+const backends: TestBackend[] = [];
+const agents: TestAgent[] = [];
+let tier: Tier | null = null;
+
+afterAll(async () => {
+  await tier?.stopAll();
+  for (const b of backends) await b.close();
+  for (const a of agents) await a.close();
+});
+
+async function hello(port: number): Promise<string> {
+  const c = await connectClient(port);
+  await waitFor("a greeting or an error", () => c.received.length > 0 || c.isClosed(), 5000);
+  await new Promise((r) => setTimeout(r, 20));
+  c.socket.destroy();
+  return c.received;
+}
+
+describe("--voters: three of five proxies vote", () => {
+  test(
+    "the others serve under the voters' leases; losing voters, not proxies, ends the quorum",
+    async () => {
+      for (const [i, b] of BACKENDS.entries()) {
+        backends.push(await startBackend(b));
+        agents.push(await startAgent({ healthy: true, index: i }));
+      }
+      tier = await Tier.create({
+        names: PROXIES,
+        backendsFor: () =>
+          BACKENDS.map((b, i) => `${b}=127.0.0.1:${backends[i].port},health=${agents[i].url}`),
+        extra: ["--quorum", "proxies", "--voters", VOTERS.join(",")],
+      });
+      await tier.startAll();
+      await tier.converged("db0");
+      for (const p of PROXIES) {
+        const c = await tier.cluster(p);
+        expect(c.quorum.voters).toEqual(VOTERS);
+        expect(c.quorum.needed).toBe(2);
+      }
+      const peers = await tier.api("p4", "/v0/peers");
+      const voting = (name: string) =>
+        peers.peers.find((p: { name: string }) => p.name === name)?.voter;
+      expect([voting("p1"), voting("p5")]).toEqual([true, false]);
+      expect(await hello(tier.member("p4").clientPort)).toContain("hello db0");
+
+      // One voter and one holder die: two of three voters are left, and a failover still goes
+      // through on every proxy that is left.
+      await tier.stop("p1", "SIGKILL");
+      await tier.stop("p5", "SIGKILL");
+      const held = await connectClient(tier.member("p4").clientPort);
+      await held.waitFor("hello db0");
+      agents[0].set({ healthy: false });
+      await tier.converged("db1", 15_000);
+      await held.closed;
+      await waitFor("every live proxy routing to db1", async () => {
+        for (const p of ["p2", "p3", "p4"]) {
+          if ((await tier!.cluster(p)).activeBackend !== "db1") return false;
+        }
+        return true;
+      }, 15_000);
+      expect(await hello(tier.member("p4").clientPort)).toContain("hello db1");
+
+      // A second voter dies: p3 and p4 are two of four live proxies, but one of three voters.
+      await tier.stop("p2", "SIGKILL");
+      await waitFor("p4 stops serving once its lease runs out", async () => {
+        return (await tier!.cluster("p4")).activeBackend === null;
+      }, 10_000);
+      expect(await hello(tier.member("p4").clientPort)).toContain("no quorum");
+    },
+    90_000,
+  );
+});
