@@ -2,6 +2,7 @@ import { type AgreementMessage, leaseRequestOf } from "./agreement_message.ts";
 import { type HealthView, viewCandidate } from "./health_view.ts";
 import { mayWrite, type Ranks } from "./select_active.ts";
 import {
+  forgetGrant,
   type HeldGrant,
   leasedNode,
   noteRequest,
@@ -364,13 +365,23 @@ function receive(s: AgreementState, m: AgreementMessage, now: Clock, fx: Agreeme
       }
     }
   }
-  // A voter that moved since its last answer to us is asked again at once: handovers wait on it.
+  // A voter that moved since its last answer to us. Its grant of the node we serve, if it moved
+  // away from that node, is given up here: it would only refuse our next request with "release
+  // it first", and a holder may always count less; our release tells it. Anything else is asked
+  // again at once, unless the voter is keeping our request to grant it when it can.
   const answer = s.holder.grants[m.from];
   if (
     isVoter(s, m.from) && m.kind !== "request" && answer &&
     !sameRegister(answer.register, m.register)
   ) {
-    fx.push({ type: "send", message: build(s, m.from, now) });
+    if (answer.node !== null && answer.node === s.holder.serving) {
+      if (m.register.active !== answer.node && compareRegisters(m.register, answer.register) > 0) {
+        s.holder = forgetGrant(s.holder, m.from);
+      }
+    } else if (!answer.wait) {
+      // A grant of a node we do not serve is released by asking again; a refusal is re-asked.
+      fx.push({ type: "send", message: build(s, m.from, now) });
+    }
   }
   // A proxy that is not a voter (agents mode) telling of a newer register: every voter is asked
   // at once, rather than at our next tick, so a handover does not wait on the slowest holder.

@@ -95,6 +95,13 @@ export function recordAnswer(
   return { ...state, grants: { ...state.grants, [voter]: grant } };
 }
 
+/** Gives up a voter's grant before it runs out: counting less is always safe. */
+export function forgetGrant(state: HolderState, voter: string): HolderState {
+  if (!(voter in state.grants)) return state;
+  const { [voter]: _, ...grants } = state.grants;
+  return { ...state, grants };
+}
+
 /**
  * The grants we may count now: given no longer ago than a lease less the sever guard, and still
  * on the voter's books. A voter drops our record when a later request says we serve something

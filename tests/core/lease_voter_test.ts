@@ -1,5 +1,4 @@
 import { describe, expect, test } from "bun:test";
-import { recordAnswer, startHolder } from "../../src/core/lease_holder.ts";
 import {
   answerRequest,
   answerWaiting,
@@ -81,34 +80,5 @@ describe("answerWaiting: a handover's grants go out on the last release", () => 
     v = answerRequest(v, ask("h2", 2, null), 30, options)!.state;
     v = answerWaiting(v, 30, options).state;
     expect(answerRequest(v, ask("h1", 2, null), 31, options)).toBeNull();
-  });
-});
-
-describe("recordAnswer: a late grant replaces the refusal that waited for it", () => {
-  const holder = () => {
-    const h = startHolder("life");
-    return { ...h, lastT: 5, asked: { v1: { last: 5, lastNull: 5 } } };
-  };
-  const answer = (node: string | null, wait?: boolean) => ({
-    t: 5,
-    incarnation: "life",
-    node,
-    lease: 2000,
-    register: on("db1"),
-    why: "test",
-    ...(wait ? { wait } : {}),
-  });
-
-  test("the grant to the same request is kept after a refusal that said wait", () => {
-    const waited = recordAnswer(holder(), "v1", timers, answer(null, true))!;
-    expect(recordAnswer(waited, "v1", timers, answer("db1"))?.grants.v1.node).toBe("db1");
-  });
-
-  test("but not after a plain refusal, nor a second copy of a grant", () => {
-    const refused = recordAnswer(holder(), "v1", timers, answer(null))!;
-    expect(recordAnswer(refused, "v1", timers, answer("db1"))).toBeNull();
-    const granted = recordAnswer(holder(), "v1", timers, answer("db1"))!;
-    expect(recordAnswer(granted, "v1", timers, answer("db1"))).toBeNull();
-    expect(recordAnswer(granted, "v1", timers, answer(null, true))).toBeNull();
   });
 });
