@@ -6,7 +6,7 @@
  * whose clients all reconnect at once: how long until all are served again, how many failed, how
  * many SYNs a full listen queue dropped.
  *
- *   node_modules/.bin/bun scripts/bench/scale.ts [--storm 5000]
+ *   node_modules/.bin/bun scripts/bench/scale.ts [--storm 5000] [--storm-only]
  *
  * Re-runs itself with its hard descriptor limit; the largest size is what that limit allows (two
  * descriptors per session in the proxy, two in this process). Writes the "scale" section of
@@ -46,7 +46,11 @@ if (process.env.GALERAD_SCALE_LIMIT !== "1") {
   process.exit(r.status ?? 1);
 }
 
-const OPTIONS = benchOptions("scale.ts [--storm 5000]", { storm: { fallback: 5000, min: 100 } });
+const OPTIONS = benchOptions(
+  "scale.ts [--storm 5000] [--storm-only]",
+  { storm: { fallback: 5000, min: 100 } },
+  ["storm-only"],
+);
 const BIN = path.join(ROOT, "galerad");
 /** Each session holds two descriptors in the proxy and two here (client, backend). */
 const LIMIT = Number(execFileSync("bash", ["-c", "ulimit -n"], { encoding: "utf8" }).trim());
@@ -169,7 +173,8 @@ async function main(cleanup: Cleanup) {
     { name: "haproxy", port: HAPROXY, pid: () => haproxy.pid },
   ];
   const idle: Record<string, string[]> = {};
-  for (const t of targets) {
+  // --storm-only: the storm alone, printed and not written (a quick check while working on it).
+  for (const t of OPTIONS["storm-only"] ? [] : targets) {
     const base = rssMiB(t.pid());
     idle[t.name] = [`${fmt(base, 1)} MiB at rest`];
     let previous: { n: number; rss: number } | null = null;
@@ -275,6 +280,10 @@ async function main(cleanup: Cleanup) {
   }
 
   const failovers: Record<string, string[]> = {};
+  if (OPTIONS["storm-only"]) {
+    for (const t of targets) await failover(t, OPTIONS.storm, true);
+    return;
+  }
   for (const t of targets) {
     failovers[t.name] = [
       await failover(t, SIZES[SIZES.length - 1], false),
