@@ -56,7 +56,7 @@ const OTHER_RATE = { perSecond: 1000, burst: 1000 };
  * The agent's vote in `--quorum agents`: a UDP endpoint that answers proxies' lease requests by
  * the witness core (core/witness.ts). It judges every proposal by its own probes of the nodes'
  * agents, so a proxy cut off from the active node cannot move the group. Replies go back to the
- * address a request came from.
+ * address their holder was last heard from.
  */
 export class WitnessEndpoint {
   state: WitnessState;
@@ -74,6 +74,11 @@ export class WitnessEndpoint {
   #watched = new Map<string, string>();
   /** Budgets by source address (host:port) heard from, and SHARED_BUDGET for everyone else. */
   #buckets = new Map<string, Bucket>();
+  /**
+   * Where each holder was last heard from: an answer goes there, also one given later than the
+   * request that asked (a grant that waited on another holder's release).
+   */
+  #holders = new Map<string, HostPort>();
 
   constructor(readonly options: WitnessOptions, prober?: Prober) {
     const saved = options.stateFile
@@ -170,7 +175,10 @@ export class WitnessEndpoint {
     if (this.#replay.size > MAX_SENDERS) this.#replay.delete(this.#replay.keys().next().value!);
     this.counters.received++;
     if (!known) this.#know(source);
-    this.#feed({ type: "message", message }, from);
+    this.#holders.delete(message.from);
+    this.#holders.set(message.from, from);
+    if (this.#holders.size > MAX_SENDERS) this.#holders.delete(this.#holders.keys().next().value!);
+    this.#feed({ type: "message", message });
   }
 
   /** `source` sent a valid message: it gets a budget of its own (the oldest is forgotten). */
@@ -182,16 +190,17 @@ export class WitnessEndpoint {
     }
   }
 
-  #feed(event: Parameters<typeof witnessStep>[1], replyTo?: HostPort): void {
+  #feed(event: Parameters<typeof witnessStep>[1]): void {
     const { state, effects } = witnessStep(this.state, event, clock());
     this.state = state;
-    for (const effect of effects) this.#apply(effect, replyTo);
+    for (const effect of effects) this.#apply(effect);
   }
 
-  #apply(effect: WitnessEffect, replyTo?: HostPort): void {
+  #apply(effect: WitnessEffect): void {
     switch (effect.type) {
       case "send": {
         const socket = this.#socket;
+        const replyTo = this.#holders.get(effect.message.to);
         if (!socket || !replyTo) return;
         encodeMessage(effect.message, { bootId: this.bootId, seq: ++this.#seq }, this.options.keys)
           .then((data) => {
