@@ -228,3 +228,16 @@ export function peerJunk(size = 200): Uint8Array {
   junk.set([...MAGIC, VERSION, 1], 0);
   return junk;
 }
+
+/**
+ * Connects to a proxy's client port and returns what it says first (a node's greeting or the
+ * proxy's error packet), then hangs up.
+ */
+export async function greeting(port: number): Promise<string> {
+  const c = await connectClient(port);
+  await waitFor("a greeting or an error", () => c.received.length > 0 || c.isClosed(), 5000);
+  // A trailing close or error packet arrives with it or just after.
+  await new Promise((r) => setTimeout(r, 20));
+  c.socket.destroy();
+  return c.received;
+}

@@ -18,12 +18,11 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import {
-  connectClient,
+  greeting,
   startAgent,
   startBackend,
   type TestAgent,
   type TestBackend,
-  waitFor,
 } from "../../scripts/lab/fixtures.ts";
 import { SECRET, Tier } from "../../scripts/lab/tier.ts";
 
@@ -59,13 +58,6 @@ function prng(seed: number) {
     int: (n: number) => Math.floor(next() * n),
     pick: <T>(xs: T[]) => xs[Math.floor(next() * xs.length)],
   };
-}
-
-async function hello(port: number): Promise<string> {
-  const c = await connectClient(port);
-  await waitFor("a greeting or an error", () => c.received.length > 0 || c.isClosed(), 5000);
-  c.socket.destroy();
-  return c.received;
 }
 
 describe("peer wire fuzz", () => {
@@ -217,7 +209,7 @@ describe("peer wire fuzz", () => {
       // Nothing crashed, nothing moved, clients are still served by the same node.
       expect(await tier.converged("db0")).toEqual(before);
       for (const p of PROXIES) {
-        expect(await hello(tier.member(p).clientPort)).toContain("hello db0");
+        expect(await greeting(tier.member(p).clientPort)).toContain("hello db0");
         const peers = await tier.api(p, "/v0/peers");
         const dropped = Object.values(peers.gossip.dropped as Record<string, number>)
           .reduce((a, b) => a + b, 0);
@@ -308,7 +300,7 @@ describe("peer wire fuzz", () => {
         expect(await tier.converged("db0")).toEqual(before);
         const dropped = (await tier.api("p3", "/v0/peers")).gossip.dropped;
         expect(dropped.bad_identity).toBe(100);
-        expect(await hello(tier.member("p3").clientPort)).toContain("hello db0");
+        expect(await greeting(tier.member("p3").clientPort)).toContain("hello db0");
       } finally {
         await tier.stopAll();
       }

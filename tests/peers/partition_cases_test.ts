@@ -7,7 +7,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import {
-  connectClient,
+  greeting,
   startAgent,
   startBackend,
   type TestAgent,
@@ -100,14 +100,6 @@ async function watch(t: Tier, names: string[], ms: number) {
     await new Promise((r) => setTimeout(r, 25));
   }
   return { splits, seen };
-}
-
-async function greeting(port: number): Promise<string> {
-  const c = await connectClient(port);
-  await waitFor("a greeting or an error", () => c.received.length > 0 || c.isClosed(), 5000);
-  await new Promise((r) => setTimeout(r, 20));
-  c.socket.destroy();
-  return c.received;
 }
 
 describe("partition cases on real processes", () => {

@@ -6,6 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test
 import dgram from "node:dgram";
 import {
   connectClient,
+  greeting,
   peerJunk,
   startAgent,
   startBackend,
@@ -53,14 +54,6 @@ afterAll(async () => {
 const backendsFor = (p: string) =>
   BACKENDS.map((b, i) => `${b}=127.0.0.1:${backends[i].port},health=${agents[p][b].url}`);
 
-async function hello(port: number): Promise<string> {
-  const c = await connectClient(port);
-  await waitFor("a greeting or an error", () => c.received.length > 0 || c.isClosed(), 5000);
-  await new Promise((r) => setTimeout(r, 20));
-  c.socket.destroy();
-  return c.received;
-}
-
 describe("proxy peers (3 processes)", () => {
   test(
     "all three agree on the lowest index at start, and a simultaneous failover converges on one node",
@@ -77,7 +70,7 @@ describe("proxy peers (3 processes)", () => {
       expect(after.epoch).toBeGreaterThan(first.epoch);
       await held.closed; // the old node's sessions are severed on every proxy
       for (const p of PROXIES) {
-        expect(await hello(tier.member(p).clientPort)).toContain("hello db1");
+        expect(await greeting(tier.member(p).clientPort)).toContain("hello db1");
       }
 
       // db0 recovers: nobody takes it back.
@@ -106,10 +99,10 @@ describe("proxy peers (3 processes)", () => {
         "p1 to stop routing",
         async () => (await tier!.cluster("p1")).activeBackend === null,
       );
-      const refused = await hello(tier.member("p1").clientPort);
+      const refused = await greeting(tier.member("p1").clientPort);
       expect(refused).toContain("the group is on db0 but this proxy sees it down");
-      expect(await hello(tier.member("p2").clientPort)).toContain("hello db0");
-      expect(await hello(tier.member("p3").clientPort)).toContain("hello db0");
+      expect(await greeting(tier.member("p2").clientPort)).toContain("hello db0");
+      expect(await greeting(tier.member("p3").clientPort)).toContain("hello db0");
       expect(await tier.converged("db0")).toEqual(before);
       // Its view recovers: it routes again, to the same node.
       setHealth("db0", true, ["p1"]);
@@ -144,7 +137,7 @@ describe("proxy peers (3 processes)", () => {
       const c = await tier.cluster("p3");
       expect(c.register.active).toBe("db1");
       expect(c.quorum.mode).toBe("proxies");
-      expect(await hello(tier.member("p3").clientPort)).toContain("hello db1");
+      expect(await greeting(tier.member("p3").clientPort)).toContain("hello db1");
 
       // Restarted alone (its peers down): one vote of three is no authority; it routes nowhere.
       await tier.stop("p1", "SIGKILL");
@@ -155,7 +148,7 @@ describe("proxy peers (3 processes)", () => {
       await new Promise((r) => setTimeout(r, 1500));
       const alone = await tier.cluster("p3");
       expect(alone.activeBackend).toBeNull();
-      expect(await hello(tier.member("p3").clientPort)).toContain("no quorum");
+      expect(await greeting(tier.member("p3").clientPort)).toContain("no quorum");
     },
     60_000,
   );
@@ -174,7 +167,7 @@ describe("proxy peers (3 processes)", () => {
     const c = await tier.cluster("p3");
     expect(c.activeBackend).toBeNull();
     expect(c.register.active).toBe("db0"); // it never moved the group alone
-    expect(await hello(tier.member("p3").clientPort)).toContain("no quorum");
+    expect(await greeting(tier.member("p3").clientPort)).toContain("no quorum");
   }, 60_000);
 
   test("a lossy link (drops, duplicates, reordering) still converges", async () => {
@@ -293,7 +286,7 @@ describe("proxy peers (3 processes)", () => {
     );
     expect(dropped.unknown_key).toBe(1);
     expect(dropped.replayed).toBe(captured.length);
-    expect(await hello(tier.member("p1").clientPort)).toContain("hello db0");
+    expect(await greeting(tier.member("p1").clientPort)).toContain("hello db0");
   }, 60_000);
 
   test(
@@ -326,7 +319,7 @@ describe("proxy peers (3 processes)", () => {
         const during = await peers();
         expect(during.peers.every((p: { live: boolean }) => p.live)).toBe(true);
         expect(await tier.converged("db0")).toEqual(before);
-        expect(await hello(tier.member("p1").clientPort)).toContain("hello db0");
+        expect(await greeting(tier.member("p1").clientPort)).toContain("hello db0");
       } finally {
         flooding = false;
         await flood;

@@ -6,6 +6,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import {
   connectClient,
+  greeting,
   startAgent,
   startBackend,
   type TestAgent,
@@ -26,14 +27,6 @@ afterAll(async () => {
   for (const b of backends) await b.close();
   for (const a of agents) await a.close();
 });
-
-async function hello(port: number): Promise<string> {
-  const c = await connectClient(port);
-  await waitFor("a greeting or an error", () => c.received.length > 0 || c.isClosed(), 5000);
-  await new Promise((r) => setTimeout(r, 20));
-  c.socket.destroy();
-  return c.received;
-}
 
 describe("--voters: three of five proxies vote", () => {
   test(
@@ -60,7 +53,7 @@ describe("--voters: three of five proxies vote", () => {
       const voting = (name: string) =>
         peers.peers.find((p: { name: string }) => p.name === name)?.voter;
       expect([voting("p1"), voting("p5")]).toEqual([true, false]);
-      expect(await hello(tier.member("p4").clientPort)).toContain("hello db0");
+      expect(await greeting(tier.member("p4").clientPort)).toContain("hello db0");
 
       // One voter and one holder die: two of three voters are left, and a failover still goes
       // through on every proxy that is left.
@@ -77,14 +70,14 @@ describe("--voters: three of five proxies vote", () => {
         }
         return true;
       }, 15_000);
-      expect(await hello(tier.member("p4").clientPort)).toContain("hello db1");
+      expect(await greeting(tier.member("p4").clientPort)).toContain("hello db1");
 
       // A second voter dies: p3 and p4 are two of four live proxies, but one of three voters.
       await tier.stop("p2", "SIGKILL");
       await waitFor("p4 stops serving once its lease runs out", async () => {
         return (await tier!.cluster("p4")).activeBackend === null;
       }, 10_000);
-      expect(await hello(tier.member("p4").clientPort)).toContain("no quorum");
+      expect(await greeting(tier.member("p4").clientPort)).toContain("no quorum");
     },
     90_000,
   );
