@@ -128,6 +128,8 @@ class Flow {
   dirty = false;
   spliced = false;
   closed = false;
+  /** Its end was already reported to the main thread (a sever reports before the client closes). */
+  reported = false;
   dial: Dial | null = null;
   /** The node whose answer (its first byte) this flow's connect holds a slot for. */
   slot: NodeDials | null = null;
@@ -278,7 +280,7 @@ export class EpollLoop {
     this.#timed.delete(flow);
     this.#flows.delete(flow.id);
     // Sent as one message at the end of this turn or request: a sever closes thousands at once.
-    this.#closed.push(flow.id, flow.up, flow.down);
+    if (!flow.reported) this.#closed.push(flow.id, flow.up, flow.down);
   }
 
   #reportClosed(): void {
@@ -585,8 +587,7 @@ export class EpollLoop {
       case "destroy":
         return this.#destroy(message[1], message[2]);
       case "destroyMany":
-        for (const [id, side] of message[1]) this.#destroy(id, side);
-        return;
+        return this.#sever(message[1]);
       case "splice": {
         const flow = this.#flows.get(message[1]);
         if (!flow) return;
@@ -598,6 +599,32 @@ export class EpollLoop {
         return;
       }
     }
+  }
+
+  /**
+   * A sever: every node side first, and reported as ended at once, since the sever's confirmation
+   * only waits for no session to reach its node any more; then the clients' sides. Closing a
+   * socket is most of a sever's cost, so the node is cut off in half the time.
+   */
+  #sever(targets: readonly (readonly [id: number, side: "client" | "server"])[]): void {
+    const whole: Flow[] = [];
+    for (const [id, side] of targets) {
+      const flow = this.#flows.get(id);
+      if (!flow || flow.closed) continue;
+      if (side === "server") {
+        this.#destroy(id, side);
+        continue;
+      }
+      this.#closeSock(flow.server);
+      flow.server = null;
+      whole.push(flow);
+    }
+    for (const flow of whole) {
+      this.#closed.push(flow.id, flow.up, flow.down);
+      flow.reported = true;
+    }
+    this.#reportClosed();
+    for (const flow of whole) this.#finish(flow);
   }
 
   #destroy(id: number, side: "client" | "server"): void {
