@@ -183,12 +183,16 @@ export class EpollLoop {
   readonly #timed = new Set<Flow>();
   /** Triples of id, bytes up, bytes down of flows closed since the last report. */
   #closed: number[] = [];
+  /** Messages of this turn or request, sent as one at its end: a storm opens hundreds per turn. */
+  #outbox: FromWorker[] = [];
+  readonly #toMain: (message: FromWorker) => void;
   readonly #dirty: Flow[] = [];
 
   /** Opens the epoll set and the wake-up eventfd; throws when the kernel refuses either. */
   constructor(libc: C.Libc, post: (message: FromWorker) => void, options: LoopOptions) {
     this.#libc = libc;
-    this.#post = post;
+    this.#toMain = post;
+    this.#post = (message) => void this.#outbox.push(message);
     this.#now = options.now ?? (() => performance.now());
     this.#release = options.releaseMemory ?? (() => {});
     this.#collect = options.collectGarbage ?? (() => {});
@@ -283,10 +287,16 @@ export class EpollLoop {
     if (!flow.reported) this.#closed.push(flow.id, flow.up, flow.down);
   }
 
+  /** Sends what this turn or request has to say, closed sessions last, as one message. */
   #reportClosed(): void {
-    if (this.#closed.length === 0) return;
-    this.#post(["closed", this.#closed]);
-    this.#closed = [];
+    if (this.#closed.length > 0) {
+      this.#post(["closed", this.#closed]);
+      this.#closed = [];
+    }
+    const out = this.#outbox;
+    if (out.length === 0) return;
+    this.#outbox = [];
+    this.#toMain(out.length === 1 ? out[0] : ["batch", out]);
   }
 
   #setOption(fd: number, level: number, name: number, value: number): void {
@@ -509,8 +519,19 @@ export class EpollLoop {
   // ---- messages from the main thread -------------------------------------------------------------
 
   /** Carries out one message from the main thread. */
+  /** One message from the main thread, or a batch of them; what they cause goes back as one. */
   handle(message: ToWorker): void {
-    this.#handle(message);
+    if (message[0] !== "batch") this.#handle(message);
+    else {
+      for (const one of message[1]) {
+        try {
+          this.#handle(one);
+        } catch (error) {
+          // One bad message does not lose the rest of its batch.
+          this.#post(["fault", error instanceof Error ? error.message : String(error)]);
+        }
+      }
+    }
     this.#reportClosed();
   }
 

@@ -23,7 +23,8 @@ const early: ToWorker[] = [];
 function post(message: FromWorker): void {
   scope.postMessage(message);
   // Listening: the loop starts once this task (the listen message) is done.
-  if (message[0] === "listening") setTimeout(start, 0);
+  const all = message[0] === "batch" ? message[1] : [message];
+  if (all.some((m) => m[0] === "listening")) setTimeout(start, 0);
 }
 
 scope.onmessage = (event) => {
@@ -33,7 +34,9 @@ scope.onmessage = (event) => {
 
 function receive(loop: EpollLoop, message: ToWorker): void {
   received++;
-  if (message[0] === "listen" && message[4]) mailbox = new Int32Array(message[4]);
+  for (const one of message[0] === "batch" ? message[1] : [message]) {
+    if (one[0] === "listen" && one[4]) mailbox = new Int32Array(one[4]);
+  }
   try {
     loop.handle(message);
   } catch (error) {

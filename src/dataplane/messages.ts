@@ -26,7 +26,9 @@ export type ToWorker =
   | ["destroy", id: number, side: "client" | "server"]
   /** Destroys as one message, one wake: a sever of many sessions costs a message per thread. */
   | ["destroyMany", targets: [id: number, side: "client" | "server"][]]
-  | ["splice", id: number];
+  | ["splice", id: number]
+  /** What the main thread posted within one task, in order: one message, one wake. */
+  | ["batch", messages: ToWorker[]];
 
 /** Data-plane thread → main thread. */
 export type FromWorker =
@@ -51,4 +53,6 @@ export type FromWorker =
   | ["bytes", changed: number[]]
   /** Triples of session id, final bytes up, final bytes down, for sessions that ended. */
   | ["closed", ended: number[]]
-  | ["fault", message: string];
+  | ["fault", message: string]
+  /** What one turn of the loop had to say, in order (one message, one wake of the main thread). */
+  | ["batch", messages: FromWorker[]];

@@ -2,9 +2,10 @@
  * One epoll thread as the main thread sees it: the worker, its mailbox and wake-up, the
  * clients it accepted, and the requests waiting for its answers.
  *
- * A message is posted, counted in the shared mailbox, and the thread woken through its eventfd
- * (it blocks in epoll_wait, not in the event loop). Destroys posted within one task go as one
- * `destroyMany` message: severing a node's sessions costs one message and one wake per thread.
+ * Messages posted within one task go as one (`batch`), counted in the shared mailbox, and the
+ * thread is woken once through its eventfd (it blocks in epoll_wait, not in the event loop).
+ * Destroys go last, as one `destroyMany`: severing a node's sessions costs one message and one
+ * wake per thread.
  */
 import { startThread } from "#runtime";
 import { getLogger } from "@logtape/logtape";
@@ -50,6 +51,7 @@ export class Thread {
   #nextRequest = 1;
   #answer: ((message: FromWorker) => void) | null = null;
   #destroys: [number, "client" | "server"][] = [];
+  #queue: ToWorker[] = [];
   #lastRemote = "";
   #lastLocal = "";
 
@@ -69,28 +71,37 @@ export class Thread {
     };
   }
 
+  /**
+   * Queues a message; everything posted within one task goes at its end as one message and one
+   * wake, destroys last and together (a storm's dials, a sever's destroys).
+   */
   post(message: ToWorker): void {
-    if (message[0] !== "destroy") return this.#send(message);
-    if (this.#destroys.length === 0) queueMicrotask(() => this.#flushDestroys());
-    this.#destroys.push([message[1], message[2]]);
+    if (this.#queue.length === 0 && this.#destroys.length === 0) {
+      queueMicrotask(() => this.#flush());
+    }
+    if (message[0] === "destroy") this.#destroys.push([message[1], message[2]]);
+    else this.#queue.push(message);
   }
 
-  #flushDestroys(): void {
+  #flush(): void {
+    const out = this.#queue;
+    this.#queue = [];
     const targets = this.#destroys;
     this.#destroys = [];
-    if (targets.length === 1) this.#send(["destroy", ...targets[0]]);
-    else if (targets.length > 1) this.#send(["destroyMany", targets]);
-  }
-
-  #send(message: ToWorker): void {
+    if (targets.length === 1) out.push(["destroy", ...targets[0]]);
+    else if (targets.length > 1) out.push(["destroyMany", targets]);
+    if (out.length === 0) return;
     Atomics.add(this.mailbox, 0, 1);
-    this.worker.postMessage(message);
+    this.worker.postMessage(out.length === 1 ? out[0] : ["batch", out]);
     if (this.wakeFd >= 0) this.libc.write(this.wakeFd, WAKE, 8);
   }
 
   /** Ends the thread: it leaves its loop and closes its descriptors, then is stopped. */
   terminate(): void {
-    if (this.wakeFd >= 0) this.post(["quit"]);
+    if (this.wakeFd >= 0) {
+      this.post(["quit"]);
+      this.#flush();
+    }
     this.wakeFd = -1; // closed by the thread after "quit": never written again
     // A moment to leave epoll_wait before the worker is stopped.
     setTimeout(() => this.worker.terminate(), 100);
@@ -115,6 +126,9 @@ export class Thread {
 
   #receive(message: FromWorker): void {
     switch (message[0]) {
+      case "batch":
+        for (const one of message[1]) this.#receive(one);
+        return;
       case "open": {
         const [, id, remote, remotePort, local, localPort] = message;
         // Each message brings its own copy of the address strings: keep one while they repeat.

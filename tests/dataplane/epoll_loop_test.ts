@@ -17,12 +17,17 @@ function setup() {
   let clock = 1000;
   let released = 0;
   let collected = 0;
-  const loop = new EpollLoop(libc, (m) => posted.push(m), {
-    arch: libc.arch,
-    now: () => clock,
-    releaseMemory: () => released++,
-    collectGarbage: () => collected++,
-  });
+  // A turn's messages come as one batch; the tests read them one by one.
+  const loop = new EpollLoop(
+    libc,
+    (m) => m[0] === "batch" ? posted.push(...m[1]) : posted.push(m),
+    {
+      arch: libc.arch,
+      now: () => clock,
+      releaseMemory: () => released++,
+      collectGarbage: () => collected++,
+    },
+  );
   const nodes = libc.serve(NODE);
   loop.handle(["listen", "127.0.0.1", LISTEN, 0]);
   expect(posted.shift()?.[0]).toBe("listening");
