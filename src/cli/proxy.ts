@@ -315,7 +315,7 @@ export function proxyCommand(): Command<[], Record<string, unknown>> {
     .addOption(
       opt(
         "--gossip-interval <duration>",
-        "how often every peer gets this proxy's state",
+        "how often this proxy asks every voter for its lease (any change goes out at once; a party that does not vote hears from it every quarter lease)",
         "GOSSIP_INTERVAL",
       ).default("200ms"),
     )
