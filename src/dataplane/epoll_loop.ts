@@ -624,8 +624,10 @@ export class EpollLoop {
 
   /**
    * A sever: every node side first, and reported as ended at once, since the sever's confirmation
-   * only waits for no session to reach its node any more; then the clients' sides. Closing a
-   * socket is most of a sever's cost, so the node is cut off in half the time.
+   * only waits for no session to reach its node any more; then every descriptor is closed. The
+   * node sides are shut down rather than closed at first: the node gets its FIN in well under the
+   * time a close takes, and nothing more passes either way, since no event is read before their
+   * close in this same call.
    */
   #sever(targets: readonly (readonly [id: number, side: "client" | "server"])[]): void {
     const whole: Flow[] = [];
@@ -636,8 +638,7 @@ export class EpollLoop {
         this.#destroy(id, side);
         continue;
       }
-      this.#closeSock(flow.server);
-      flow.server = null;
+      if (flow.server) this.#libc.shutdown(flow.server.fd, C.SHUT_RDWR);
       whole.push(flow);
     }
     for (const flow of whole) {

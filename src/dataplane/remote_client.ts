@@ -57,8 +57,12 @@ export class RemoteClient implements ClientConn {
   endWith(data: Uint8Array): void {
     if (!this.#isClosed) this.thread.post(["endWith", this.id, data]);
   }
+  /** Set once a destroy was posted: it ends the whole flow, its node side too. */
+  destroyed = false;
   destroy(): void {
-    if (!this.#isClosed) this.thread.post(["destroy", this.id, "client"]);
+    if (this.#isClosed || this.destroyed) return;
+    this.destroyed = true;
+    this.thread.post(["destroy", this.id, "client"]);
   }
   async dial(target: HostPort, options: ConnectOptions): Promise<TcpConn> {
     if (this.#isClosed) throw new Error("client closed");
@@ -106,6 +110,7 @@ class RemoteServer implements TcpConn {
     this.write(data).catch(() => {}).finally(() => this.destroy());
   }
   destroy(): void {
-    this.client.thread.post(["destroy", this.client.id, "server"]);
+    // After the client's destroy there is no flow left to take the node side from.
+    if (!this.client.destroyed) this.client.thread.post(["destroy", this.client.id, "server"]);
   }
 }

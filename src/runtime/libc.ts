@@ -95,6 +95,7 @@ export const TCP_KEEPIDLE = 4;
 export const TCP_KEEPINTVL = 5;
 export const MSG_NOSIGNAL = 0x4000;
 export const SHUT_WR = 1;
+export const SHUT_RDWR = 2;
 export const EPOLLIN = 0x1;
 export const EPOLLOUT = 0x4;
 export const EPOLLERR = 0x8;

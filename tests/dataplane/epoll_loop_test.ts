@@ -247,7 +247,7 @@ describe("epoll loop (fake libc)", () => {
     expect(closed).toEqual([["closed", sessions.slice(0, 2).flatMap((s) => [s.id, 0, 0])]]);
   });
 
-  test("a sever closes every node side and reports the sessions ended before closing clients", () => {
+  test("a sever cuts every node side and reports the sessions ended before closing clients", () => {
     const t = setup();
     const sessions = [t.session(), t.session()];
     // What was closed at the moment the loop told the main thread the sessions had ended.
@@ -256,15 +256,15 @@ describe("epoll loop (fake libc)", () => {
     t.posted.push = (...items: FromWorker[]) => {
       if (items.some((m) => m[0] === "closed")) {
         atReport = {
-          nodes: sessions.map((s) => s.node.closedByLoop),
-          clients: sessions.map((s) => s.client.closedByLoop),
+          nodes: sessions.map((s) => s.node.cutByLoop && s.node.ended),
+          clients: sessions.map((s) => s.client.cutByLoop),
         };
       }
       return push(...items);
     };
     t.loop.handle(["destroyMany", sessions.map((s) => [s.id, "client"] as const)]);
     expect(atReport).toEqual({ nodes: [true, true], clients: [false, false] });
-    expect(sessions.every((s) => s.client.closedByLoop)).toBe(true);
+    expect(sessions.every((s) => s.client.closedByLoop && s.node.closedByLoop)).toBe(true);
     // Reported once each, though the clients closed after the report.
     const closed = t.posted.filter((m) => m[0] === "closed");
     expect(closed).toEqual([["closed", sessions.flatMap((s) => [s.id, 0, 0])]]);

@@ -21,6 +21,8 @@ export class End {
   gotFin = false;
   /** This end shut down its write side. */
   sentFin = false;
+  /** This end shut down both ways (SHUT_RDWR). */
+  shutBoth = false;
   closed = false;
   peer: End | null = null;
   constructor(readonly port: number) {}
@@ -82,6 +84,11 @@ export class Outside {
   /** The loop closed its side (not only FIN). */
   get closedByLoop(): boolean {
     return this.side.peer!.closed;
+  }
+
+  /** The loop closed its side or shut it down both ways: nothing passes any more. */
+  get cutByLoop(): boolean {
+    return this.side.peer!.closed || this.side.peer!.shutBoth;
   }
 }
 
@@ -233,9 +240,10 @@ export class FakeLibc implements C.Libc {
     address.set(C.sockaddr("127.0.0.1", port)!);
     return 0;
   }
-  shutdown(fd: number): number {
+  shutdown(fd: number, how: number): number {
     const entry = this.#fds.get(fd);
     if (entry?.kind !== "stream") return this.#fail(9);
+    if (how === C.SHUT_RDWR) entry.end.shutBoth = true;
     entry.end.sentFin = true;
     entry.end.peer!.gotFin = true;
     return 0;
