@@ -55,6 +55,8 @@ class Sock {
   readEnded = false;
   /** The client sent FIN before the splice (its bytes wait in the kernel until then). */
   finBeforeSplice = false;
+  /** The client sent bytes before the splice: they wait in the kernel, unwatched, until then. */
+  early = false;
   /** We sent FIN. */
   finSent = false;
   endAfterFlush = false;
@@ -224,12 +226,16 @@ export class EpollLoop {
   // ---- epoll interest ----------------------------------------------------------------------------
 
   #wanted(s: Sock): number {
-    if (s.connecting) return C.EPOLLOUT;
+    // One report of the connect's end, then the kernel stops watching the socket by itself (its
+    // interest is then none, as `#connected` records): the splice sets what it waits for next.
+    if (s.connecting) return C.EPOLLOUT | C.EPOLLONESHOT;
     let mask = s.queue.length > 0 ? C.EPOLLOUT : 0;
     if (s.flow.spliced) {
       if (!s.readEnded && !s.paused) mask |= C.EPOLLIN | C.EPOLLRDHUP;
     } else if (s.isClient && !s.finBeforeSplice) {
-      mask |= C.EPOLLRDHUP; // a client that leaves while its node is dialled
+      // Watched for reading from its accept, as the splice will want (MySQL's server speaks
+      // first, so nothing comes before it), and for leaving while its node is dialled.
+      mask |= s.early ? C.EPOLLRDHUP : C.EPOLLIN | C.EPOLLRDHUP;
     }
     return mask;
   }
@@ -470,6 +476,7 @@ export class EpollLoop {
       return;
     }
     s.connecting = false;
+    s.mask = 0;
     this.#sync(s);
     this.#post(["done", dial.request]);
   }
@@ -489,6 +496,11 @@ export class EpollLoop {
     if (s.connecting) {
       this.#connected(s);
       return;
+    }
+    if (!flow.spliced && s.isClient && (s.mask & C.EPOLLIN) !== 0) {
+      // Bytes or a FIN before the splice: not read until it, so no longer watched for them.
+      s.early = true;
+      this.#sync(s);
     }
     const mask = s.mask;
     if ((bits & C.EPOLLERR) !== 0 && (mask & C.EPOLLIN) === 0) {

@@ -91,6 +91,39 @@ describe("epoll loop (fake libc)", () => {
     expect(t.loop.sessions).toBe(0);
   });
 
+  test("a session costs three epoll_ctl calls from accept to splice: one for each socket, one at the splice", () => {
+    const t = setup();
+    const before = { ...t.libc.ctlCalls };
+    const { client, node } = t.session();
+    // The client is watched for reading from its accept; the node's connect is watched once.
+    expect(t.libc.ctlCalls).toEqual({ add: before.add + 2, mod: before.mod + 1, del: before.del });
+    node.write("greeting");
+    t.spin();
+    expect(client.take()).toBe("greeting");
+    client.write("query");
+    t.spin();
+    expect(node.take()).toBe("query");
+  });
+
+  test("a client that writes before its splice is not read, nor woken for, until then", () => {
+    const t = setup();
+    const client = t.libc.clientTo(LISTEN);
+    t.spin();
+    const [, id] = t.take("open") as ["open", number];
+    client.write("early");
+    t.spin();
+    const mods = t.libc.ctlCalls.mod;
+    t.spin();
+    expect(t.libc.ctlCalls.mod).toBe(mods); // not reported again on every turn
+    expect(client.unread).toBe(5);
+    t.loop.handle(["dial", 99, id, "127.0.0.1", NODE, 1000, 0]);
+    t.spin();
+    expect(t.take("done")).toEqual(["done", 99]);
+    t.loop.handle(["splice", id]);
+    t.spin();
+    expect(t.nodes.at(-1)!.take()).toBe("early");
+  });
+
   test("byte counts of busy sessions are reported once a second, only when they moved", () => {
     const t = setup();
     const { id, client } = t.session();

@@ -93,7 +93,7 @@ export class Outside {
 }
 
 type Entry =
-  | { kind: "epoll"; interest: Map<number, { mask: number; data: Uint8Array }> }
+  | { kind: "epoll"; interest: Map<number, { mask: number; data: Uint8Array; disabled: boolean }> }
   | { kind: "eventfd"; count: number }
   | { kind: "socket"; port: number }
   | { kind: "listen"; port: number; backlog: Outside[] }
@@ -122,6 +122,8 @@ export class FakeLibc implements C.Libc {
   readonly silent = new Set<number>();
   /** accept4 fails with EMFILE this many more times. */
   failAccepts = 0;
+  /** epoll_ctl calls made, by operation (a session's cost in system calls). */
+  readonly ctlCalls = { add: 0, mod: 0, del: 0 };
 
   /** Lets the loop dial `port`; the test finds each connection in `accepted`. */
   serve(port: number): Outside[] {
@@ -309,12 +311,13 @@ export class FakeLibc implements C.Libc {
     const ep = this.#fds.get(epfd);
     if (ep?.kind !== "epoll") return this.#fail(9);
     if (!this.#fds.has(fd)) return this.#fail(9);
+    this.ctlCalls[op === C.EPOLL_CTL_ADD ? "add" : op === C.EPOLL_CTL_MOD ? "mod" : "del"]++;
     const view = new DataView(event.buffer, event.byteOffset);
     const data = event.slice(C.epollDataOffset(this.arch), C.epollDataOffset(this.arch) + 8);
     if (op === C.EPOLL_CTL_DEL) return ep.interest.delete(fd) ? 0 : this.#fail(ENOENT);
     if (op === C.EPOLL_CTL_ADD && ep.interest.has(fd)) return this.#fail(EEXIST);
     if (op === C.EPOLL_CTL_MOD && !ep.interest.has(fd)) return this.#fail(ENOENT);
-    ep.interest.set(fd, { mask: view.getUint32(0, true), data });
+    ep.interest.set(fd, { mask: view.getUint32(0, true), data, disabled: false });
     return 0;
   }
   /** Never blocks: reports what is ready now (the test advances the clock itself). */
@@ -324,10 +327,14 @@ export class FakeLibc implements C.Libc {
     const size = C.epollEventSize(this.arch);
     const view = new DataView(events.buffer, events.byteOffset);
     let n = 0;
-    for (const [fd, { mask, data }] of ep.interest) {
+    for (const [fd, interest] of ep.interest) {
+      const { mask, data } = interest;
       if (n >= max) break;
+      if (interest.disabled) continue;
       const bits = this.#ready(this.#fds.get(fd)!) & (mask | C.EPOLLERR | C.EPOLLHUP);
       if (bits === 0) continue;
+      // As the kernel: a one-shot interest reports once, then nothing until it is modified.
+      if ((mask & C.EPOLLONESHOT) !== 0) interest.disabled = true;
       view.setUint32(n * size, bits, true);
       events.set(data, n * size + C.epollDataOffset(this.arch));
       n++;
