@@ -314,8 +314,8 @@ ${targets.map((t) => `- ${t.name}: ${idle[t.name].join("; ")}`).join("\n")}
 Failovers: N sessions on the active node, whose agent then answers unhealthy. The sever as the node
 saw it (its connections closing: first to last, and from the health change, which includes up to
 one probe interval, to the last), and, for galerad, from its own decision to the data plane's last
-close (\`galerad_sever_seconds\`; its threads close every node side first and count the sever
-done then, the clients' sides right after). Then, for the storm, every client reconnects at once: the time
+close (\`galerad_sever_seconds\`; its threads shut every node side down first and count the
+sever done then, then close every descriptor). Then, for the storm, every client reconnects at once: the time
 until all are served again, the failures (refused, reset or closed before the greeting), and the
 SYNs the kernel dropped at a full listen queue (TcpExt ListenDrops) meanwhile.
 
