@@ -86,6 +86,9 @@ interface Dial {
   node: NodeDials;
   /** The socket exists and connects; false while the dial waits for a slot of its node. */
   started: boolean;
+  /** Splice once connected, sending `header` to the node first (see messages.ts). */
+  splice: boolean;
+  header: Uint8Array | null;
 }
 
 /**
@@ -477,8 +480,27 @@ export class EpollLoop {
     }
     s.connecting = false;
     s.mask = 0;
-    this.#sync(s);
+    this.#dialled(flow, dial);
+  }
+
+  /** The node side is connected: spliced at once when the dial asked for it, then answered. */
+  #dialled(flow: Flow, dial: Dial): void {
+    if (!dial.splice) this.#sync(flow.server!);
+    else if (!this.#splice(flow, dial.header)) {
+      return this.#post(["failed", dial.request, `cannot write to ${dial.target}`]);
+    }
     this.#post(["done", dial.request]);
+  }
+
+  /** Bytes pass both ways from now on, after `header` to the node; false if the node is gone. */
+  #splice(flow: Flow, header: Uint8Array | null): boolean {
+    flow.spliced = true;
+    if (header !== null) this.#send(flow.server!, header, header.length);
+    if (flow.closed) return false;
+    // Bytes (and a FIN) the client sent while its node was dialled are read now.
+    this.#sync(flow.client);
+    this.#sync(flow.server!);
+    return true;
   }
 
   #dispatch(fd: number, serial: number, bits: number): void {
@@ -566,7 +588,8 @@ export class EpollLoop {
         this.#quitting = true;
         return;
       case "dial": {
-        const [, request, id, host, port, timeoutMs, keepAliveMs, limit = 0] = message;
+        const [, request, id, host, port, timeoutMs, keepAliveMs, limit = 0, splice, header] =
+          message;
         const flow = this.#flows.get(id);
         if (!flow) return this.#post(["failed", request, "client closed"]);
         this.#closeSock(flow.server);
@@ -586,6 +609,8 @@ export class EpollLoop {
           timeoutMs,
           node,
           started: false,
+          splice: splice === true,
+          header: header ?? null,
         };
         this.#timed.add(flow);
         node.waiting.push(flow);
@@ -623,14 +648,13 @@ export class EpollLoop {
         return this.#sever(message[1]);
       case "splice": {
         const flow = this.#flows.get(message[1]);
-        if (!flow) return;
+        if (!flow || flow.spliced) return;
         if (!flow.server || flow.server.connecting) return this.#finish(flow);
-        flow.spliced = true;
-        // Bytes (and a FIN) the client sent while its node was dialled are read now.
-        this.#sync(flow.client);
-        this.#sync(flow.server);
+        this.#splice(flow, null);
         return;
       }
+      case "cancel":
+        return this.#cancel(message[1]);
     }
   }
 
@@ -659,6 +683,21 @@ export class EpollLoop {
     }
     this.#reportClosed();
     for (const flow of whole) this.#finish(flow);
+  }
+
+  /** A sever met a flow whose node is dialled (messages.ts says what becomes of it). */
+  #cancel(id: number): void {
+    const flow = this.#flows.get(id);
+    if (!flow || flow.closed) return;
+    if (flow.spliced) return this.#finish(flow);
+    const dial = flow.dial;
+    if (dial) {
+      flow.dial = null;
+      if (flow.closeAt === 0) this.#timed.delete(flow);
+      this.#post(["failed", dial.request, "cancelled"]);
+    }
+    this.#closeSock(flow.server);
+    flow.server = null;
   }
 
   #destroy(id: number, side: "client" | "server"): void {
@@ -725,8 +764,7 @@ export class EpollLoop {
     if (libc.connect(fd, address, address.length) === 0) {
       flow.dial = null;
       if (flow.closeAt === 0) this.#timed.delete(flow);
-      this.#sync(s);
-      this.#post(["done", dial.request]);
+      this.#dialled(flow, dial);
       return;
     }
     const code = libc.errno();

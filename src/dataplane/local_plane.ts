@@ -37,7 +37,46 @@ class LocalClient implements ClientConn {
     return connectTcp(target, options);
   }
   splice(server: TcpConn, watcher: SpliceWatcher): void {
+    this.#server = server;
     splice(this.conn, server, watcher.stats).then(() => watcher.ended());
+  }
+  /** The node side once spliced. */
+  #server: TcpConn | null = null;
+  /** Set while `connect` dials or writes the header: fails it with "cancelled". */
+  #cancel: (() => void) | null = null;
+  async connect(
+    target: HostPort,
+    options: ConnectOptions & { header?: Uint8Array },
+    watcher: SpliceWatcher,
+  ): Promise<TcpConn> {
+    const cancelled = new Promise<never>((_, reject) => {
+      this.#cancel = () => reject(new Error("cancelled"));
+    });
+    const dialling = connectTcp(target, options);
+    let server: TcpConn | null = null;
+    try {
+      server = await Promise.race([dialling, cancelled]);
+      if (options.header) {
+        const written = server.write(options.header).catch((error) => {
+          throw new Error(`cannot write to ${target.host}:${target.port}: ${error}`);
+        });
+        await Promise.race([written, cancelled]);
+      }
+    } catch (error) {
+      // Dropped before a byte of the client's passed, however late its connect completes.
+      (server ? Promise.resolve(server) : dialling).then((late) => late.destroy(), () => {});
+      throw error;
+    } finally {
+      this.#cancel = null;
+    }
+    this.splice(server, watcher);
+    return server;
+  }
+  cancel(): void {
+    if (this.#cancel) return this.#cancel();
+    if (!this.#server) return;
+    this.conn.destroy();
+    this.#server.destroy();
   }
 }
 

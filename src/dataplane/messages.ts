@@ -20,7 +20,20 @@ export type ToWorker =
     keepAliveMs: number,
     /** This thread's share of the unanswered connects allowed per node; 0: no limit. */
     limit?: number,
+    /**
+     * Splice as soon as the node side connects, `header` (a PROXY header) sent to the node
+     * first: `done` then means bytes pass, with no second exchange (a reconnect storm is
+     * thousands of these at once).
+     */
+    splice?: boolean,
+    header?: Uint8Array,
   ]
+  /**
+   * A sever reached a flow whose node is dialled: unless it is spliced already, its node side
+   * is dropped before a byte passes and the dial fails "cancelled" (its client may be routed
+   * again); a spliced one is ended whole.
+   */
+  | ["cancel", id: number]
   | ["write", request: number, id: number, side: "client" | "server", data: Uint8Array]
   | ["endWith", id: number, data: Uint8Array]
   | ["destroy", id: number, side: "client" | "server"]

@@ -27,6 +27,22 @@ export interface ClientConn extends TcpConn {
    * each wait on one.
    */
   splice(server: TcpConn, watcher: SpliceWatcher): void;
+  /**
+   * `dial` and `splice` as one step, `header` (a PROXY header) sent to the node first: resolves
+   * once bytes pass. Where the session lives on another thread this is one exchange with it
+   * instead of two, which is what a reconnect storm of thousands waits on.
+   */
+  connect(
+    target: HostPort,
+    options: ConnectOptions & { header?: Uint8Array },
+    watcher: SpliceWatcher,
+  ): Promise<TcpConn>;
+  /**
+   * A sever met this client while its node is dialled (`connect`): the dial fails with
+   * "cancelled" before a byte passes, so the client can be routed again; if it is spliced
+   * already, the whole session ends and the watcher hears so.
+   */
+  cancel(): void;
 }
 
 /**

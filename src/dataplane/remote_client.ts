@@ -64,8 +64,47 @@ export class RemoteClient implements ClientConn {
     this.destroyed = true;
     this.thread.post(["destroy", this.id, "client"]);
   }
-  async dial(target: HostPort, options: ConnectOptions): Promise<TcpConn> {
+  dial(target: HostPort, options: ConnectOptions): Promise<TcpConn> {
+    return this.#dial(target, options, false);
+  }
+  splice(_server: TcpConn, watcher: SpliceWatcher): void {
+    if (this.#watch(watcher)) this.thread.post(["splice", this.id]);
+  }
+  async connect(
+    target: HostPort,
+    options: ConnectOptions & { header?: Uint8Array },
+    watcher: SpliceWatcher,
+  ): Promise<TcpConn> {
+    const server = await this.#dial(target, options, true, options.header);
+    this.#watch(watcher);
+    return server;
+  }
+  /** `cancel` was called since the last dial began (it may not have reached the thread yet). */
+  #cancelled = false;
+  cancel(): void {
+    if (this.#isClosed) return;
+    this.#cancelled = true;
+    this.thread.post(["cancel", this.id]);
+  }
+
+  /** Watches the session's bytes and end; false (the watcher told at once) when it ended. */
+  #watch(watcher: SpliceWatcher): boolean {
+    if (this.#isClosed) {
+      queueMicrotask(() => watcher.ended());
+      return false;
+    }
+    this.#watcher = watcher;
+    return true;
+  }
+
+  async #dial(
+    target: HostPort,
+    options: ConnectOptions,
+    splice: boolean,
+    header?: Uint8Array,
+  ): Promise<TcpConn> {
     if (this.#isClosed) throw new Error("client closed");
+    this.#cancelled = false;
     let host: string;
     try {
       host = await resolveIp(target.host);
@@ -73,6 +112,8 @@ export class RemoteClient implements ClientConn {
       const code = (error as { code?: string }).code ?? String(error);
       throw new Error(`connect to ${target.host}:${target.port} failed: ${code}`);
     }
+    // Cancelled before the thread heard of this dial: it never starts.
+    if (this.#cancelled) throw new Error("cancelled");
     await this.thread.request((r) => [
       "dial",
       r,
@@ -82,13 +123,10 @@ export class RemoteClient implements ClientConn {
       options.timeoutMs,
       options.keepAliveMs,
       options.maxConnecting ? Math.ceil(options.maxConnecting / this.thread.owner.threads) : 0,
+      splice,
+      header,
     ]);
     return new RemoteServer(this);
-  }
-  splice(_server: TcpConn, watcher: SpliceWatcher): void {
-    if (this.#isClosed) return queueMicrotask(() => watcher.ended());
-    this.#watcher = watcher;
-    this.thread.post(["splice", this.id]);
   }
 }
 

@@ -28,48 +28,47 @@ export interface ClientRouting {
 }
 
 /**
- * Dials `backend` for the client `conn` (and sends the PROXY header when configured); throws
- * an Error naming what failed.
+ * Dials `backend` for the client `conn` and splices the two the moment it connects, the PROXY
+ * header first when configured: one exchange with the data plane, which a reconnect storm of
+ * thousands waits on. `session` is on its node's books already; a sever meanwhile cancels the
+ * dial. Throws an Error naming what failed ("cancelled" after such a sever).
  */
-export async function dialBackend(
+export async function connectBackend(
   options: ClientRouting["options"],
   conn: ClientConn,
   backend: BackendSpec,
-): Promise<TcpConn> {
-  const server = await conn.dial(backend, {
-    timeoutMs: options.connectTimeoutMs,
-    keepAliveMs: options.keepAliveMs,
-    maxConnecting: options.maxConnecting,
-  });
-  if (options.sendProxyV2) {
-    await server.write(proxyV2Header({
+  session: Session,
+): Promise<void> {
+  const header = options.sendProxyV2
+    ? proxyV2Header({
       sourceAddress: conn.remoteAddress,
       sourcePort: conn.remotePort,
       destinationAddress: conn.localAddress,
       destinationPort: conn.localPort,
-    })).catch((error) => {
-      server.destroy();
-      throw new Error(`cannot send the PROXY header to ${backend.name}: ${error}`);
-    });
+    })
+    : undefined;
+  session.dialling = true;
+  try {
+    const server = await conn.connect(backend, {
+      timeoutMs: options.connectTimeoutMs,
+      keepAliveMs: options.keepAliveMs,
+      maxConnecting: options.maxConnecting,
+      header,
+    }, session);
+    session.connected(server);
+  } finally {
+    session.dialling = false;
   }
-  return server;
 }
 
 /**
- * Pipes a dialled session until either side closes (writer and reader ports alike); its home
- * hears of the end (`endBooks`, then its release). Nothing waits on a frame or a closure
+ * A connected session is carried until either side closes (writer and reader ports alike); its
+ * home hears of the end (`endBooks`, then its release). Nothing waits on a frame or a closure
  * meanwhile: a session idle for hours holds only its own objects.
  */
-export function carry(
-  conn: ClientConn,
-  session: Session,
-  server: TcpConn,
-  books: { accepted: number },
-): void {
-  session.server = server;
+export function carry(session: Session, books: { accepted: number }): void {
   session.idle = idleMark(performance.now());
   books.accepted++;
-  conn.splice(server, session);
 }
 
 /** A carried session ended: its bytes go into the books. */
@@ -100,25 +99,24 @@ export async function acceptClient(proxy: ClientRouting, conn: ClientConn): Prom
     const refusal = proxy.refusal();
     if (refusal) return refuse(proxy, conn, refusal);
     const backend = proxy.backends.get(proxy.active!)!;
-    const session = new Session(conn, backend.spec.name, backend.home);
+    const name = backend.spec.name;
+    const session = new Session(conn, name, backend.home);
     backend.sessions.add(session);
-    let server: TcpConn;
     const dialStarted = performance.now();
     try {
-      server = await dialBackend(proxy.options, conn, backend.spec);
+      await connectBackend(proxy.options, conn, backend.spec, session);
     } catch (error) {
       proxy.release(backend, session);
-      if (session.closed) continue; // the node was severed while we dialled: re-decide
+      if (session.closed) continue; // severed before a byte passed: re-decide
       proxy.counters.connectFailures++;
-      return refuse(proxy, conn, dialRefusal(backend.spec.name, "active", error));
+      return refuse(proxy, conn, dialRefusal(name, "active", error));
     }
-    if (session.closed || proxy.active !== backend.spec.name || proxy.refusal()) {
-      server.destroy();
-      proxy.release(backend, session);
-      continue;
-    }
-    proxy.sessionStarted(backend.spec.name, performance.now() - dialStarted);
-    carry(conn, session, server, proxy.counters);
+    // Severed as it connected: ended as any severed session (its node may have spoken already).
+    if (session.closed) return;
+    // What changes the route severs the old node's sessions; a drain or a disable may not.
+    if (proxy.active !== name || proxy.refusal()) return session.close();
+    proxy.sessionStarted(name, performance.now() - dialStarted);
+    carry(session, proxy.counters);
     return;
   }
   refuse(proxy, conn, {

@@ -1109,11 +1109,13 @@ export class Proxy {
   }
 
   /**
-   * Whether a session can still carry bytes: spliced (until the data plane says closed) or live.
-   * Stops at the first: it runs on every release during a sever.
+   * Whether a session can still carry bytes: spliced (until the data plane says closed), dialled
+   * (its connect splices by itself) or live. Stops at the first: it runs on every release during a sever.
    */
   #hasLiveSession(backend: BackendRuntime): boolean {
-    for (const s of backend.sessions) if (!s.closed || s.server !== null) return true;
+    for (const s of backend.sessions) {
+      if (!s.closed || s.server !== null || s.dialling) return true;
+    }
     return false;
   }
 

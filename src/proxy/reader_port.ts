@@ -9,8 +9,8 @@ import {
 } from "../core/reader_choice.ts";
 import { type Histogram, observe } from "../core/histogram.ts";
 import type { ClientConn, DataPlane } from "../dataplane/plane.ts";
-import type { TcpConn, TcpListener } from "../runtime/types.ts";
-import { carry, type ClientRouting, dialBackend, endBooks, refuse } from "./client_path.ts";
+import type { TcpListener } from "../runtime/types.ts";
+import { carry, type ClientRouting, connectBackend, endBooks, refuse } from "./client_path.ts";
 import type { BackendRuntime } from "./proxy.ts";
 import { dialRefusal } from "./dial_failure.ts";
 import { Session, type SessionHome } from "./session.ts";
@@ -149,23 +149,18 @@ export class ReaderPort {
       const set = this.sessions.get(choice.node) ?? new Set();
       this.sessions.set(choice.node, set);
       set.add(session);
-      let server: TcpConn;
       const dialStarted = performance.now();
       try {
-        server = await dialBackend(this.host.options, conn, backend.spec);
+        await connectBackend(this.host.options, conn, backend.spec, session);
       } catch (error) {
         this.#release(choice.node, session);
-        if (session.closed) continue; // severed while dialling: choose again
+        if (session.closed) continue; // severed before a byte passed: choose again
         this.counters.connectFailures++;
         return refuse(this, conn, dialRefusal(choice.node, "reader", error));
       }
-      if (session.closed) {
-        server.destroy();
-        this.#release(choice.node, session);
-        continue;
-      }
+      if (session.closed) return; // severed as it connected: ended as any severed session
       observe(this.host.histograms.connect(choice.node), (performance.now() - dialStarted) / 1000);
-      carry(conn, session, server, this.counters);
+      carry(session, this.counters);
       return;
     }
     refuse(this, conn, {

@@ -164,6 +164,91 @@ export function dataPlaneCases(threads: number, kind: DataPlaneKind): Case[] {
         }
       },
     ],
+    [
+      `${kind}, ${threads} thread(s): connect() splices at once, its header first, then what the client sent early`,
+      async () => {
+        const backend = await startBackend("b");
+        const { listener, next } = await listen();
+        try {
+          const client = await connectClient(listener.port);
+          const conn = await next();
+          client.send("early|");
+          const stats = { up: 0, down: 0 };
+          let ended!: () => void;
+          const done = new Promise<void>((resolve) => (ended = resolve));
+          await conn.connect(
+            { host: "127.0.0.1", port: backend.port },
+            { ...OPTIONS, header: new TextEncoder().encode("preamble|") },
+            { stats, ended },
+          );
+          await client.waitFor("hello b\npreamble|early|");
+          client.send("late|");
+          await client.waitFor("early|late|");
+          client.socket.end();
+          await done;
+          assert.equal(stats.up, "early|late|".length);
+        } finally {
+          await listener.close();
+          await backend.close();
+        }
+      },
+    ],
+    [
+      `${kind}, ${threads} thread(s): cancel() while connecting fails it before a byte passes; the client can go elsewhere`,
+      async () => {
+        const old = await startBackend("old");
+        const fresh = await startBackend("new");
+        const { listener, next } = await listen();
+        try {
+          const client = await connectClient(listener.port);
+          const conn = await next();
+          const watcher = { stats: { up: 0, down: 0 }, ended: () => assert.fail("not spliced") };
+          const first = conn.connect({ host: "127.0.0.1", port: old.port }, OPTIONS, watcher);
+          conn.cancel();
+          await assert.rejects(first, /cancelled/);
+          await waitFor("old backend closed", () => old.open === 0 || undefined);
+          let ended!: () => void;
+          const done = new Promise<void>((resolve) => (ended = resolve));
+          await conn.connect({ host: "127.0.0.1", port: fresh.port }, OPTIONS, {
+            stats: { up: 0, down: 0 },
+            ended,
+          });
+          await client.waitFor("hello new");
+          assert.ok(!client.received.includes("hello old"));
+          client.socket.end();
+          await done;
+        } finally {
+          await listener.close();
+          await old.close();
+          await fresh.close();
+        }
+      },
+    ],
+    [
+      `${kind}, ${threads} thread(s): cancel() once connected ends the whole session`,
+      async () => {
+        const backend = await startBackend("b");
+        const { listener, next } = await listen();
+        try {
+          const client = await connectClient(listener.port);
+          const conn = await next();
+          let ended!: () => void;
+          const done = new Promise<void>((resolve) => (ended = resolve));
+          await conn.connect({ host: "127.0.0.1", port: backend.port }, OPTIONS, {
+            stats: { up: 0, down: 0 },
+            ended,
+          });
+          await client.waitFor("hello b");
+          conn.cancel();
+          await client.closed;
+          await done;
+          await waitFor("backend socket closed", () => backend.open === 0 || undefined);
+        } finally {
+          await listener.close();
+          await backend.close();
+        }
+      },
+    ],
     [`${kind}, ${threads} thread(s): a port in use fails to listen with EADDRINUSE`, async () => {
       const taken = net.createServer();
       const port = await new Promise<number>((resolve) =>
