@@ -230,7 +230,7 @@ async function main(cleanup: Cleanup) {
       ),
       Promise.resolve().then(() => agents[from].set({ healthy: false })),
     ]);
-    const closes = await backends.closes();
+    const closes = await backends.closes(n - neverClosed);
     const proxySide = await t.severMs?.();
     for (const s of socks) s.destroy();
     let line = `sever of ${n}: ${

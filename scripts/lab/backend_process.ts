@@ -23,8 +23,12 @@ export interface Closes {
 export interface BackendProcess {
   backends: { name: string; port: number }[];
   pid: number;
-  /** The connections closed (on any of its backends) since the previous call. */
-  closes(): Promise<Closes>;
+  /**
+   * The connections closed (on any of its backends) since the previous call, once at least
+   * `atLeast` have (or 10 s passed): the process reads its sockets' closes and its commands in
+   * one event loop, so without a count the answer could come before closes still queued.
+   */
+  closes(atLeast?: number): Promise<Closes>;
   close(): Promise<void>;
 }
 
@@ -46,9 +50,9 @@ export function startBackendProcess(names: string[]): Promise<BackendProcess> {
       resolve({
         backends: JSON.parse(line),
         pid: child.pid!,
-        closes: () => {
+        closes: (atLeast = 0) => {
           const answer = next();
-          child.stdin!.write("closes\n");
+          child.stdin!.write(`closes ${atLeast}\n`);
           return answer.then((l) => JSON.parse(l));
         },
         close: () => (child.stdin!.end(), exited),
@@ -59,17 +63,27 @@ export function startBackendProcess(names: string[]): Promise<BackendProcess> {
 
 if (import.meta.main) {
   let closes: Closes = { count: 0, first: 0, last: 0 };
+  /** A `closes N` still waiting for its count. */
+  let asked: { atLeast: number; timer: ReturnType<typeof setTimeout> } | null = null;
+  const answer = () => {
+    if (asked) clearTimeout(asked.timer);
+    asked = null;
+    console.log(JSON.stringify(closes));
+    closes = { count: 0, first: 0, last: 0 };
+  };
   const closed = () => {
     const t = now();
     if (closes.count++ === 0) closes.first = t;
     closes.last = t;
+    if (asked && closes.count >= asked.atLeast) answer();
   };
   const started = await Promise.all(process.argv.slice(2).map((n) => startBackend(n, closed)));
   console.log(JSON.stringify(started.map((b) => ({ name: b.name, port: b.port }))));
   const commands = createInterface({ input: process.stdin });
-  commands.on("line", () => {
-    console.log(JSON.stringify(closes));
-    closes = { count: 0, first: 0, last: 0 };
+  commands.on("line", (line) => {
+    const atLeast = Number(line.split(" ")[1] ?? 0) || 0;
+    if (closes.count >= atLeast) return answer();
+    asked = { atLeast, timer: setTimeout(answer, 10_000) };
   });
   commands.on("close", () => process.exit(0));
 }
