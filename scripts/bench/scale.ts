@@ -342,7 +342,8 @@ sessions once it has been quiet for 3 s), and 2 s after, before that collection.
 ${targets.map((t) => `- ${t.name}: ${idle[t.name].join("; ")}`).join("\n")}
 
 Failovers: first one of ${WARM_UP} sessions with its storm, not measured (a proxy in production
-has run its code paths before; one started seconds ago compiles them during the first failover),
+has run its code paths before; one started seconds ago would compile them during the first one:
+what the runtime still compiles during the measured storm shows as JITWorker in its CPU split),
 then N sessions on the active node, whose agent then answers unhealthy. The sever as the node
 saw it (its connections closing: first to last, and from the health change, which includes up to
 one probe interval, to the last), and, for galerad, from its own decision to the data plane's last
