@@ -19,6 +19,8 @@ const BUFFER_SIZE = 64 * 1024;
 const END_WITH_GRACE_MS = 2000;
 /** After EMFILE/ENFILE, accepting pauses this long (the listen socket would stay readable). */
 const ACCEPT_PAUSE_MS = 200;
+/** A sever reports the sessions it ended in parts of this many (see `#sever`). */
+const SEVER_REPORT_EVERY = 1024;
 /** Byte counts of sessions that moved data are reported this often. */
 const REPORT_EVERY_MS = 1000;
 /**
@@ -664,8 +666,9 @@ export class EpollLoop {
   }
 
   /**
-   * A sever: every node side first, and reported as ended at once, since the sever's confirmation
-   * only waits for no session to reach its node any more; then every descriptor is closed. The
+   * A sever: every node side first, reported as ended as it goes (in parts, so the main thread's
+   * books overlap the rest), since the sever's confirmation only waits for no session to reach
+   * its node any more; then every descriptor is closed. The
    * node sides are shut down rather than closed at first: the node gets its FIN in well under the
    * time a close takes, and nothing more passes either way, since no event is read before their
    * close in this same call.
@@ -681,10 +684,10 @@ export class EpollLoop {
       }
       if (flow.server) this.#libc.shutdown(flow.server.fd, C.SHUT_RDWR);
       whole.push(flow);
-    }
-    for (const flow of whole) {
       this.#closed.push(flow.id, flow.up, flow.down);
       flow.reported = true;
+      // Reported in parts: the main thread keeps the books of one while the next is shut down.
+      if (this.#closed.length >= SEVER_REPORT_EVERY * 3) this.#reportClosed();
     }
     this.#reportClosed();
     for (const flow of whole) this.#finish(flow);

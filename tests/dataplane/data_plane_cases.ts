@@ -39,6 +39,13 @@ export function dataPlaneCases(threads: number, kind: DataPlaneKind): Case[] {
     return stats;
   }
 
+  /** A splice watcher and a promise of its end. */
+  function watched() {
+    let ended!: () => void;
+    const done = new Promise<void>((resolve) => (ended = resolve));
+    return { watcher: { stats: { up: 0, down: 0 }, ended }, done };
+  }
+
   return [
     [
       `${kind}, ${threads} thread(s): many clients spliced, bytes counted, live and at the end`,
@@ -173,20 +180,18 @@ export function dataPlaneCases(threads: number, kind: DataPlaneKind): Case[] {
           const client = await connectClient(listener.port);
           const conn = await next();
           client.send("early|");
-          const stats = { up: 0, down: 0 };
-          let ended!: () => void;
-          const done = new Promise<void>((resolve) => (ended = resolve));
+          const { watcher, done } = watched();
           await conn.connect(
             { host: "127.0.0.1", port: backend.port },
             { ...OPTIONS, header: new TextEncoder().encode("preamble|") },
-            { stats, ended },
+            watcher,
           );
           await client.waitFor("hello b\npreamble|early|");
           client.send("late|");
           await client.waitFor("early|late|");
           client.socket.end();
           await done;
-          assert.equal(stats.up, "early|late|".length);
+          assert.equal(watcher.stats.up, "early|late|".length);
         } finally {
           await listener.close();
           await backend.close();
@@ -207,12 +212,8 @@ export function dataPlaneCases(threads: number, kind: DataPlaneKind): Case[] {
           conn.cancel();
           await assert.rejects(first, /cancelled/);
           await waitFor("old backend closed", () => old.open === 0 || undefined);
-          let ended!: () => void;
-          const done = new Promise<void>((resolve) => (ended = resolve));
-          await conn.connect({ host: "127.0.0.1", port: fresh.port }, OPTIONS, {
-            stats: { up: 0, down: 0 },
-            ended,
-          });
+          const { watcher: second, done } = watched();
+          await conn.connect({ host: "127.0.0.1", port: fresh.port }, OPTIONS, second);
           await client.waitFor("hello new");
           assert.ok(!client.received.includes("hello old"));
           client.socket.end();
@@ -232,12 +233,8 @@ export function dataPlaneCases(threads: number, kind: DataPlaneKind): Case[] {
         try {
           const client = await connectClient(listener.port);
           const conn = await next();
-          let ended!: () => void;
-          const done = new Promise<void>((resolve) => (ended = resolve));
-          await conn.connect({ host: "127.0.0.1", port: backend.port }, OPTIONS, {
-            stats: { up: 0, down: 0 },
-            ended,
-          });
+          const { watcher, done } = watched();
+          await conn.connect({ host: "127.0.0.1", port: backend.port }, OPTIONS, watcher);
           await client.waitFor("hello b");
           conn.cancel();
           await client.closed;

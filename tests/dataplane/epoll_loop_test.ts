@@ -305,6 +305,27 @@ describe("epoll loop (fake libc)", () => {
     expect(t.posted.filter((m) => m[0] === "closed")).toHaveLength(1);
   });
 
+  test("a large sever reports in parts, each session once, each cut from its node when reported", () => {
+    const t = setup();
+    const sessions = Array.from({ length: 1100 }, () => t.session());
+    const byId = new Map(sessions.map((s) => [s.id, s]));
+    const parts: number[] = [];
+    const push = t.posted.push.bind(t.posted);
+    t.posted.push = (...items: FromWorker[]) => {
+      for (const m of items.flatMap((m) => m[0] === "batch" ? m[1] : [m])) {
+        if (m[0] !== "closed") continue;
+        const ids = m[1].filter((_, i) => i % 3 === 0);
+        for (const id of ids) expect(byId.get(id)!.node.cutByLoop).toBe(true);
+        parts.push(ids.length);
+      }
+      return push(...items);
+    };
+    t.loop.handle(["destroyMany", sessions.map((s) => [s.id, "client"] as const)]);
+    expect(parts.length).toBeGreaterThan(1);
+    expect(parts.reduce((a, b) => a + b, 0)).toBe(sessions.length);
+    expect(sessions.every((s) => s.client.closedByLoop && s.node.closedByLoop)).toBe(true);
+  });
+
   test("bytes and a FIN sent while the node is dialled are passed on after the splice", () => {
     const t = setup();
     const client = t.libc.clientTo(LISTEN);
