@@ -652,6 +652,7 @@ export class EpollLoop {
       case "destroy":
         return this.#destroy(message[1], message[2]);
       case "destroyMany":
+        for (const id of message[2]) this.#destroy(id, "server");
         return this.#sever(message[1]);
       case "splice": {
         const flow = this.#flows.get(message[1]);
@@ -673,15 +674,11 @@ export class EpollLoop {
    * time a close takes, and nothing more passes either way, since no event is read before their
    * close in this same call.
    */
-  #sever(targets: readonly (readonly [id: number, side: "client" | "server"])[]): void {
+  #sever(ids: Float64Array): void {
     const whole: Flow[] = [];
-    for (const [id, side] of targets) {
+    for (const id of ids) {
       const flow = this.#flows.get(id);
       if (!flow || flow.closed) continue;
-      if (side === "server") {
-        this.#destroy(id, side);
-        continue;
-      }
       if (flow.server) this.#libc.shutdown(flow.server.fd, C.SHUT_RDWR);
       whole.push(flow);
       this.#closed.push(flow.id, flow.up, flow.down);

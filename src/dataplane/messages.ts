@@ -37,8 +37,12 @@ export type ToWorker =
   | ["write", request: number, id: number, side: "client" | "server", data: Uint8Array]
   | ["endWith", id: number, data: Uint8Array]
   | ["destroy", id: number, side: "client" | "server"]
-  /** Destroys as one message, one wake: a sever of many sessions costs a message per thread. */
-  | ["destroyMany", targets: [id: number, side: "client" | "server"][]]
+  /**
+   * Destroys as one message, one wake: a sever of many sessions costs a message per thread. The
+   * ids of sessions to end whole, and of those to drop the node side of, as typed arrays: a
+   * sever of thousands is copied to the thread as two blocks of memory, not thousands of arrays.
+   */
+  | ["destroyMany", sessions: Float64Array, nodeSides: Float64Array]
   | ["splice", id: number]
   /** What the main thread posted within one task, in order: one message, one wake. */
   | ["batch", messages: ToWorker[]];

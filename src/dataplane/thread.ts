@@ -50,7 +50,9 @@ export class Thread {
   #requests = new Map<number, Waiter>();
   #nextRequest = 1;
   #answer: ((message: FromWorker) => void) | null = null;
-  #destroys: [number, "client" | "server"][] = [];
+  /** Destroys posted in this task: sessions to end whole, and sessions to drop the node side of. */
+  #whole: number[] = [];
+  #nodeSides: number[] = [];
   #queue: ToWorker[] = [];
   #lastRemote = "";
   #lastLocal = "";
@@ -76,20 +78,28 @@ export class Thread {
    * wake, destroys last and together (a storm's dials, a sever's destroys).
    */
   post(message: ToWorker): void {
-    if (this.#queue.length === 0 && this.#destroys.length === 0) {
+    if (this.#queue.length === 0 && this.#whole.length === 0 && this.#nodeSides.length === 0) {
       queueMicrotask(() => this.#flush());
     }
-    if (message[0] === "destroy") this.#destroys.push([message[1], message[2]]);
-    else this.#queue.push(message);
+    if (message[0] !== "destroy") this.#queue.push(message);
+    else if (message[2] === "client") this.#whole.push(message[1]);
+    else this.#nodeSides.push(message[1]);
   }
 
   #flush(): void {
     const out = this.#queue;
     this.#queue = [];
-    const targets = this.#destroys;
-    this.#destroys = [];
-    if (targets.length === 1) out.push(["destroy", ...targets[0]]);
-    else if (targets.length > 1) out.push(["destroyMany", targets]);
+    const whole = this.#whole;
+    const nodeSides = this.#nodeSides;
+    this.#whole = [];
+    this.#nodeSides = [];
+    if (whole.length + nodeSides.length === 1) {
+      out.push(
+        whole.length === 1 ? ["destroy", whole[0], "client"] : ["destroy", nodeSides[0], "server"],
+      );
+    } else if (whole.length + nodeSides.length > 1) {
+      out.push(["destroyMany", Float64Array.from(whole), Float64Array.from(nodeSides)]);
+    }
     if (out.length === 0) return;
     Atomics.add(this.mailbox, 0, 1);
     this.worker.postMessage(out.length === 1 ? out[0] : ["batch", out]);
