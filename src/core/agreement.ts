@@ -222,7 +222,9 @@ export function step(
  * Every voter is asked on every tick. A party that does not vote (another proxy, when agents or
  * a few proxies vote) needs our news only to know we are there and what we serve: every change
  * reaches it at once, so on ticks it hears from us every quarter lease, well within the lease
- * that it waits before it calls us unheard. That keeps a large tier's news linear.
+ * that it waits before it calls us unheard. That keeps a large tier's news linear. A voter
+ * skips the news to a holder that asked it within that time: the answer told it all the news
+ * would (a reply is built as news is), so a voter's datagrams are its answers and its requests.
  */
 function tick(s: AgreementState, now: Clock, fx: AgreementEffect[]): void {
   const every = s.config.mode === "none" ? 0 : s.config.timers.leaseMs / 4;
@@ -232,10 +234,22 @@ function tick(s: AgreementState, now: Clock, fx: AgreementEffect[]): void {
       const last = s.toldAt[to];
       if (last !== undefined && now.mono - last < every) continue;
       told[to] = now.mono;
+      if (s.voter && asked(s, to, now, every)) continue;
     }
     fx.push({ type: "send", message: build(s, to, now) });
   }
   s.toldAt = { ...s.toldAt, ...told };
+}
+
+/**
+ * Whether `holder` asked this voter for a lease within `withinMs`: every proxy holds leases and
+ * asks every voter on each of its ticks (a proxy of an agents tier never votes), so a voter has
+ * answered whatever it heard from one lately.
+ */
+function asked(s: AgreementState, holder: string, now: Clock, withinMs: number): boolean {
+  const p = s.parties[holder];
+  return p !== undefined && p.at !== null && p.mismatch === null && now.mono - p.at < withinMs &&
+    s.config.mode === "proxies";
 }
 
 /** Everyone this proxy sends to: every voter but itself, and the other proxies. */

@@ -1,0 +1,79 @@
+/**
+ * What a proxy sends on its ticks in a tier where a few proxies vote (`--voters`): every voter is
+ * asked each tick; a party that does not vote hears news every quarter lease, except that a
+ * voter does not send news to a holder that asked it lately (its answer told it the same).
+ */
+import { describe, expect, test } from "bun:test";
+import { type AgreementState, type Clock, startAgreement, step } from "../../src/core/agreement.ts";
+import { emptyRegister } from "../../src/core/register.ts";
+import { voterDigest } from "../../src/core/voter_set.ts";
+
+const VOTERS = ["p1", "p2", "p3"];
+const ALL = ["p1", "p2", "p3", "p4", "p5"];
+const TIMERS = { leaseMs: 2000, marginMs: 200, guardMs: 300, settleMs: 2000, startupHoldMs: 0 };
+
+function proxy(self: string) {
+  let t = 0;
+  const now = (): Clock => ({ mono: t, wall: 1.8e12 + t });
+  let s: AgreementState = startAgreement({
+    self,
+    cluster: "c",
+    mode: "proxies",
+    voters: VOTERS,
+    peers: ALL.filter((p) => p !== self),
+    backends: ["db0", "db1"],
+    timers: TIMERS,
+  }, { incarnation: `i-${self}`, now: now() });
+  return {
+    /** Advances the clock, feeds one event, and returns who was sent what. */
+    at(ms: number, event: Parameters<typeof step>[1]): Record<string, string> {
+      t = ms;
+      const out = step(s, event, now());
+      s = out.state;
+      const sent: Record<string, string> = {};
+      for (const e of out.effects) if (e.type === "send") sent[e.message.to] = e.message.kind;
+      return sent;
+    },
+  };
+}
+
+/** A lease request from `from` to `to`, as a holder sends on each tick. */
+function request(from: string, to: string, t: number) {
+  return {
+    type: "message" as const,
+    message: {
+      kind: "request" as const,
+      from,
+      to,
+      incarnation: `i-${from}`,
+      digest: voterDigest("proxies", VOTERS),
+      register: emptyRegister("c"),
+      epochSeen: 0,
+      view: {},
+      serving: null,
+      request: { t, serving: null, lease: TIMERS.leaseMs },
+    },
+  };
+}
+
+describe("news on ticks with --voters", () => {
+  test("a voter sends no news to a holder that asked it within a quarter lease", () => {
+    const p1 = proxy("p1");
+    // p4 asks (and is answered); p5 is not heard.
+    expect(p1.at(100, request("p4", "p1", 100))).toEqual({ p4: "reply" });
+    const sent = p1.at(200, { type: "tick" });
+    expect(sent.p2).toBe("request");
+    expect(sent.p3).toBe("request");
+    expect(sent.p4).toBeUndefined();
+    expect(sent.p5).toBe("state");
+    // p4 silent for longer than a quarter lease: it hears news again.
+    expect(p1.at(900, { type: "tick" }).p4).toBe("state");
+  });
+
+  test("a proxy that does not vote still sends news to the others that do not", () => {
+    const p4 = proxy("p4");
+    p4.at(100, request("p5", "p4", 100));
+    const sent = p4.at(200, { type: "tick" });
+    expect(sent).toEqual({ p1: "request", p2: "request", p3: "request", p5: "state" });
+  });
+});
