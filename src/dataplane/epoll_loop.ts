@@ -471,7 +471,7 @@ export class EpollLoop {
       this.#intOption[0] = 0;
       this.#addressLength[0] = 4;
       this.#libc.getsockopt(s.fd, C.SOL_SOCKET, C.SO_ERROR, this.#intOption, this.#addressLength);
-      code = this.#intOption[0] || C.ECONNREFUSED;
+      code = this.#intOption[0];
     }
     flow.dial = null;
     if (flow.closeAt === 0) this.#timed.delete(flow);

@@ -109,7 +109,6 @@ export const EAGAIN = 11;
 export const EINTR = 4;
 export const EINPROGRESS = 115;
 export const ECONNABORTED = 103;
-export const ECONNREFUSED = 111;
 
 /** A non-blocking call that failed only for now (nothing to read, no room, a signal). */
 export function isTransient(code: number): boolean {
