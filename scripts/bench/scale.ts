@@ -9,8 +9,8 @@
  *   node_modules/.bin/bun scripts/bench/scale.ts [--storm 5000] [--storm-only]
  *
  * Re-runs itself with a descriptor limit of 24,000 (root may raise it; anyone else keeps the hard
- * limit); the largest size is what that limit allows (two descriptors per session in the proxy). Writes the "scale" section of
- * docs/BENCHMARKS.md.
+ * limit); the largest size is what that limit allows (two descriptors per session in the proxy).
+ * Writes the "scale" section of docs/BENCHMARKS.md.
  */
 import process from "node:process";
 import { execFileSync, spawnSync } from "node:child_process";
@@ -243,7 +243,7 @@ async function main(cleanup: Cleanup) {
       neverClosed ? `, ${neverClosed} clients never closed within ${STEP_LIMIT_MS / 1000} s` : ""
     }`;
     const cpuSever = cpuSeconds(t.pid());
-    const tasks0 = threadTimes(t.pid());
+    const threadsBefore = reconnect ? threadTimes(t.pid()) : null;
     if (reconnect) {
       const t0 = performance.now();
       let failed = 0, wrongNode = 0, stuck = 0;
@@ -290,11 +290,12 @@ async function main(cleanup: Cleanup) {
         listenDrops() - drops0
       } SYNs dropped by a full listen queue`;
     }
-    const cpuEnd = cpuSeconds(t.pid());
-    const threads = threadSplit(tasks0, threadTimes(t.pid()));
-    line += `; proxy CPU ${fmt((cpuSever - cpu0) * 1000)} ms for the sever${
-      reconnect ? `, ${fmt((cpuEnd - cpuSever) * 1000)} ms for the storm (${threads})` : ""
-    }`;
+    const storm = threadsBefore
+      ? `, ${fmt((cpuSeconds(t.pid()) - cpuSever) * 1000)} ms for the storm (${
+        threadSplit(threadsBefore, threadTimes(t.pid()))
+      })`
+      : "";
+    line += `; proxy CPU ${fmt((cpuSever - cpu0) * 1000)} ms for the sever${storm}`;
     console.log(t.name, line);
     agents[from].set({ healthy: true });
     await sleep(2000);

@@ -26,17 +26,34 @@ export function sysbenchTarget(port: number, host = "127.0.0.1"): string[] {
   ];
 }
 
-const CLOCK_TICKS = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
+export const CLOCK_TICKS = Number(
+  execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim(),
+);
+
+/**
+ * The name and the user and system CPU seconds in a `/proc/PID/stat` or `/proc/PID/task/TID/stat`
+ * file; null when it cannot be read (the process or thread is gone).
+ */
+export function statTimes(file: string): { name: string; user: number; system: number } | null {
+  try {
+    const text = readFileSync(file, "utf8");
+    // The name is in brackets and may hold spaces; utime and stime follow as fields 14 and 15.
+    const close = text.lastIndexOf(")");
+    const fields = text.slice(close + 2).split(" ");
+    return {
+      name: text.slice(text.indexOf("(") + 1, close),
+      user: Number(fields[11]) / CLOCK_TICKS,
+      system: Number(fields[12]) / CLOCK_TICKS,
+    };
+  } catch {
+    return null;
+  }
+}
 
 /** CPU seconds (user + system, all threads) a process has used so far; NaN without one. */
 export function cpuSeconds(pid: number | undefined): number {
-  if (!pid) return Number.NaN;
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS; // utime, stime
-  } catch {
-    return Number.NaN;
-  }
+  const times = pid ? statTimes(`/proc/${pid}/stat`) : null;
+  return times ? times.user + times.system : Number.NaN;
 }
 
 /**

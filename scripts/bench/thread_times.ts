@@ -3,9 +3,10 @@
  * part of a proxy's CPU its data-plane threads, its main thread and its runtime's compiler and
  * collector took (HAProxy runs one name).
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync } from "node:fs";
+import { statTimes } from "./sysbench.ts";
 
-/** Clock ticks (user, system) per thread id, with the thread's name. */
+/** CPU seconds (user, system) per thread id, with the thread's name. */
 export type ThreadTimes = Map<string, { name: string; user: number; system: number }>;
 
 /** Reads every thread of `pid` now; a thread that ends meanwhile is left out. */
@@ -19,22 +20,14 @@ export function threadTimes(pid: number | undefined): ThreadTimes {
     return out;
   }
   for (const tid of tids) {
-    try {
-      const text = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
-      const name = text.slice(text.indexOf("(") + 1, text.lastIndexOf(")"));
-      // Fields after the name: state is 3, utime 14 and stime 15 (proc(5)), so 11 and 12 here.
-      const f = text.slice(text.lastIndexOf(")") + 2).split(" ");
-      out.set(tid, { name, user: Number(f[11]), system: Number(f[12]) });
-    } catch {
-      // ended between the listing and the read
-    }
+    const times = statTimes(`/proc/${pid}/task/${tid}/stat`);
+    if (times) out.set(tid, times);
   }
   return out;
 }
 
 /** "Worker 380 ms (60 user), galerad 70 ms (50 user), …": CPU between two readings by name. */
 export function threadSplit(before: ThreadTimes, after: ThreadTimes): string {
-  const tick = 1000 / 100; // USER_HZ is 100 on Linux
   const sums = new Map<string, { user: number; system: number }>();
   for (const [tid, now] of after) {
     const was = before.get(tid) ?? { user: 0, system: 0 };
@@ -43,8 +36,9 @@ export function threadSplit(before: ThreadTimes, after: ThreadTimes): string {
     sum.system += now.system - was.system;
     sums.set(now.name, sum);
   }
+  const ms = (seconds: number) => Math.round(seconds * 1000);
   return [...sums]
-    .map(([name, t]) => ({ name, ms: (t.user + t.system) * tick, user: t.user * tick }))
+    .map(([name, t]) => ({ name, ms: ms(t.user + t.system), user: ms(t.user) }))
     .filter((t) => t.ms > 0)
     .sort((a, b) => b.ms - a.ms)
     .map((t) => `${t.name} ${t.ms} ms (${t.user} user)`)
