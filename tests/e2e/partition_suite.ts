@@ -222,11 +222,14 @@ export function partitionSuite(run: PartitionRun): void {
     otherErrors: number;
     splits: number;
     samples: number;
+    /** What the first split samples saw, proxy by proxy, and when: for whoever reads a failure. */
+    seen: string[];
   }
 
   /** One writer per proxy on the same hot rows, and a sampler of every proxy's route. */
   function load() {
-    const route = { splits: 0, samples: 0 };
+    const route = { splits: 0, samples: 0, seen: [] as string[] };
+    const t0 = performance.now();
     let stop = false;
     const writers = PROXIES.map((p) =>
       startClients({
@@ -253,7 +256,13 @@ export function partitionSuite(run: PartitionRun): void {
           ),
         );
         route.samples++;
-        if (new Set(routes.filter((r) => r !== null)).size > 1) route.splits++;
+        if (new Set(routes.filter((r) => r !== null)).size > 1) {
+          route.splits++;
+          if (route.seen.length < 3) {
+            const at = Math.round(performance.now() - t0);
+            route.seen.push(`${at} ms: ${PROXIES.map((p, i) => `${p}=${routes[i]}`).join(" ")}`);
+          }
+        }
         await new Promise((r) => setTimeout(r, 25));
       }
     };
@@ -282,7 +291,9 @@ export function partitionSuite(run: PartitionRun): void {
 
   function report(name: string, stats: Stats) {
     const line =
-      `${run.plane}\t${quorum}\t${name}\tok ${stats.ok}\t1213 ${stats.deadlocks}\tother ${stats.otherErrors}\tsplit samples ${stats.splits}/${stats.samples}`;
+      `${run.plane}\t${quorum}\t${name}\tok ${stats.ok}\t1213 ${stats.deadlocks}\tother ${stats.otherErrors}\tsplit samples ${stats.splits}/${stats.samples}${
+        stats.seen.length ? ` (${stats.seen.join("; ")})` : ""
+      }`;
     console.log(line);
     if (REPORT) appendFileSync(REPORT, line + "\n");
   }
