@@ -13,6 +13,8 @@ export interface TestBackend {
   port: number;
   /** Open client sockets on this backend right now. */
   readonly open: number;
+  /** Connections that ended with a reset (ECONNRESET) rather than a FIN. */
+  readonly resets: number;
   close(): Promise<void>;
 }
 
@@ -22,10 +24,11 @@ export interface TestBackend {
  */
 export function startBackend(name: string, onClose?: () => void): Promise<TestBackend> {
   const sockets = new Set<net.Socket>();
+  let resets = 0;
   const server = net.createServer({ allowHalfOpen: true }, (socket) => {
     sockets.add(socket);
     socket.on("close", () => (sockets.delete(socket), onClose?.()));
-    socket.on("error", () => {});
+    socket.on("error", (e: NodeJS.ErrnoException) => e.code === "ECONNRESET" && resets++);
     socket.write(`hello ${name}\n`);
     socket.on("data", (chunk) => socket.write(chunk));
     socket.on("end", () => socket.end());
@@ -38,6 +41,9 @@ export function startBackend(name: string, onClose?: () => void): Promise<TestBa
         port,
         get open() {
           return sockets.size;
+        },
+        get resets() {
+          return resets;
         },
         close: () =>
           new Promise<void>((done) => {

@@ -162,6 +162,12 @@ export function sockaddr(ip: string, port: number): Uint8Array | null {
   return out;
 }
 
+/**
+ * An address of family `AF_UNSPEC`: a TCP socket `connect`ed to it aborts its connection (the
+ * peer gets a reset, unsent bytes are dropped) and keeps its descriptor, in one system call.
+ */
+export const UNSPEC_SOCKADDR: Uint8Array = new Uint8Array(16);
+
 /** Reads a sockaddr back: the address as text (IPv6 compressed) and the port. */
 export function readSockaddr(raw: Uint8Array): { address: string; port: number } {
   const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);

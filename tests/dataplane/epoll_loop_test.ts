@@ -283,7 +283,15 @@ describe("epoll loop (fake libc)", () => {
     expect(closed).toEqual([["closed", sessions.slice(0, 2).flatMap((s) => [s.id, 0, 0])]]);
   });
 
-  test("a sever cuts every node side and reports the sessions ended before closing clients", () => {
+  test("a destroy of one session resets its node side, as a sever of many does", () => {
+    const t = setup();
+    const [one, other] = [t.session(), t.session()];
+    t.loop.handle(["destroy", one.id, "client"]);
+    expect(one.node.resetByLoop && one.node.closedByLoop && one.client.closedByLoop).toBe(true);
+    expect(other.node.cutByLoop || other.client.cutByLoop).toBe(false);
+  });
+
+  test("a sever resets every node side and reports the sessions ended before closing clients", () => {
     const t = setup();
     const sessions = [t.session(), t.session()];
     // What was closed at the moment the loop told the main thread the sessions had ended.
@@ -292,7 +300,7 @@ describe("epoll loop (fake libc)", () => {
     t.posted.push = (...items: FromWorker[]) => {
       if (items.some((m) => m[0] === "closed")) {
         atReport = {
-          nodes: sessions.map((s) => s.node.cutByLoop && s.node.ended),
+          nodes: sessions.map((s) => s.node.resetByLoop && s.node.ended),
           clients: sessions.map((s) => s.client.cutByLoop),
         };
       }

@@ -11,6 +11,7 @@ const EMFILE = 24;
 const ECONNREFUSED = 111;
 const EEXIST = 17;
 const ENOENT = 2;
+const EISCONN = 106;
 
 /** One end of a connection: what it received, and whether its peer shut down or went away. */
 export class End {
@@ -23,6 +24,8 @@ export class End {
   sentFin = false;
   /** This end shut down both ways (SHUT_RDWR). */
   shutBoth = false;
+  /** This end aborted its connection (a reset): bytes it had not sent are gone. */
+  aborted = false;
   closed = false;
   peer: End | null = null;
   constructor(readonly port: number) {}
@@ -86,9 +89,14 @@ export class Outside {
     return this.side.peer!.closed;
   }
 
-  /** The loop closed its side or shut it down both ways: nothing passes any more. */
+  /** The loop closed its side, shut it down both ways or aborted it: nothing passes any more. */
   get cutByLoop(): boolean {
-    return this.side.peer!.closed || this.side.peer!.shutBoth;
+    return this.side.peer!.closed || this.side.peer!.shutBoth || this.side.peer!.aborted;
+  }
+
+  /** The loop aborted the connection: this side got a reset. */
+  get resetByLoop(): boolean {
+    return this.side.peer!.aborted;
   }
 }
 
@@ -219,6 +227,16 @@ export class FakeLibc implements C.Libc {
     return this.#fd({ kind: "stream", end: inside, connecting: null, error: 0 });
   }
   connect(fd: number, address: Uint8Array): number {
+    const existing = this.#fds.get(fd);
+    if (existing?.kind === "stream") {
+      // AF_UNSPEC on a connected socket: an abort, the peer sees the connection end at once.
+      if (new DataView(address.buffer, address.byteOffset).getUint16(0, true) !== 0) {
+        return this.#fail(EISCONN);
+      }
+      existing.end.aborted = true;
+      existing.end.peer!.gotFin = true;
+      return 0;
+    }
     const { port } = C.readSockaddr(address);
     const [inside, outside] = this.#pair(port);
     const list = this.accepted.get(port);
