@@ -40,6 +40,8 @@ export interface LoopOptions {
   releaseMemory?: () => void;
   /** Collects what a burst of new sessions left; once per burst. */
   collectGarbage?: () => void;
+  /** A sever's node sides are cut; returns when its clients may be closed (sever_gate.ts). */
+  severed?: () => void;
 }
 
 /** Shared empty queues: most sockets never queue, and ten thousand idle ones need no arrays. */
@@ -151,6 +153,7 @@ export class EpollLoop {
   readonly #now: () => number;
   readonly #release: () => void;
   readonly #collect: () => void;
+  readonly #severed: () => void;
   readonly #eventSize: number;
   readonly #dataOffset: number;
   readonly #ep: number;
@@ -203,6 +206,7 @@ export class EpollLoop {
     this.#now = options.now ?? (() => performance.now());
     this.#release = options.releaseMemory ?? (() => {});
     this.#collect = options.collectGarbage ?? (() => {});
+    this.#severed = options.severed ?? (() => {});
     this.#eventSize = C.epollEventSize(options.arch);
     this.#dataOffset = C.epollDataOffset(options.arch);
     this.#events = new Uint8Array(this.#eventSize * MAX_EVENTS);
@@ -669,7 +673,8 @@ export class EpollLoop {
   /**
    * A sever: every node side first, reported as ended as it goes (in parts, so the main thread's
    * books overlap the rest), since the sever's confirmation only waits for no session to reach
-   * its node any more; then every descriptor is closed. A node side is aborted rather than shut
+   * its node any more; then, once the other threads handed this sever are that far too
+   * (sever_gate.ts), every descriptor is closed. A node side is aborted rather than shut
    * down or closed: the node gets a reset, so bytes still queued towards it are dropped rather
    * than delivered before a FIN, and the kernel does less than for a FIN (no answer to take) or
    * a close; no event is read before the close in this same call.
@@ -687,6 +692,7 @@ export class EpollLoop {
       if (this.#closed.length >= SEVER_REPORT_EVERY * 3) this.#reportClosed();
     }
     this.#reportClosed();
+    this.#severed();
     for (const flow of whole) this.#finish(flow);
   }
 

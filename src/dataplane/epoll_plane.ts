@@ -12,6 +12,7 @@ import type { ListenOptions, TcpListener } from "../runtime/types.ts";
 import { QuietCollector, releaseAfterStart } from "./memory.ts";
 import type { ClientConn, DataPlane, ThreadGrowth } from "./plane.ts";
 import { resolveIp } from "./resolve_ip.ts";
+import { SeverGate } from "./sever_gate.ts";
 import { Thread, type ThreadOwner } from "./thread.ts";
 import { ThreadGrowthWatch } from "./thread_growth.ts";
 
@@ -23,6 +24,7 @@ export class MissingThreadModule extends Error {}
 export class EpollPlane implements DataPlane, ThreadOwner {
   readonly kind = "epoll";
   #threads = new Set<Thread>();
+  readonly severGate = new SeverGate();
   #address: HostPort | null = null;
   #options: ListenOptions | null = null;
   #onConnection: ((conn: ClientConn) => void) | null = null;
@@ -92,6 +94,7 @@ export class EpollPlane implements DataPlane, ThreadOwner {
       port,
       this.#options!.keepAliveMs,
       thread.mailbox.buffer as SharedArrayBuffer,
+      this.severGate.counter.buffer as SharedArrayBuffer,
     ]);
     if (answer[0] !== "listening") {
       this.#threads.delete(thread);
@@ -124,7 +127,9 @@ export class EpollPlane implements DataPlane, ThreadOwner {
   }
 
   threadFailed(thread: Thread, why: string): void {
-    if (!this.#threads.delete(thread) || this.#stopping || !this.#address) return;
+    if (!this.#threads.delete(thread)) return;
+    this.severGate.clear();
+    if (this.#stopping || !this.#address) return;
     log.error("data-plane thread failed ({reason}); its sessions are closed; starting another", {
       reason: why,
     });

@@ -7,6 +7,7 @@
 import { arch, collectGarbage, loadLibc, releaseMemory } from "#thread";
 import { EpollLoop } from "./epoll_loop.ts";
 import type { FromWorker, ToWorker } from "./messages.ts";
+import { SeverGate } from "./sever_gate.ts";
 
 const scope = globalThis as unknown as {
   postMessage(message: FromWorker): void;
@@ -15,6 +16,7 @@ const scope = globalThis as unknown as {
 
 let loop: EpollLoop | null = null;
 let mailbox: Int32Array | null = null;
+let gate: SeverGate | null = null;
 let received = 0;
 let mailWaiter: { target: number; resolve: () => void } | null = null;
 /** Messages that came while libc was loading. */
@@ -36,6 +38,7 @@ function receive(loop: EpollLoop, message: ToWorker): void {
   received++;
   for (const one of message[0] === "batch" ? message[1] : [message]) {
     if (one[0] === "listen" && one[4]) mailbox = new Int32Array(one[4]);
+    if (one[0] === "listen" && one[5]) gate = new SeverGate(one[5]);
   }
   try {
     loop.handle(message);
@@ -76,6 +79,11 @@ function start(): void {
 
 loadLibc().then((libc) => {
   if (!libc) throw new Error("epoll data plane: cannot load libc");
-  loop = new EpollLoop(libc, post, { arch, releaseMemory, collectGarbage });
+  loop = new EpollLoop(libc, post, {
+    arch,
+    releaseMemory,
+    collectGarbage,
+    severed: () => gate?.cut(),
+  });
   for (const message of early.splice(0)) receive(loop, message);
 });

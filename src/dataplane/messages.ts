@@ -6,7 +6,14 @@
 /** Main thread → data-plane thread. `request` numbers are answered by `done`/`failed`. */
 export type ToWorker =
   /** `mailbox`: a shared counter of messages sent, see epoll_thread.ts. */
-  | ["listen", host: string, port: number, keepAliveMs: number, mailbox?: SharedArrayBuffer]
+  | [
+    "listen",
+    host: string,
+    port: number,
+    keepAliveMs: number,
+    mailbox?: SharedArrayBuffer,
+    severGate?: SharedArrayBuffer,
+  ]
   | ["stop"]
   /** Leave for good (sent before the thread is terminated). */
   | ["quit"]

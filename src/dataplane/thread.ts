@@ -14,6 +14,7 @@ import type { Libc } from "../runtime/libc.ts";
 import type { FromWorker, ToWorker } from "./messages.ts";
 import type { ClientConn } from "./plane.ts";
 import { RemoteClient } from "./remote_client.ts";
+import type { SeverGate } from "./sever_gate.ts";
 
 const log = getLogger(["galerad", "proxy"]);
 
@@ -24,6 +25,8 @@ const WAKE = new Uint8Array([1, 0, 0, 0, 0, 0, 0, 0]);
 export interface ThreadOwner {
   /** Threads running now: a per-proxy limit is shared among them. */
   readonly threads: number;
+  /** Where the threads handed one sever wait for each other's node sides (sever_gate.ts). */
+  readonly severGate: SeverGate;
   /** A client the thread accepted (before the proxy hears of it). */
   opened(): void;
   /** A session on `thread` ended. */
@@ -99,6 +102,7 @@ export class Thread {
       );
     } else if (whole.length + nodeSides.length > 1) {
       out.push(["destroyMany", Float64Array.from(whole), Float64Array.from(nodeSides)]);
+      this.owner.severGate.entered();
     }
     if (out.length === 0) return;
     Atomics.add(this.mailbox, 0, 1);

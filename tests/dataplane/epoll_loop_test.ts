@@ -14,7 +14,7 @@ const LISTEN = 3306;
 const ids = (sessions: { id: number }[]) => Float64Array.from(sessions.map((s) => s.id));
 const NODE = 4000;
 
-function setup() {
+function setup(severed?: () => void) {
   const libc = new FakeLibc();
   const posted: FromWorker[] = [];
   let clock = 1000;
@@ -29,6 +29,7 @@ function setup() {
       now: () => clock,
       releaseMemory: () => released++,
       collectGarbage: () => collected++,
+      severed,
     },
   );
   const nodes = libc.serve(NODE);
@@ -314,6 +315,24 @@ describe("epoll loop (fake libc)", () => {
     expect(closed).toEqual([["closed", sessions.flatMap((s) => [s.id, 0, 0])]]);
     t.spin();
     expect(t.posted.filter((m) => m[0] === "closed")).toHaveLength(1);
+  });
+
+  test("a sever waits at its gate once every node side is cut, before any client is closed", () => {
+    const seen: { nodes: boolean[]; clients: boolean[] }[] = [];
+    let sessions: ReturnType<ReturnType<typeof setup>["session"]>[] = [];
+    const t = setup(() =>
+      seen.push({
+        nodes: sessions.map((s) => s.node.resetByLoop),
+        clients: sessions.map((s) => s.client.cutByLoop),
+      })
+    );
+    sessions = [t.session(), t.session(), t.session()];
+    t.loop.handle(["destroyMany", ids(sessions), ids([])]);
+    expect(seen).toEqual([{ nodes: [true, true, true], clients: [false, false, false] }]);
+    expect(sessions.every((s) => s.client.closedByLoop)).toBe(true);
+    // Every destroyMany passes the gate once, as the main thread counted it in.
+    t.loop.handle(["destroyMany", ids([]), ids([])]);
+    expect(seen).toHaveLength(2);
   });
 
   test("a large sever reports in parts, each session once, each cut from its node when reported", () => {
