@@ -11,7 +11,7 @@ import type { KeyRing } from "./keyring.ts";
  *   offset size field
  *   0      4    magic "GLRP"
  *   4      1    version (2)
- *   5      1    kind (1 state, 2 reply, 3 request)
+ *   5      1    kind (1 state, 2 reply, 3 request, 4 same: news unchanged, compact_news.ts)
  *   6      2    payload length N, big-endian
  *   8      4    key id, big-endian (first 4 bytes of SHA-256 of the secret)
  *   12     8    boot id (random, new at every start)
@@ -35,15 +35,42 @@ export const MAX_LEASE = 600_000;
 /** A wsrep_local_index is below this; anything else is not a cluster of this world. */
 export const MAX_INDEX = 65_536;
 
-const KINDS = { state: 1, reply: 2, request: 3 } as const;
+const KINDS = { state: 1, reply: 2, request: 3, same: 4 } as const;
 /** Set in the kind byte: a 64-byte Ed25519 signature by `from` follows the payload. */
 const SIGNED_BY_SENDER = 0x80;
-const KIND_OF: Record<number, AgreementMessage["kind"]> = { 1: "state", 2: "reply", 3: "request" };
+const KIND_OF: Record<number, AgreementMessage["kind"] | "same"> = {
+  1: "state",
+  2: "reply",
+  3: "request",
+  4: "same",
+};
 
-/** A message as it travels: the agreement message and the sender's API URL for springboards. */
+/**
+ * A message as it travels: the agreement message, the sender's API URL for springboards, and,
+ * to a party that reads compact news, which of its news the sender holds (compact_news.ts).
+ */
 export interface PeerMessage extends AgreementMessage {
   api?: string;
+  heard?: string;
 }
+
+/**
+ * News unchanged (kind 4): "my news to you is still the one hashed `same`". Sent only to a
+ * party that reads it; one that does not drops it as bad_type, as releases before it do.
+ */
+export interface SameNews {
+  kind: "same";
+  from: string;
+  to: string;
+  incarnation: string;
+  digest: string;
+  same: string;
+  /** What the sender holds of the receiver's news, as in PeerMessage. */
+  heard: string;
+}
+
+/** A news hash as the wire carries it: 32 hex digits (128 bits of SHA-256). */
+const HASH_RE = /^[0-9a-f]{32}$/;
 
 /** The envelope fields that come with a verified message. */
 export interface Envelope {
@@ -72,7 +99,9 @@ export type DropReason =
   | "voter_set"
   | "self"
   | "rate_limited"
-  | "bad_identity";
+  | "bad_identity"
+  /** A "same" naming news we do not hold (a whole one was lost, or we restarted). */
+  | "stale_news";
 
 export class DecodeError extends Error {
   constructor(readonly reason: DropReason, message: string) {
@@ -100,12 +129,24 @@ export async function encodeMessage(
   return await signFrame(kind, encoder.encode(JSON.stringify(body)), envelope, keys);
 }
 
+/** Serialises and signs a "news unchanged" datagram. */
+export async function encodeSame(
+  same: SameNews,
+  envelope: { bootId: Uint8Array; seq: number },
+  keys: KeyRing,
+): Promise<Uint8Array> {
+  const { kind: _, ...body } = same;
+  const problem = sameProblem(body);
+  if (problem) throw new RangeError(`peer message not sent: ${problem}`);
+  return await signFrame("same", encoder.encode(JSON.stringify(body)), envelope, keys);
+}
+
 /**
  * Frames and signs a payload as it is, unchecked: encodeMessage's last step, and how the fuzz
  * suite makes signed datagrams that the bounds must refuse on arrival.
  */
 export async function signFrame(
-  kind: AgreementMessage["kind"],
+  kind: AgreementMessage["kind"] | "same",
   payload: Uint8Array,
   envelope: { bootId: Uint8Array; seq: number },
   keys: KeyRing,
@@ -142,12 +183,22 @@ export async function signFrame(
 /**
  * Verifies and parses a datagram. Throws a DecodeError naming the drop reason for anything that
  * is not a well-formed, correctly signed message of a known key within every bound; never
- * anything else.
+ * anything else. A party that does not read compact news (an agent) drops "same" as bad_type.
  */
 export async function decodeMessage(
   data: Uint8Array,
   keys: KeyRing,
 ): Promise<{ message: PeerMessage; envelope: Envelope }> {
+  const decoded = await decodeDatagram(data, keys);
+  if (decoded.message.kind === "same") throw new DecodeError("bad_type", "kind 4");
+  return decoded as { message: PeerMessage; envelope: Envelope };
+}
+
+/** decodeMessage, "news unchanged" included: for the proxies' transport. */
+export async function decodeDatagram(
+  data: Uint8Array,
+  keys: KeyRing,
+): Promise<{ message: PeerMessage | SameNews; envelope: Envelope }> {
   if (data.length > MAX_DATAGRAM_BYTES) throw new DecodeError("oversized", `${data.length} bytes`);
   if (data.length < HEADER_BYTES + MAC_BYTES) {
     throw new DecodeError("truncated", `${data.length} bytes`);
@@ -188,6 +239,13 @@ export async function decodeMessage(
   } catch {
     throw new DecodeError("malformed", "payload is not UTF-8 JSON");
   }
+  if (kind === "same") {
+    const problem = sameProblem(body);
+    if (problem) throw new DecodeError("malformed", problem);
+    const same = { kind, ...(body as Omit<SameNews, "kind">) };
+    if (keys.publicKeys) await verifySender(keys, same.from, signed, length);
+    return { message: same, envelope: { keyId, bootId, seq } };
+  }
   const problem = bodyProblem(body);
   if (problem) throw new DecodeError("malformed", problem);
   const message = { kind, ...(body as Omit<PeerMessage, "kind">) };
@@ -197,20 +255,27 @@ export async function decodeMessage(
   if ((kind === "reply") !== (message.grant !== undefined)) {
     throw new DecodeError("malformed", "a reply must carry grant, and only a reply");
   }
-  if (keys.publicKeys) {
-    // Views of the copy the HMAC checked: the sender signed header and payload.
-    const covered = signed.subarray(0, HEADER_BYTES + length);
-    const sig = signed.subarray(HEADER_BYTES + length);
-    if (!(await verifyFrom(keys.publicKeys, message.from, sig, covered))) {
-      throw new DecodeError(
-        "bad_identity",
-        keys.publicKeys.has(message.from)
-          ? `not signed by ${message.from}'s key`
-          : `no public key for ${message.from}`,
-      );
-    }
-  }
+  if (keys.publicKeys) await verifySender(keys, message.from, signed, length);
   return { message, envelope: { keyId, bootId, seq } };
+}
+
+/** With sender keys: `from`'s own signature over header and payload, or a bad_identity drop. */
+async function verifySender(
+  keys: KeyRing,
+  from: string,
+  signed: Uint8Array,
+  length: number,
+): Promise<void> {
+  const publicKeys = keys.publicKeys!;
+  // Views of the copy the HMAC checked: the sender signed header and payload.
+  const covered = signed.subarray(0, HEADER_BYTES + length);
+  const sig = signed.subarray(HEADER_BYTES + length);
+  if (!(await verifyFrom(publicKeys, from, sig, covered))) {
+    throw new DecodeError(
+      "bad_identity",
+      publicKeys.has(from) ? `not signed by ${from}'s key` : `no public key for ${from}`,
+    );
+  }
 }
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
@@ -286,7 +351,35 @@ const BODY_FIELDS: ReadonlySet<string> = new Set([
   "follow",
   "targets",
   "api",
+  "heard",
 ]);
+
+/** The fields of a "news unchanged" body, each within its bounds; what is wrong, or null. */
+function sameProblem(body: unknown): string | null {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    return "payload is not an object";
+  }
+  const b = body as Record<string, unknown>;
+  for (const key of Object.keys(b)) {
+    if (!["from", "to", "incarnation", "digest", "same", "heard"].includes(key)) {
+      return `unknown field ${key.slice(0, 40)}`;
+    }
+  }
+  return nameProblem(b.from, "from") ?? nameProblem(b.to, "to") ??
+    nameProblem(b.incarnation, "incarnation") ??
+    (typeof b.digest === "string" && /^[0-9a-f]{0,16}$/.test(b.digest) ? null : "digest") ??
+    (typeof b.same === "string" && HASH_RE.test(b.same)
+      ? null
+      : `same is ${JSON.stringify(b.same)?.slice(0, 40)}: expected 32 hex digits`) ??
+    heardProblem(b.heard, false);
+}
+
+/** `heard`: "" or a news hash; optional in a message, required in a "same". */
+function heardProblem(value: unknown, optional: boolean): string | null {
+  if (optional && value === undefined) return null;
+  if (typeof value === "string" && (value === "" || HASH_RE.test(value))) return null;
+  return `heard is ${JSON.stringify(value)?.slice(0, 40)}: expected "" or 32 hex digits`;
+}
 
 /** Every field of a message body, within its bounds; a line saying what is wrong, or null. */
 function bodyProblem(body: unknown): string | null {
@@ -347,5 +440,5 @@ function bodyProblem(body: unknown): string | null {
     const p = urlProblem(b.api, "api");
     if (p) return p;
   }
-  return null;
+  return heardProblem(b.heard, true);
 }

@@ -4,12 +4,15 @@ import { type HostPort, parseIpv4 } from "../core/address.ts";
 import type { Libc } from "../runtime/libc.ts";
 import type { UdpSocket } from "../runtime/types.ts";
 import {
+  decodeDatagram,
   DecodeError,
-  decodeMessage,
   type DropReason,
   encodeMessage,
+  encodeSame,
   type PeerMessage,
+  type SameNews,
 } from "./codec.ts";
+import { incoming, incomingSame, NEW_LINK, type NewsLink, outgoing } from "./compact_news.ts";
 import type { KeyRing } from "./keyring.ts";
 import { checkReplay, type ReplayState } from "./replay.ts";
 import { type Bucket, SHARED_BUDGET, spend } from "./rate_limit.ts";
@@ -27,6 +30,9 @@ export interface TransportCounters {
   bytesSent: number;
   bytesReceived: number;
   sendFailures: number;
+  /** News sent and accepted as "same" (compact_news.ts), counted in sent and received too. */
+  sameSent: number;
+  sameReceived: number;
   dropped: Partial<Record<DropReason, number>>;
 }
 
@@ -39,12 +45,15 @@ export interface PartyLink {
   received: number;
   lastError: string | null;
   replay?: ReplayState;
+  news: NewsLink;
 }
 
 export interface TransportOptions {
   self: string;
   listen: HostPort;
   keys: KeyRing;
+  /** false: neither send nor read "same" (how releases before compact news behave). */
+  compactNews?: boolean;
 }
 
 /**
@@ -63,6 +72,8 @@ export class PeerTransport {
     bytesSent: 0,
     bytesReceived: 0,
     sendFailures: 0,
+    sameSent: 0,
+    sameReceived: 0,
     dropped: {},
   };
   readonly parties = new Map<string, PartyLink>();
@@ -141,6 +152,7 @@ export class PeerTransport {
           sendFailures: 0,
           received: 0,
           lastError: null,
+          news: NEW_LINK,
         });
       }
     }
@@ -159,14 +171,31 @@ export class PeerTransport {
     }
   }
 
-  /** Signs and sends one message to the party it names. */
+  /**
+   * Signs and sends one message to the party it names: news it holds already as "same"
+   * (compact_news.ts), unless `compactNews` is off.
+   */
   send(message: PeerMessage): void {
     const socket = this.#socket;
     const party = this.parties.get(message.to);
     if (!socket || !party) return;
-    encodeMessage(message, { bootId: this.bootId, seq: ++this.#seq }, this.options.keys).then(
+    if (this.options.compactNews === false) return this.#encode(socket, party, message);
+    const out = outgoing(party.news, message, performance.now());
+    party.news = out.link;
+    if (out.send === "same") return this.#encode(socket, party, out.same);
+    this.#encode(socket, party, out.message);
+    if (out.probe) this.#encode(socket, party, out.probe);
+  }
+
+  #encode(socket: UdpSocket, party: PartyLink, message: PeerMessage | SameNews): void {
+    const envelope = { bootId: this.bootId, seq: ++this.#seq };
+    const encoded = message.kind === "same"
+      ? encodeSame(message, envelope, this.options.keys)
+      : encodeMessage(message, envelope, this.options.keys);
+    encoded.then(
       (data) => {
         if (this.#socket !== socket) return;
+        if (message.kind === "same") this.#counters.sameSent++;
         this.#sendTo(socket, party, data, true);
       },
       (error) => log.error("cannot encode a peer message: {error}", { error: String(error) }),
@@ -278,7 +307,10 @@ export class PeerTransport {
     }
     let decoded;
     try {
-      decoded = await decodeMessage(data, this.options.keys);
+      decoded = await decodeDatagram(data, this.options.keys);
+      if (decoded.message.kind === "same" && this.options.compactNews === false) {
+        throw new DecodeError("bad_type", "kind 4");
+      }
     } catch (error) {
       if (error instanceof DecodeError) return this.#drop(error.reason, error.message);
       return this.#drop("malformed", String(error));
@@ -296,10 +328,24 @@ export class PeerTransport {
     const replay = checkReplay(party.replay, envelope);
     if ("drop" in replay) return this.#drop(replay.drop, `${message.from} seq ${envelope.seq}`);
     party.replay = replay.state;
+    let news: PeerMessage | null;
+    if (message.kind === "same") {
+      const step = incomingSame(party.news, message);
+      party.news = step.link;
+      news = step.message;
+      // Not the news we hold (a whole one was lost, or we restarted): our `heard` says so.
+      if (!news) return this.#drop("stale_news", `${message.from} same ${message.same}`);
+      this.#counters.sameReceived++;
+    } else if (this.options.compactNews === false) news = message;
+    else {
+      const step = incoming(party.news, message);
+      party.news = step.link;
+      news = step.message;
+    }
     party.received++;
     this.#counters.received++;
     this.#counters.bytesReceived += data.length;
-    this.onMessage(message);
+    this.onMessage(news);
   }
 }
 

@@ -169,6 +169,8 @@ export function peersView(proxy: Proxy) {
       received: link?.received ?? 0,
       sendFailures: link?.sendFailures ?? 0,
       lastSendError: link?.lastError ?? null,
+      /** It reads unchanged news as a hash ("same"): a release with compact news. */
+      compactNews: link?.news.reads ?? false,
     };
   });
   return {

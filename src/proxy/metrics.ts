@@ -263,6 +263,15 @@ export function renderMetrics(proxy: Proxy): string {
         [[{}, transport.counters.bytesReceived]],
       )
       .family(
+        "galerad_gossip_news_same_total",
+        "counter",
+        'News that went as "same" (unchanged, a hash in place of the state), counted in the packets too.',
+        [
+          [{ direction: "sent" }, transport.counters.sameSent],
+          [{ direction: "received" }, transport.counters.sameReceived],
+        ],
+      )
+      .family(
         "galerad_gossip_send_failures_total",
         "counter",
         "Peer datagrams the kernel refused to send, by party.",

@@ -1,11 +1,14 @@
 import { describe, expect, test } from "bun:test";
 import {
+  decodeDatagram,
   DecodeError,
   decodeMessage,
   encodeMessage,
+  encodeSame,
   HEADER_BYTES,
   MAX_DATAGRAM_BYTES,
   type PeerMessage,
+  signFrame,
 } from "../../src/peers/codec.ts";
 import { createKeyRing } from "../../src/peers/keyring.ts";
 import { checkReplay, type ReplayState, WINDOW } from "../../src/peers/replay.ts";
@@ -167,6 +170,66 @@ describe("peer codec", () => {
     await expect(createKeyRing(["short"])).rejects.toThrow(
       "at least 16 bytes: current length is 5",
     );
+  });
+});
+
+describe("peer codec: news unchanged (kind 4, 'same')", () => {
+  const same = {
+    kind: "same" as const,
+    from: "proxy-a",
+    to: "proxy-b",
+    incarnation: "0a1b2c3d4e5f",
+    digest: "1234abcd",
+    same: "0123456789abcdef0123456789abcdef",
+    heard: "",
+  };
+  const sameReason = async (data: Uint8Array) => {
+    try {
+      await decodeDatagram(data, ring);
+      return "accepted";
+    } catch (error) {
+      return (error as DecodeError).reason;
+    }
+  };
+
+  test("round-trips for the proxies' transport; whoever reads only messages drops it as bad_type", async () => {
+    const data = await encodeSame(same, { bootId, seq: 9 }, ring);
+    expect(data[5]).toBe(4);
+    expect((await decodeDatagram(data, ring)).message).toEqual(same);
+    expect(await reason(data)).toBe("bad_type");
+    // Far smaller than the news it stands for.
+    const news = await encodeMessage({ ...message, kind: "state", request: undefined }, {
+      bootId,
+      seq: 1,
+    }, ring);
+    expect(data.length * 2).toBeLessThan(news.length);
+  });
+
+  test("its fields are bounded like any message's, and nothing else rides along", async () => {
+    await expect(encodeSame({ ...same, same: "xyz" }, { bootId, seq: 1 }, ring)).rejects
+      .toThrow(/same is "xyz"/);
+    await expect(encodeSame({ ...same, heard: "nope" }, { bootId, seq: 1 }, ring)).rejects
+      .toThrow(/heard is "nope"/);
+    const { kind: _, ...body } = same;
+    const raw = (extra: Record<string, unknown>) =>
+      signFrame(
+        "same",
+        new TextEncoder().encode(JSON.stringify({ ...body, ...extra })),
+        { bootId, seq: 1 },
+        ring,
+      );
+    expect(await sameReason(await raw({}))).toBe("accepted");
+    expect(await sameReason(await raw({ register: message.register }))).toBe("malformed");
+    expect(await sameReason(await raw({ same: "A".repeat(32) }))).toBe("malformed");
+    expect(await sameReason(await raw({ heard: undefined }))).toBe("malformed");
+    expect(await sameReason(await raw({ from: "bad name!" }))).toBe("malformed");
+  });
+
+  test("a message's `heard` is empty or a news hash", async () => {
+    const ok = await encodeMessage({ ...message, heard: same.same }, { bootId, seq: 1 }, ring);
+    expect((await decodeMessage(ok, ring)).message.heard).toBe(same.same);
+    await expect(encodeMessage({ ...message, heard: "x" }, { bootId, seq: 1 }, ring)).rejects
+      .toThrow(/heard is "x"/);
   });
 });
 
