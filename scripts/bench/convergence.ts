@@ -231,7 +231,9 @@ What the agreement costs each proxy while nothing changes, over ${
 probes of two agents every ${PROBE_MS} ms, in % of one core). Every ${GOSSIP_MS} ms each proxy asks
 each voter for its lease and each voter answers: with every proxy voting the tier's total grows
 with the square of its size. A proxy that does not vote hears from each other proxy every quarter
-lease (and at once on any change), so with a fixed number of voters the total grows linearly.
+lease (and at once on any change), so with a fixed number of voters the total grows linearly;
+while nothing changes that news goes as "same", a hash of about 200 bytes (docs/peers.md,
+compact news), and requests and replies whole.
 
 | proxies | voting | KiB/s sent | KiB/s received | datagrams/s sent | datagrams/s received | bytes/datagram | CPU % | tier CPU, cores |
 | --- | --- | --- | --- | --- | --- | --- | --- | --- |
