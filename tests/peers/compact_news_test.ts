@@ -2,6 +2,7 @@ import { describe, expect, test } from "bun:test";
 import process from "node:process";
 import type { PeerMessage } from "../../src/peers/codec.ts";
 import { random } from "../core/agreement_sim.ts";
+import { stateNews } from "./news_fixture.ts";
 import {
   incoming,
   incomingSame,
@@ -12,32 +13,7 @@ import {
   PROBE_MS,
 } from "../../src/peers/compact_news.ts";
 
-const register = {
-  cluster: "galera",
-  epoch: 3,
-  proposer: "a",
-  incarnation: "aa11",
-  active: "db0",
-  previous: null,
-  kind: "failover" as const,
-  reason: "db0 has the lowest wsrep_local_index 0",
-  time: 1,
-};
-
-function news(from: string, to: string, incarnation: string, epoch = 3): PeerMessage {
-  return {
-    kind: "state",
-    from,
-    to,
-    incarnation,
-    digest: "abcd1234",
-    register: { ...register, epoch },
-    epochSeen: epoch,
-    view: { db0: { healthy: true, index: 0 }, db1: { healthy: true, index: 1 } },
-    serving: "db0",
-    api: `http://127.0.0.1:80${from === "a" ? 81 : 82}`,
-  };
-}
+const news = stateNews;
 
 /** Two proxies' links to each other, and the wire between them (a datagram can be lost). */
 function pair() {

@@ -8,6 +8,7 @@ import type { PeerMessage } from "../../src/peers/codec.ts";
 import { createKeyRing } from "../../src/peers/keyring.ts";
 import { PeerTransport } from "../../src/peers/transport.ts";
 import { waitFor } from "../../scripts/lab/fixtures.ts";
+import { stateNews } from "./news_fixture.ts";
 
 const ring = await createKeyRing(["correct horse battery staple"]);
 const stops: (() => void)[] = [];
@@ -24,44 +25,7 @@ async function party(self: string, compactNews?: boolean) {
   return { transport, got };
 }
 
-function news(from: string, to: string, epoch = 3): PeerMessage {
-  return {
-    kind: "state",
-    from,
-    to,
-    incarnation: `life-${from}`,
-    digest: "abcd1234",
-    register: {
-      cluster: "galera",
-      epoch,
-      proposer: "a",
-      incarnation: "aa11",
-      active: "db0",
-      previous: null,
-      kind: "failover",
-      reason: "db0 has the lowest wsrep_local_index 0",
-      time: 1,
-    },
-    epochSeen: epoch,
-    view: { db0: { healthy: true, index: 0 }, db1: { healthy: true, index: 1 } },
-    serving: "db0",
-    follow: {
-      register: {
-        cluster: "galera",
-        epoch,
-        proposer: "a",
-        incarnation: "aa11",
-        active: "db0",
-        previous: null,
-        kind: "failover",
-        reason: "db0 has the lowest wsrep_local_index 0",
-        time: 1,
-      },
-      majority: true,
-    },
-    api: `http://127.0.0.1:9${from === "a" ? 1 : 2}00`,
-  };
-}
+const news = (from: string, to: string, epoch = 3) => stateNews(from, to, `life-${from}`, epoch);
 
 function connect(...all: { name: string; transport: PeerTransport }[]) {
   for (const one of all) {
