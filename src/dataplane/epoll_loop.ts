@@ -12,6 +12,7 @@
 import * as C from "../runtime/libc.ts";
 import type { FromWorker, ToWorker } from "./messages.ts";
 import { COLLECT_AFTER_QUIET_MS, RELEASE_AFTER_START_MS } from "./memory.ts";
+import { gated } from "./sever_gate.ts";
 
 const MAX_EVENTS = 256;
 const BUFFER_SIZE = 64 * 1024;
@@ -40,7 +41,7 @@ export interface LoopOptions {
   releaseMemory?: () => void;
   /** Collects what a burst of new sessions left; once per burst. */
   collectGarbage?: () => void;
-  /** A sever's node sides are cut; returns when its clients may be closed (sever_gate.ts). */
+  /** A large sever's node sides are cut; returns when its clients may be closed (sever_gate.ts). */
   severed?: () => void;
 }
 
@@ -673,7 +674,7 @@ export class EpollLoop {
   /**
    * A sever: every node side first, reported as ended as it goes (in parts, so the main thread's
    * books overlap the rest), since the sever's confirmation only waits for no session to reach
-   * its node any more; then, once the other threads handed this sever are that far too
+   * its node any more; then, a large sever once the other threads handed one are that far too
    * (sever_gate.ts), every descriptor is closed. A node side is aborted rather than shut
    * down or closed: the node gets a reset, so bytes still queued towards it are dropped rather
    * than delivered before a FIN, and the kernel does less than for a FIN (no answer to take) or
@@ -692,7 +693,7 @@ export class EpollLoop {
       if (this.#closed.length >= SEVER_REPORT_EVERY * 3) this.#reportClosed();
     }
     this.#reportClosed();
-    this.#severed();
+    if (gated(ids.length)) this.#severed();
     for (const flow of whole) this.#finish(flow);
   }
 

@@ -5,14 +5,26 @@
  * confirmed), and on a machine with few cores a thread closing clients takes CPU from one still
  * cutting nodes, which is what the confirmation waits for.
  *
- * One shared counter: the main thread adds one for each thread it posts a sever to, before the
- * post; a thread takes one off once its node sides are aborted, wakes the others at zero, and
+ * One shared counter: the main thread adds one for each thread it posts a large sever to
+ * (`gated`), before the post; a thread takes one off once its node sides are aborted, wakes the others at zero, and
  * otherwise blocks until zero or the deadline. The deadline bounds what a thread that never
  * answers (it failed) can cost; the plane clears the counter when it replaces one.
  */
 
 /** Longest a thread holds its clients' closes for another thread's node sides. */
 export const SEVER_GATE_MS = 100;
+
+/**
+ * Sessions a destroy must end whole for its thread to pass the gate. Smaller ones cost little to
+ * close and do not wait: a thread closing a few idle sessions is never held up by a sever
+ * elsewhere, and no sever waits for it.
+ */
+export const GATED_FROM = 1024;
+
+/** Whether a destroy of `sessions` whole sessions passes the gate (main thread and thread alike). */
+export function gated(sessions: number): boolean {
+  return sessions >= GATED_FROM;
+}
 
 export class SeverGate {
   readonly counter: Int32Array;

@@ -14,7 +14,7 @@ import type { Libc } from "../runtime/libc.ts";
 import type { FromWorker, ToWorker } from "./messages.ts";
 import type { ClientConn } from "./plane.ts";
 import { RemoteClient } from "./remote_client.ts";
-import type { SeverGate } from "./sever_gate.ts";
+import { gated, type SeverGate } from "./sever_gate.ts";
 
 const log = getLogger(["galerad", "proxy"]);
 
@@ -102,7 +102,7 @@ export class Thread {
       );
     } else if (whole.length + nodeSides.length > 1) {
       out.push(["destroyMany", Float64Array.from(whole), Float64Array.from(nodeSides)]);
-      this.owner.severGate.entered();
+      if (gated(whole.length)) this.owner.severGate.entered();
     }
     if (out.length === 0) return;
     Atomics.add(this.mailbox, 0, 1);
