@@ -91,8 +91,7 @@ interface Dial {
   node: NodeDials;
   /** The socket exists and connects; false while the dial waits for a slot of its node. */
   started: boolean;
-  /** Splice once connected, sending `header` to the node first (see messages.ts). */
-  splice: boolean;
+  /** Sent to the node first once connected, before the splice (see messages.ts). */
   header: Uint8Array | null;
 }
 
@@ -495,10 +494,9 @@ export class EpollLoop {
     this.#dialled(flow, dial);
   }
 
-  /** The node side is connected: spliced at once when the dial asked for it, then answered. */
+  /** The node side is connected: spliced at once, then answered. */
   #dialled(flow: Flow, dial: Dial): void {
-    if (!dial.splice) this.#sync(flow.server!);
-    else if (!this.#splice(flow, dial.header)) {
+    if (!this.#splice(flow, dial.header)) {
       return this.#post(["failed", dial.request, `cannot write to ${dial.target}`]);
     }
     this.#post(["done", dial.request]);
@@ -600,8 +598,7 @@ export class EpollLoop {
         this.#quitting = true;
         return;
       case "dial": {
-        const [, request, id, host, port, timeoutMs, keepAliveMs, limit = 0, splice, header] =
-          message;
+        const [, request, id, host, port, timeoutMs, keepAliveMs, limit = 0, header] = message;
         const flow = this.#flows.get(id);
         if (!flow) return this.#post(["failed", request, "client closed"]);
         this.#closeSock(flow.server);
@@ -621,7 +618,6 @@ export class EpollLoop {
           timeoutMs,
           node,
           started: false,
-          splice: splice === true,
           header: header ?? null,
         };
         this.#timed.add(flow);
@@ -659,13 +655,6 @@ export class EpollLoop {
       case "destroyMany":
         for (const id of message[2]) this.#destroy(id, "server");
         return this.#sever(message[1]);
-      case "splice": {
-        const flow = this.#flows.get(message[1]);
-        if (!flow || flow.spliced) return;
-        if (!flow.server || flow.server.connecting) return this.#finish(flow);
-        this.#splice(flow, null);
-        return;
-      }
       case "cancel":
         return this.#cancel(message[1]);
     }

@@ -33,13 +33,6 @@ class LocalClient implements ClientConn {
   destroy(): void {
     this.conn.destroy();
   }
-  dial(target: HostPort, options: ConnectOptions): Promise<TcpConn> {
-    return connectTcp(target, options);
-  }
-  splice(server: TcpConn, watcher: SpliceWatcher): void {
-    this.#server = server;
-    splice(this.conn, server, watcher.stats).then(() => watcher.ended());
-  }
   /** The node side once spliced. */
   #server: TcpConn | null = null;
   /** Set while `connect` dials or writes the header: fails it with "cancelled". */
@@ -69,7 +62,8 @@ class LocalClient implements ClientConn {
     } finally {
       this.#cancel = null;
     }
-    this.splice(server, watcher);
+    this.#server = server;
+    splice(this.conn, server, watcher.stats).then(() => watcher.ended());
     return server;
   }
   cancel(): void {

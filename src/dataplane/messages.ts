@@ -28,11 +28,10 @@ export type ToWorker =
     /** This thread's share of the unanswered connects allowed per node; 0: no limit. */
     limit?: number,
     /**
-     * Splice as soon as the node side connects, `header` (a PROXY header) sent to the node
-     * first: `done` then means bytes pass, with no second exchange (a reconnect storm is
+     * Sent to the node first (a PROXY header). The flow is spliced as soon as the node side
+     * connects: `done` means bytes pass, with no second exchange (a reconnect storm is
      * thousands of these at once).
      */
-    splice?: boolean,
     header?: Uint8Array,
   ]
   /**
@@ -50,7 +49,6 @@ export type ToWorker =
    * sever of thousands is copied to the thread as two blocks of memory, not thousands of arrays.
    */
   | ["destroyMany", sessions: Float64Array, nodeSides: Float64Array]
-  | ["splice", id: number]
   /** What the main thread posted within one task, in order: one message, one wake. */
   | ["batch", messages: ToWorker[]];
 

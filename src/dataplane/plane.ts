@@ -1,6 +1,6 @@
 /**
- * What the proxy asks of whatever carries the bytes: listen, and for each accepted client dial
- * a node and splice. The proxy decides; a plane only carries out.
+ * What the proxy asks of whatever carries the bytes: listen, and for each accepted client
+ * connect it to a node. The proxy decides; a plane only carries out.
  */
 import type { HostPort } from "../core/address.ts";
 import type {
@@ -17,20 +17,15 @@ export interface SpliceWatcher {
   ended(): void;
 }
 
-/** An accepted client, with the two steps the proxy takes on it. */
+/** An accepted client, and what the proxy does with it. */
 export interface ClientConn extends TcpConn {
-  /** Dials `target` from wherever this client lives; the result is the backend side. */
-  dial(target: HostPort, options: ConnectOptions): Promise<TcpConn>;
   /**
-   * Pipes the client and `server` until both are closed, adding to the watcher's stats as data
-   * passes, then tells it. An object, not a promise or a closure: ten thousand idle sessions
-   * each wait on one.
-   */
-  splice(server: TcpConn, watcher: SpliceWatcher): void;
-  /**
-   * `dial` and `splice` as one step, `header` (a PROXY header) sent to the node first: resolves
-   * once bytes pass. Where the session lives on another thread this is one exchange with it
-   * instead of two, which is what a reconnect storm of thousands waits on.
+   * Dials `target` from wherever this client lives and splices the two the moment it connects,
+   * `header` (a PROXY header) sent to the node first; resolves with the node side once bytes
+   * pass. The watcher's stats grow as data passes, and it hears the end: an object, not a
+   * promise or a closure, since ten thousand idle sessions each wait on one. Where the session
+   * lives on another thread this is one exchange with it, which a reconnect storm of thousands
+   * waits on.
    */
   connect(
     target: HostPort,

@@ -64,18 +64,12 @@ export class RemoteClient implements ClientConn {
     this.destroyed = true;
     this.thread.post(["destroy", this.id, "client"]);
   }
-  dial(target: HostPort, options: ConnectOptions): Promise<TcpConn> {
-    return this.#dial(target, options, false);
-  }
-  splice(_server: TcpConn, watcher: SpliceWatcher): void {
-    if (this.#watch(watcher)) this.thread.post(["splice", this.id]);
-  }
   async connect(
     target: HostPort,
     options: ConnectOptions & { header?: Uint8Array },
     watcher: SpliceWatcher,
   ): Promise<TcpConn> {
-    const server = await this.#dial(target, options, true, options.header);
+    const server = await this.#dial(target, options, options.header);
     this.#watch(watcher);
     return server;
   }
@@ -97,12 +91,7 @@ export class RemoteClient implements ClientConn {
     return true;
   }
 
-  async #dial(
-    target: HostPort,
-    options: ConnectOptions,
-    splice: boolean,
-    header?: Uint8Array,
-  ): Promise<TcpConn> {
+  async #dial(target: HostPort, options: ConnectOptions, header?: Uint8Array): Promise<TcpConn> {
     if (this.#isClosed) throw new Error("client closed");
     this.#cancelled = false;
     let host: string;
@@ -123,7 +112,6 @@ export class RemoteClient implements ClientConn {
       options.timeoutMs,
       options.keepAliveMs,
       options.maxConnecting ? Math.ceil(options.maxConnecting / this.thread.owner.threads) : 0,
-      splice,
       header,
     ]);
     return new RemoteServer(this);

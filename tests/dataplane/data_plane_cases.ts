@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import { openDataPlane } from "../../src/dataplane/open_data_plane.ts";
 import type { ClientConn, DataPlaneKind } from "../../src/dataplane/plane.ts";
-import type { SpliceStats, TcpConn } from "../../src/runtime/types.ts";
+import type { SpliceStats } from "../../src/runtime/types.ts";
 import { connectClient, startBackend, waitFor } from "../../scripts/lab/fixtures.ts";
 import type { Case } from "../runtime/conformance.ts";
 
@@ -32,10 +32,12 @@ export function dataPlaneCases(threads: number, kind: DataPlaneKind): Case[] {
     return { plane, listener, next };
   }
 
-  /** Dials the backend for `conn` and splices; resolves with the stats when both sides closed. */
+  /** Connects `conn` to the backend; resolves with the stats when both sides closed. */
   async function forward(conn: ClientConn, port: number, stats: SpliceStats = { up: 0, down: 0 }) {
-    const server = await conn.dial({ host: "127.0.0.1", port }, OPTIONS);
-    await new Promise<void>((ended) => conn.splice(server, { stats, ended }));
+    let ended!: () => void;
+    const done = new Promise<void>((resolve) => (ended = resolve));
+    await conn.connect({ host: "127.0.0.1", port }, OPTIONS, { stats, ended });
+    await done;
     return stats;
   }
 
@@ -131,7 +133,7 @@ export function dataPlaneCases(threads: number, kind: DataPlaneKind): Case[] {
           const client = await connectClient(listener.port);
           const conn = await next();
           await assert.rejects(
-            conn.dial({ host: "127.0.0.1", port: dead }, OPTIONS),
+            conn.connect({ host: "127.0.0.1", port: dead }, OPTIONS, watched().watcher),
             new RegExp(`connect to 127\\.0\\.0\\.1:${dead} failed`),
           );
           conn.endWith(new TextEncoder().encode("unreachable"));
@@ -139,37 +141,6 @@ export function dataPlaneCases(threads: number, kind: DataPlaneKind): Case[] {
           await client.closed;
         } finally {
           await listener.close();
-        }
-      },
-    ],
-    [
-      `${kind}, ${threads} thread(s): a dialled backend can be dropped and another dialled (re-route)`,
-      async () => {
-        const old = await startBackend("old");
-        const fresh = await startBackend("new");
-        const { listener, next } = await listen();
-        try {
-          const client = await connectClient(listener.port);
-          const conn = await next();
-          client.send("early|");
-          const first: TcpConn = await conn.dial({ host: "127.0.0.1", port: old.port }, OPTIONS);
-          await waitFor("old backend connected", () => old.open === 1 || undefined);
-          first.destroy();
-          await waitFor("old backend closed", () => old.open === 0 || undefined);
-          const second = await conn.dial({ host: "127.0.0.1", port: fresh.port }, OPTIONS);
-          await second.write(new TextEncoder().encode("preamble|"));
-          const done = new Promise<void>((ended) =>
-            conn.splice(second, { stats: { up: 0, down: 0 }, ended })
-          );
-          // The backend echoes: the preamble comes before what the client sent before the splice.
-          await client.waitFor("hello new\npreamble|early|");
-          assert.ok(!client.received.includes("hello old"));
-          client.socket.end();
-          await done;
-        } finally {
-          await listener.close();
-          await old.close();
-          await fresh.close();
         }
       },
     ],
@@ -365,9 +336,11 @@ export function threadGrowthCases(): Case[] {
     const plane = openDataPlane(1, "epoll", { max: 2, windowMs });
     const sessions: Promise<SpliceStats>[] = [];
     const forwardAll = async (conn: ClientConn) => {
-      const server = await conn.dial({ host: "127.0.0.1", port: backend.port }, OPTIONS);
       const stats = { up: 0, down: 0 };
-      await new Promise<void>((ended) => conn.splice(server, { stats, ended }));
+      let ended!: () => void;
+      const done = new Promise<void>((resolve) => (ended = resolve));
+      await conn.connect({ host: "127.0.0.1", port: backend.port }, OPTIONS, { stats, ended });
+      await done;
       return stats;
     };
     const listener = await plane.listen(

@@ -46,7 +46,7 @@ function setup(severed?: () => void) {
     return at < 0 ? undefined : posted.splice(at, 1)[0];
   };
   let request = 1;
-  /** A client accepted, its node dialled and spliced; returns both outside ends. */
+  /** A client accepted and its node dialled, which splices them; returns both outside ends. */
   const session = (): { id: number; client: Outside; node: Outside } => {
     const client = libc.clientTo(LISTEN);
     spin();
@@ -57,8 +57,6 @@ function setup(severed?: () => void) {
     loop.handle(["dial", r, id, "127.0.0.1", NODE, 1000, 0]);
     spin();
     expect(take("done")).toEqual(["done", r]);
-    loop.handle(["splice", id]);
-    spin();
     return { id, client, node: nodes.at(-1)! };
   };
   return {
@@ -110,7 +108,7 @@ describe("epoll loop (fake libc)", () => {
     expect(node.take()).toBe("query");
   });
 
-  test("a client that writes before its splice is not read, nor woken for, until then", () => {
+  test("a client that writes before its node is connected is not read, nor woken for, until then", () => {
     const t = setup();
     const client = t.libc.clientTo(LISTEN);
     t.spin();
@@ -124,8 +122,6 @@ describe("epoll loop (fake libc)", () => {
     t.loop.handle(["dial", 99, id, "127.0.0.1", NODE, 1000, 0]);
     t.spin();
     expect(t.take("done")).toEqual(["done", 99]);
-    t.loop.handle(["splice", id]);
-    t.spin();
     expect(t.nodes.at(-1)!.take()).toBe("early");
   });
 
@@ -223,15 +219,11 @@ describe("epoll loop (fake libc)", () => {
     expect(done()).toEqual([10, 11]);
     expect(t.nodes.length).toBe(2);
     // Connected is not answered: only the node's first byte frees a slot.
-    t.loop.handle(["splice", ids[0]]);
-    t.spin();
     expect(t.nodes.length).toBe(2);
     t.nodes[0].write("greeting");
     t.spin();
     expect(done()).toEqual([10, 11, 12]);
     // A node that closes before it answers frees its slot too.
-    t.loop.handle(["splice", ids[1]]);
-    t.spin();
     t.nodes[1].close();
     t.spin();
     expect(done()).toEqual([10, 11, 12, 13]);
@@ -358,7 +350,7 @@ describe("epoll loop (fake libc)", () => {
     expect(sessions.every((s) => s.client.closedByLoop && s.node.closedByLoop)).toBe(true);
   });
 
-  test("bytes and a FIN sent while the node is dialled are passed on after the splice", () => {
+  test("bytes and a FIN sent while the node is dialled are passed on once it connects, after the header", () => {
     const t = setup();
     const client = t.libc.clientTo(LISTEN);
     t.spin();
@@ -366,14 +358,12 @@ describe("epoll loop (fake libc)", () => {
     client.write("early");
     client.end();
     t.spin();
-    t.loop.handle(["dial", 3, id, "127.0.0.1", NODE, 1000, 0]);
+    const header = new TextEncoder().encode("PROXY|");
+    t.loop.handle(["dial", 3, id, "127.0.0.1", NODE, 1000, 0, 0, header]);
     t.spin();
     expect(t.take("done")).toEqual(["done", 3]);
     const node = t.nodes.at(-1)!;
-    expect(node.take()).toBe("");
-    t.loop.handle(["splice", id]);
-    t.spin();
-    expect(node.take()).toBe("early");
+    expect(node.take()).toBe("PROXY|early");
     expect(node.ended).toBe(true);
   });
 
