@@ -94,12 +94,17 @@ export function incoming(
   return { link: next, message: plain };
 }
 
-/** A "same" from the party: the news it names when we hold it, else null (dropped as stale). */
+/**
+ * A "same" from the party: the news it names when we hold it, else null (dropped as stale). One
+ * from a life of the party we have not had whole news from changes nothing: an honest party
+ * sends whole news first in each life, so only a forgery (by a key holder) would make us forget.
+ */
 export function incomingSame(
   link: NewsLink,
   same: SameNews,
 ): { link: NewsLink; message: PeerMessage | null } {
-  const next = { ...lifeOf(link, same.incarnation), reads: true, holds: same.heard };
+  if (link.incarnation !== same.incarnation) return { link, message: null };
+  const next = { ...link, reads: true, holds: same.heard };
   if (next.got?.hash !== same.same) return { link: next, message: null };
   return { link: next, message: { kind: "state", ...JSON.parse(next.got.json) } };
 }

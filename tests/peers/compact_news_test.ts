@@ -76,6 +76,26 @@ describe("compact news: unchanged news goes as a hash, and the core sees the sam
     expect((next.got[0] as PeerMessage).register.epoch).toBe(4);
   });
 
+  test("a 'same' from a life not heard whole (a forgery) changes nothing", () => {
+    const link: NewsLink = {
+      ...NEW_LINK,
+      incarnation: "ia",
+      reads: true,
+      holds: "h",
+      got: newsBody(news("a", "b", "ia")),
+    };
+    const forged = {
+      kind: "same" as const,
+      from: "a",
+      to: "b",
+      incarnation: "other-life",
+      digest: "abcd1234",
+      same: newsBody(news("a", "b", "other-life")).hash,
+      heard: "",
+    };
+    expect(incomingSame(link, forged)).toEqual({ link, message: null });
+  });
+
   test("a 'same' naming news not held is not delivered", () => {
     const link: NewsLink = { ...NEW_LINK, incarnation: "ia", got: newsBody(news("a", "b", "ia")) };
     const same = {

@@ -156,7 +156,7 @@ describe("peer wire fuzz", () => {
         () => "not an object",
         () => [1, 2, 3],
       ];
-      const signedKinds = ["state", "reply", "request"] as const;
+      const signedKinds = ["state", "reply", "request", "same"] as const;
       const real: Uint8Array[] = [];
       for (let i = 0; i < 50; i++) {
         const to = r.pick(PROXIES);
@@ -176,11 +176,25 @@ describe("peer wire fuzz", () => {
         const port = ports[i % ports.length];
         const to = PROXIES[i % ports.length];
         let data: Uint8Array;
-        const kind = r.int(6);
+        const kind = r.int(7);
         if (kind === 0) data = crypto.getRandomValues(new Uint8Array(1 + r.int(1400)));
         else if (kind === 1) {
           data = crypto.getRandomValues(new Uint8Array(28 + r.int(600)));
-          data.set([0x47, 0x4c, 0x52, 0x50, 2, 1 + r.int(3)], 0);
+          data.set([0x47, 0x4c, 0x52, 0x50, 2, 1 + r.int(4)], 0);
+        } else if (kind === 6) {
+          // A well-formed "news unchanged" naming news nobody sent: dropped as stale_news.
+          const hex = (n: number) =>
+            Array.from(
+              crypto.getRandomValues(new Uint8Array(n)),
+              (b) => b.toString(16).padStart(2, "0"),
+            )
+              .join("");
+          const from = r.pick(PROXIES.filter((p) => p !== to));
+          const same = { from, to, incarnation: hex(6), digest: hex(4), same: hex(16), heard: "" };
+          data = await signFrame("same", new TextEncoder().encode(JSON.stringify(same)), {
+            bootId: boot,
+            seq: seq++,
+          }, keys);
         } else if (kind === 2) {
           const src = r.pick(real);
           data = src.slice(0, r.int(src.length));
