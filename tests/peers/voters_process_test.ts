@@ -55,6 +55,21 @@ describe("--voters: three of five proxies vote", () => {
       expect([voting("p1"), voting("p5")]).toEqual([true, false]);
       expect(await greeting(tier.member("p4").clientPort)).toContain("hello db0");
 
+      // The two that do not vote send each other news; once each knows the other reads compact
+      // news, unchanged news goes as "same", and each still hears the other.
+      await waitFor("p4 and p5 exchanging 'same' news", async () => {
+        const [a, b] = await Promise.all([
+          tier!.api("p4", "/v0/peers"),
+          tier!.api("p5", "/v0/peers"),
+        ]);
+        const link = (v: typeof a, name: string) =>
+          v.peers.find((p: { name: string }) => p.name === name);
+        return link(a, "p5")?.compactNews && link(b, "p4")?.compactNews &&
+          link(a, "p5")?.live && a.gossip.sameReceived > 0 && b.gossip.sameReceived > 0;
+      }, 10_000);
+      const news = await tier.api("p4", "/v0/peers");
+      expect(news.gossip.dropped.stale_news ?? 0).toBeLessThan(news.gossip.sameReceived);
+
       // One voter and one holder die: two of three voters are left, and a failover still goes
       // through on every proxy that is left.
       await tier.stop("p1", "SIGKILL");
