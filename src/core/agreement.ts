@@ -476,14 +476,37 @@ function vote(
   }
 }
 
-/** The register a strict majority of voters holds now, as far as we heard; null if none. */
+/**
+ * The register a strict majority of voters holds now, as far as we heard; null if none (its first
+ * held copy). At most one register can be held by a strict majority. Usually it is the first
+ * heard; otherwise a majority vote over the rest finds the only other candidate in one pass, so
+ * a tier of 31 voters in the middle of a change does not compare every pair for every message.
+ */
 function groupRegister(s: AgreementState, now: Clock | null): Register | null {
   const held = heardRegisters(s, now);
+  if (held.length === 0) return null;
   const need = majorityOf(s.config.voters.length);
+  if (copiesOf(held, held[0]).count >= need) return held[0];
+  let candidate = held[0];
+  let lead = 0;
   for (const r of held) {
-    if (held.filter((x) => sameRegister(x, r)).length >= need) return r;
+    if (lead === 0) [candidate, lead] = [r, 1];
+    else lead += sameRegister(r, candidate) ? 1 : -1;
   }
-  return null;
+  const { count, first } = copiesOf(held, candidate);
+  return count >= need ? first : null;
+}
+
+/** How many of `held` equal `r`, and the first that does. */
+function copiesOf(held: Register[], r: Register): { count: number; first: Register | null } {
+  let count = 0;
+  let first: Register | null = null;
+  for (const x of held) {
+    if (!sameRegister(x, r)) continue;
+    count++;
+    first ??= x;
+  }
+  return { count, first };
 }
 
 /** The registers of the voters heard within a lease (all ever heard, when `now` is null). */
