@@ -480,7 +480,7 @@ function vote(
  * The register a strict majority of voters holds now, as far as we heard; null if none (its first
  * held copy). At most one register can be held by a strict majority. Usually it is the first
  * heard; otherwise a majority vote over the rest finds the only other candidate in one pass, so
- * a tier of 31 voters in the middle of a change does not compare every pair for every message.
+ * a large tier in the middle of a change does not compare every pair for every message.
  */
 function groupRegister(s: AgreementState, now: Clock | null): Register | null {
   const held = heardRegisters(s, now);

@@ -1,7 +1,8 @@
 /**
  * Compact news between proxies: news that has not changed since the party last held it goes as
- * "same" (a hash) instead of the whole state, so a settled tier's gossip is mostly datagrams of
- * a fifth the size. The agreement core never sees the difference: a "same" is delivered as the
+ * "same" (a hash) instead of the whole state, so a settled tier's news is mostly small
+ * datagrams (docs/BENCHMARKS.md has the figures). The agreement core never sees the difference:
+ * a "same" is delivered as the
  * very message it names (held by the receiver, byte for byte what the sender sent), and one the
  * receiver cannot match is dropped, which the core already takes as a lost datagram.
  *
