@@ -2,9 +2,9 @@
  * Compact news between proxies: news that has not changed since the party last held it goes as
  * "same" (a hash) instead of the whole state, so a settled tier's news is mostly small
  * datagrams (docs/BENCHMARKS.md has the figures). The agreement core never sees the difference:
- * a "same" is delivered as the
- * very message it names (held by the receiver, byte for byte what the sender sent), and one the
- * receiver cannot match is dropped, which the core already takes as a lost datagram.
+ * a "same" is delivered as the very message it names (held by the receiver, byte for byte what
+ * the sender sent), and one the receiver cannot match is dropped, which the core already takes
+ * as a lost datagram.
  *
  * - Who reads it. A party reads "same" once it sent us one, or a `heard` field (only a party
  *   that reads "same" sends either). A proxy offers a "same" to a proxy that sends it news at
