@@ -354,23 +354,41 @@ const BODY_FIELDS: ReadonlySet<string> = new Set([
   "heard",
 ]);
 
-/** The fields of a "news unchanged" body, each within its bounds; what is wrong, or null. */
-function sameProblem(body: unknown): string | null {
+/** The fields a "news unchanged" body may have. */
+const SAME_FIELDS: ReadonlySet<string> = new Set([
+  "from",
+  "to",
+  "incarnation",
+  "digest",
+  "same",
+  "heard",
+]);
+
+/**
+ * What every body starts with: an object of known `fields` only, naming its sender, its
+ * destination and the sender's life, with the sender's voter-set digest.
+ */
+function headProblem(body: unknown, fields: ReadonlySet<string>): string | null {
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
     return "payload is not an object";
   }
   const b = body as Record<string, unknown>;
   for (const key of Object.keys(b)) {
-    if (!["from", "to", "incarnation", "digest", "same", "heard"].includes(key)) {
-      return `unknown field ${key.slice(0, 40)}`;
-    }
+    if (!fields.has(key)) return `unknown field ${key.slice(0, 40)}`;
   }
   return nameProblem(b.from, "from") ?? nameProblem(b.to, "to") ??
     nameProblem(b.incarnation, "incarnation") ??
-    (typeof b.digest === "string" && /^[0-9a-f]{0,16}$/.test(b.digest) ? null : "digest") ??
-    (typeof b.same === "string" && HASH_RE.test(b.same)
-      ? null
-      : `same is ${JSON.stringify(b.same)?.slice(0, 40)}: expected 32 hex digits`) ??
+    (typeof b.digest === "string" && /^[0-9a-f]{0,16}$/.test(b.digest) ? null : "digest");
+}
+
+/** The fields of a "news unchanged" body, each within its bounds; what is wrong, or null. */
+function sameProblem(body: unknown): string | null {
+  const head = headProblem(body, SAME_FIELDS);
+  if (head) return head;
+  const b = body as Record<string, unknown>;
+  return (typeof b.same === "string" && HASH_RE.test(b.same)
+    ? null
+    : `same is ${JSON.stringify(b.same)?.slice(0, 40)}: expected 32 hex digits`) ??
     heardProblem(b.heard, false);
 }
 
@@ -383,17 +401,10 @@ function heardProblem(value: unknown, optional: boolean): string | null {
 
 /** Every field of a message body, within its bounds; a line saying what is wrong, or null. */
 function bodyProblem(body: unknown): string | null {
-  if (typeof body !== "object" || body === null || Array.isArray(body)) {
-    return "payload is not an object";
-  }
+  const head = headProblem(body, BODY_FIELDS);
+  if (head) return head;
   const b = body as Record<string, unknown>;
-  for (const key of Object.keys(b)) {
-    if (!BODY_FIELDS.has(key)) return `unknown field ${key.slice(0, 40)}`;
-  }
-  const problem = nameProblem(b.from, "from") ?? nameProblem(b.to, "to") ??
-    nameProblem(b.incarnation, "incarnation") ??
-    (typeof b.digest === "string" && /^[0-9a-f]{0,16}$/.test(b.digest) ? null : "digest") ??
-    registerProblem(b.register, "register") ??
+  const problem = registerProblem(b.register, "register") ??
     (Number.isSafeInteger(b.epochSeen)
       ? numberProblem(b.epochSeen, "epochSeen", MAX_EPOCH)
       : "epochSeen") ??

@@ -60,6 +60,10 @@ export function outgoing(link: NewsLink, message: PeerMessage, now: number): Out
   const heard = link.got?.hash ?? "";
   const whole = link.reads ? { ...message, heard } : message;
   if (message.kind !== "state") return { link, send: "whole", message: whole, probe: null };
+  // A party that sends us news is a proxy: it may read "same" without our knowing yet.
+  const offer = !link.reads && link.got !== null && now - link.probedAt >= PROBE_MS;
+  // Hashed only where a "same" may go: not for every news to a party that does not read it.
+  if (!link.reads && !offer) return { link, send: "whole", message: whole, probe: null };
   const { hash } = newsBody(message);
   const same: SameNews = {
     kind: "same",
@@ -71,8 +75,7 @@ export function outgoing(link: NewsLink, message: PeerMessage, now: number): Out
     heard,
   };
   if (link.reads && link.holds === hash) return { link, send: "same", same };
-  // A party that sends us news is a proxy: it may read "same" without our knowing yet.
-  if (!link.reads && link.got !== null && now - link.probedAt >= PROBE_MS) {
+  if (offer) {
     return { link: { ...link, probedAt: now }, send: "whole", message: whole, probe: same };
   }
   return { link, send: "whole", message: whole, probe: null };

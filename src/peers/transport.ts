@@ -6,6 +6,7 @@ import type { UdpSocket } from "../runtime/types.ts";
 import {
   decodeDatagram,
   DecodeError,
+  decodeMessage,
   type DropReason,
   encodeMessage,
   encodeSame,
@@ -307,10 +308,9 @@ export class PeerTransport {
     }
     let decoded;
     try {
-      decoded = await decodeDatagram(data, this.options.keys);
-      if (decoded.message.kind === "same" && this.options.compactNews === false) {
-        throw new DecodeError("bad_type", "kind 4");
-      }
+      // Without compact news, "same" is dropped as bad_type, as decodeMessage does for agents.
+      const decode = this.options.compactNews === false ? decodeMessage : decodeDatagram;
+      decoded = await decode(data, this.options.keys);
     } catch (error) {
       if (error instanceof DecodeError) return this.#drop(error.reason, error.message);
       return this.#drop("malformed", String(error));
