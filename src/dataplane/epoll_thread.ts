@@ -37,8 +37,9 @@ scope.onmessage = (event) => {
 function receive(loop: EpollLoop, message: ToWorker): void {
   received++;
   for (const one of message[0] === "batch" ? message[1] : [message]) {
-    if (one[0] === "listen" && one[4]) mailbox = new Int32Array(one[4]);
-    if (one[0] === "listen" && one[5]) gate = new SeverGate(one[5]);
+    if (one[0] !== "listen") continue;
+    if (one[4]) mailbox = new Int32Array(one[4]);
+    if (one[5]) gate = new SeverGate(one[5]);
   }
   try {
     loop.handle(message);

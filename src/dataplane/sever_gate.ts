@@ -6,8 +6,8 @@
  * cutting nodes, which is what the confirmation waits for.
  *
  * One shared counter: the main thread adds one for each thread it posts a large sever to
- * (`gated`), before the post; a thread takes one off once its node sides are aborted, wakes the others at zero, and
- * otherwise blocks until zero or the deadline. The deadline bounds what a thread that never
+ * (`gated`), before the post; a thread takes one off once its node sides are aborted, wakes the
+ * others at zero, and otherwise blocks until zero or the deadline. The deadline bounds what a thread that never
  * answers (it failed) can cost; the plane clears the counter when it replaces one.
  */
 
@@ -44,21 +44,18 @@ export class SeverGate {
     Atomics.notify(this.counter, 0);
   }
 
-  /**
-   * A thread: its node sides are cut; returns once every thread's are, or at the deadline.
-   * `now` is a monotonic clock in milliseconds.
-   */
-  cut(now: () => number = () => performance.now()): void {
+  /** A thread: its node sides are cut; returns once every thread's are, or at the deadline. */
+  cut(): void {
     if (Atomics.sub(this.counter, 0, 1) <= 1) {
       // Below zero only after a clear raced a sever: start again from nothing owed.
       Atomics.compareExchange(this.counter, 0, -1, 0);
       Atomics.notify(this.counter, 0);
       return;
     }
-    const deadline = now() + SEVER_GATE_MS;
+    const deadline = performance.now() + SEVER_GATE_MS;
     for (;;) {
       const owed = Atomics.load(this.counter, 0);
-      const left = deadline - now();
+      const left = deadline - performance.now();
       if (owed <= 0 || left <= 0) return;
       Atomics.wait(this.counter, 0, owed, left);
     }
