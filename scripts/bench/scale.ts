@@ -24,6 +24,7 @@ import {
   type Cleanup,
   fmt,
   machine,
+  median,
   ROOT,
   runBench,
   writeSection,
@@ -63,6 +64,8 @@ const SIZES = [1000, 5000, Math.min(10_000, Math.floor((LIMIT - 1000) / 2))];
 const GALERAD = 24610;
 const HAPROXY = 24611;
 const GALERAD_API = 24612;
+/** Storms measured per proxy, in alternating order. */
+const STORM_ROUNDS = 3;
 /** Sessions of the failover and storm each proxy goes through before the measured ones. */
 const WARM_UP = 1000;
 /** When an idle proxy is read: after galerad's collection of a burst's garbage (dataplane/memory.ts). */
@@ -211,7 +214,11 @@ async function main(cleanup: Cleanup) {
    * (first to last close, and from the health change to the last close), and as the proxy saw
    * it; with `reconnect`, every client then reconnects at once.
    */
-  async function failover(t: Target, n: number, reconnect: boolean): Promise<string> {
+  async function failover(
+    t: Target,
+    n: number,
+    reconnect: boolean,
+  ): Promise<{ line: string; served: number | null; drops: number }> {
     for (const a of agents) a.set({ healthy: true });
     await sleep(1500);
     await t.severMs?.();
@@ -244,6 +251,8 @@ async function main(cleanup: Cleanup) {
     }`;
     const cpuSever = cpuSeconds(t.pid());
     const threadsBefore = reconnect ? threadTimes(t.pid()) : null;
+    let servedAll: number | null = null;
+    let stormDrops = 0;
     if (reconnect) {
       const t0 = performance.now();
       let failed = 0, wrongNode = 0, stuck = 0;
@@ -278,10 +287,12 @@ async function main(cleanup: Cleanup) {
         `${v} ${k === "closed" ? "closed before the greeting" : k}`
       );
       const served = performance.now() - t0;
+      if (failed + stuck === 0) servedAll = served;
       for (const s of again) s?.destroy();
       servedAt.sort((a, b) => a - b);
       const at = (q: number) =>
         fmt(servedAt[Math.min(servedAt.length - 1, Math.floor(q * servedAt.length))]);
+      stormDrops = listenDrops() - drops0;
       line += `; all ${n} served again in ${fmt(served)} ms (a tenth by ${at(0.1)}, half by ${
         at(0.5)
       }, nine tenths by ${at(0.9)}), ${failed} failed${
@@ -300,7 +311,7 @@ async function main(cleanup: Cleanup) {
     agents[from].set({ healthy: true });
     await sleep(2000);
     // galerad does not fail back; HAProxy does (db0 is its primary): the next step asks which.
-    return line;
+    return { line, served: servedAll, drops: stormDrops };
   }
 
   const failovers: Record<string, string[]> = {};
@@ -316,11 +327,38 @@ async function main(cleanup: Cleanup) {
     return;
   }
   for (const t of targets) {
-    failovers[t.name] = [
-      await failover(t, SIZES[SIZES.length - 1], false),
-      await failover(t, OPTIONS.storm, true),
-    ];
+    failovers[t.name] = [(await failover(t, SIZES[SIZES.length - 1], false)).line];
   }
+  // Storms in rounds, the order alternating: one storm's time moves with the machine by a third
+  // from run to run, so the ratio quoted is the median of the rounds' ratios.
+  const served: Record<string, number[]> = {};
+  const ratios: number[] = [];
+  const roundRatios: string[] = [];
+  for (let round = 0; round < STORM_ROUNDS; round++) {
+    const times: Record<string, number | null> = {};
+    const dropped: string[] = [];
+    for (const t of round % 2 ? [...targets].reverse() : targets) {
+      const { line, served: ms, drops } = await failover(t, OPTIONS.storm, true);
+      failovers[t.name].push(`round ${round + 1}: ${line}`);
+      times[t.name] = ms;
+      if (ms !== null) (served[t.name] ??= []).push(ms);
+      if (drops > 0) dropped.push(`${t.name} had ${drops} SYNs dropped`);
+    }
+    if (times.galerad == null || times.haproxy == null) continue;
+    ratios.push(times.galerad / times.haproxy);
+    roundRatios.push(
+      `${fmt(times.galerad / times.haproxy, 2)}${dropped.length ? ` (${dropped.join(", ")})` : ""}`,
+    );
+  }
+  const storms =
+    `Storms of ${OPTIONS.storm}, all served again (median of ${STORM_ROUNDS} rounds): ${
+      targets.map((t) => `${t.name} ${served[t.name] ? fmt(median(served[t.name])) : "—"} ms`).join(
+        ", ",
+      )
+    }; galerad's time as a multiple of HAProxy's in the same round: ${
+      roundRatios.join(", ")
+    } (median ${ratios.length ? fmt(median(ratios), 2) : "—"}×).`;
+  console.log(storms);
   writeSection(
     "scale",
     `
@@ -354,6 +392,8 @@ until all are served again, the failures (refused, reset or closed before the gr
 SYNs the kernel dropped at a full listen queue (TcpExt ListenDrops) meanwhile.
 
 ${targets.map((t) => `- ${t.name}: ${failovers[t.name].join(". ")}`).join("\n")}
+
+${storms}
 `,
   );
 }
