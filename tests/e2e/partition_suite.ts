@@ -220,6 +220,7 @@ export function partitionSuite(run: PartitionRun): void {
     ok: number;
     deadlocks: number;
     otherErrors: number;
+    stalled: number;
     splits: number;
     samples: number;
     /** What the first split samples saw, proxy by proxy, and when: for whoever reads a failure. */
@@ -272,12 +273,13 @@ export function partitionSuite(run: PartitionRun): void {
         stop = true;
         const all = await Promise.all(writers.map((w) => w.stop()));
         await sampled;
-        const sum = (key: "ok" | "deadlocks" | "otherErrors") =>
+        const sum = (key: "ok" | "deadlocks" | "otherErrors" | "stalled") =>
           all.reduce((n, s) => n + s[key], 0);
         return {
           ok: sum("ok"),
           deadlocks: sum("deadlocks"),
           otherErrors: sum("otherErrors"),
+          stalled: sum("stalled"),
           ...route,
         };
       },
@@ -289,11 +291,11 @@ export function partitionSuite(run: PartitionRun): void {
     return Number(node.replace("node", ""));
   }
 
-  function report(name: string, stats: Stats) {
+  function report(name: string, stats: Stats, seconds?: number) {
     const line =
-      `${run.plane}\t${quorum}\t${name}\tok ${stats.ok}\t1213 ${stats.deadlocks}\tother ${stats.otherErrors}\tsplit samples ${stats.splits}/${stats.samples}${
+      `${run.plane}\t${quorum}\t${name}\tok ${stats.ok}\t1213 ${stats.deadlocks}\tother ${stats.otherErrors}\tstalled ${stats.stalled}\tsplit samples ${stats.splits}/${stats.samples}${
         stats.seen.length ? ` (${stats.seen.join("; ")})` : ""
-      }`;
+      }${seconds === undefined ? "" : `\t${seconds.toFixed(1)} s`}`;
     console.log(line);
     if (REPORT) appendFileSync(REPORT, line + "\n");
   }
@@ -382,18 +384,20 @@ export function partitionSuite(run: PartitionRun): void {
         const chosen = scenarios.filter(([name]) => !run.scenarios || run.scenarios.includes(name));
         expect(chosen.length).toBe(run.scenarios?.length ?? scenarios.length);
         for (const [name, scenario] of chosen) {
+          const started = performance.now();
           await everyProxyRoutes(30_000);
           const l = load();
           await sleep(1000);
           await scenario();
           await sleep(1000);
           const stats = await l.stop();
-          report(name, stats);
-          expect({ name, deadlocks: stats.deadlocks, splits: stats.splits }).toEqual({
+          report(name, stats, (performance.now() - started) / 1000);
+          expect({
             name,
-            deadlocks: 0,
-            splits: 0,
-          });
+            deadlocks: stats.deadlocks,
+            splits: stats.splits,
+            stalled: stats.stalled,
+          }).toEqual({ name, deadlocks: 0, splits: 0, stalled: 0 });
           expect(stats.ok).toBeGreaterThan(50);
           if (kernel) {
             // The writers' bytes went through the kernel's rule, not through galerad's listener

@@ -9,6 +9,11 @@ export interface ClientStats {
   ok: number;
   deadlocks: number;
   otherErrors: number;
+  /**
+   * Statements with no answer within STATEMENT_LIMIT_MS (counted in `otherErrors` too): a
+   * session a sever should have ended but left hanging shows here, not as a test timeout.
+   */
+  stalled: number;
   /** When the last statement succeeded (Date.now()), 0 before any. */
   lastOkAt: number;
 }
@@ -25,13 +30,23 @@ export interface ClientLoop {
   pauseMs?: number;
 }
 
+/**
+ * The longest a statement may wait for its answer. Above Galera's own pauses (a killed node is
+ * evicted within about 15 s, commits waiting meanwhile), far below the tests' time limits.
+ */
+export const STATEMENT_LIMIT_MS = 60_000;
+
 /** The hot-row update every writer test runs: the rows two writers would fight over. */
 export const updateHotRow = (conn: mysql.Connection) =>
-  conn.query("UPDATE lab.hot SET v = v + 1 WHERE id = ?", [1 + Math.floor(Math.random() * 3)]);
+  conn.query({
+    sql: "UPDATE lab.hot SET v = v + 1 WHERE id = ?",
+    values: [1 + Math.floor(Math.random() * 3)],
+    timeout: STATEMENT_LIMIT_MS,
+  });
 
 /** Starts `count` clients; `stop` ends them after their current statement, with the counts. */
 export function startClients(o: ClientLoop) {
-  const stats: ClientStats = { ok: 0, deadlocks: 0, otherErrors: 0, lastOkAt: 0 };
+  const stats: ClientStats = { ok: 0, deadlocks: 0, otherErrors: 0, stalled: 0, lastOkAt: 0 };
   let stop = false;
   const one = async () => {
     let conn: mysql.Connection | null = null;
@@ -51,6 +66,7 @@ export function startClients(o: ClientLoop) {
       } catch (error) {
         if ((error as { errno?: number }).errno === 1213) stats.deadlocks++;
         else stats.otherErrors++;
+        if ((error as { code?: string }).code === "PROTOCOL_SEQUENCE_TIMEOUT") stats.stalled++;
         conn?.destroy();
         conn = null;
         await new Promise((r) => setTimeout(r, o.pauseMs ?? 20));
