@@ -16,11 +16,16 @@ export interface Target {
   pid?: () => number | undefined;
 }
 
-/** The resident set of process `pid` in MiB; NaN when it cannot be read. */
-export function rssMiB(pid: number | undefined): number {
+/**
+ * The resident set of process `pid` in MiB, or with "RssAnon" its private part (heap, stacks,
+ * compiled code; the rest is file pages, chiefly the binary's own code as first used: shared,
+ * clean, paid once however many sessions follow); NaN when it cannot be read.
+ */
+export function rssMiB(pid: number | undefined, part: "VmRSS" | "RssAnon" = "VmRSS"): number {
   if (!pid) return Number.NaN;
   try {
-    const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]);
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const kb = Number(new RegExp(`^${part}:\\s+(\\d+)`, "m").exec(status)?.[1]);
     return kb / 1024;
   } catch {
     return Number.NaN;

@@ -30,6 +30,7 @@ import {
   writeSection,
 } from "./report.ts";
 import { listenDrops } from "./kernel_counters.ts";
+import { startStormClient } from "./storm_client.ts";
 import { rssMiB } from "./memory.ts";
 import { cpuSeconds } from "./sysbench.ts";
 import { threadSplit, threadTimes } from "./thread_times.ts";
@@ -70,6 +71,8 @@ const STORM_ROUNDS = 3;
 const WARM_UP = 1000;
 /** When an idle proxy is read: after galerad's collection of a burst's garbage (dataplane/memory.ts). */
 const SETTLE_MS = 8000;
+/** How long an idle proxy's CPU is read for, at rest and with each size open. */
+const IDLE_CPU_MS = 5000;
 
 /** Opens `n` clients (in batches), each waiting for its greeting; resolves with the sockets. */
 async function open(port: number, n: number): Promise<{ socks: net.Socket[]; greeting: string }> {
@@ -163,6 +166,8 @@ async function main(cleanup: Cleanup) {
     }),
   );
   cleanup.add(() => haproxy.kill("SIGKILL"));
+  const clients = await startStormClient();
+  cleanup.add(() => clients.close());
   await sleep(3000);
   let severSum = 0;
   const targets: Target[] = [
@@ -182,32 +187,42 @@ async function main(cleanup: Cleanup) {
     },
     { name: "haproxy", port: HAPROXY, pid: () => haproxy.pid },
   ];
-  const idle: Record<string, string[]> = {};
+  const idle: string[] = [];
+  /** CPU of `t` over IDLE_CPU_MS while nothing happens, in % of one core. */
+  const idleCpu = async (t: Target) => {
+    const cpu0 = cpuSeconds(t.pid());
+    await sleep(IDLE_CPU_MS);
+    return fmt(((cpuSeconds(t.pid()) - cpu0) * 100_000) / IDLE_CPU_MS, 1);
+  };
   // --storm-only: the storm alone, printed and not written (a quick check while working on it).
   for (const t of OPTIONS["storm-only"] ? [] : targets) {
-    const base = rssMiB(t.pid());
-    idle[t.name] = [`${fmt(base, 1)} MiB at rest`];
-    let previous: { n: number; rss: number } | null = null;
+    const base = { rss: rssMiB(t.pid()), anon: rssMiB(t.pid(), "RssAnon") };
+    idle.push(`| ${t.name} | at rest | ${fmt(base.rss, 1)} | | | | | | ${await idleCpu(t)} |`);
+    let previous: { n: number; rss: number; anon: number } | null = null;
     for (const n of SIZES) {
       const { socks } = await open(t.port, n);
       await sleep(2000);
       const burst = rssMiB(t.pid());
       await sleep(SETTLE_MS - 2000);
-      const rss = rssMiB(t.pid());
-      const per = (mib: number) => fmt(((mib - base) * 1024) / n, 1);
+      const now = { n, rss: rssMiB(t.pid()), anon: rssMiB(t.pid(), "RssAnon") };
+      const per = (mib: number, from: number, sessions: number) =>
+        fmt(((mib - from) * 1024) / sessions, 1);
       // Growth from the previous size: what one more session costs, without the fixed part.
-      const step = previous
-        ? `, ${fmt(((rss - previous.rss) * 1024) / (n - previous.n), 1)} more from ${previous.n}`
-        : "";
-      idle[t.name].push(
-        `${n}: ${fmt(rss, 1)} MiB (${per(rss)} KiB/session${step}; ${per(burst)} at 2 s)`,
+      const step = (part: "rss" | "anon") =>
+        previous ? per(now[part], previous[part], n - previous.n) : "";
+      idle.push(
+        `| ${t.name} | ${n} | ${fmt(now.rss, 1)} | ${per(now.rss, base.rss, n)} | ${
+          step("rss")
+        } | ${per(now.anon, base.anon, n)} | ${step("anon")} | ${
+          per(burst, base.rss, n)
+        } | ${await idleCpu(t)} |`,
       );
-      previous = { n, rss };
+      previous = now;
       for (const s of socks) s.destroy();
       await sleep(2000);
     }
-    console.log(t.name, idle[t.name].join("; "));
   }
+  console.log(idle.join("\n"));
 
   /**
    * `n` sessions on the active node, its agent turns unhealthy: the sever as the backends saw it
@@ -254,42 +269,20 @@ async function main(cleanup: Cleanup) {
     let servedAll: number | null = null;
     let stormDrops = 0;
     if (reconnect) {
-      const t0 = performance.now();
-      let failed = 0, wrongNode = 0, stuck = 0;
-      const servedAt: number[] = [];
-      const why: Record<string, number> = {};
-      const again = await Promise.all(
-        Array.from({ length: n }, () =>
-          bounded(
-            new Promise<net.Socket | null>((resolve) => {
-              const s = net.connect({ host: "127.0.0.1", port: t.port });
-              s.once(
-                "data",
-                (d) => (
-                  servedAt.push(performance.now() - t0),
-                    String(d).includes(`hello ${next}`) || wrongNode++,
-                    resolve(s)
-                ),
-              );
-              // Refused, reset, or closed before the greeting: each a failed reconnect, counted
-              // by its error (the close may come before the error event).
-              s.on("error", () => {});
-              s.once("close", () => {
-                const code = (s.errored as NodeJS.ErrnoException | null)?.code;
-                const reason = s.errored ? code ?? "error" : "closed";
-                why[reason] = (why[reason] ?? 0) + 1;
-                resolve(null);
-              });
-            }),
-          ).then((s) => s === TIMED_OUT ? (stuck++, null) : (s ?? (failed++, null)))),
-      );
+      const result = await clients.storm({
+        port: t.port,
+        n,
+        expect: `hello ${next}`,
+        limitMs: STEP_LIMIT_MS,
+      });
+      const { servedAt, why, wrongNode, stuck } = result;
+      const failed = Object.values(why).reduce((sum, k) => sum + k, 0);
       const reasons = Object.entries(why).map(([k, v]) =>
         `${v} ${k === "closed" ? "closed before the greeting" : k}`
       );
-      const served = performance.now() - t0;
+      // The client process's last greeting, not this process's reading of its answer.
+      const served = servedAt.at(-1) ?? 0;
       if (failed + stuck === 0) servedAll = served;
-      for (const s of again) s?.destroy();
-      servedAt.sort((a, b) => a - b);
       const at = (q: number) =>
         fmt(servedAt[Math.min(servedAt.length - 1, Math.floor(q * servedAt.length))]);
       stormDrops = listenDrops() - drops0;
@@ -372,13 +365,22 @@ galerad (compiled binary, defaults but \`--interval 100ms --fall 1\`) and HAProx
 rise 1 fall 1\`, \`timeout check 1s\` as galerad's probe timeout, \`on-marked-down shutdown-sessions\`,
 \`maxconn\` half the descriptor limit) in front of
 the same two test backends (a greeting, then echo; in a process of their own), the same descriptor
-limit (${LIMIT}) for all. Idle sessions: RSS of the proxy with N sessions open (each got its
+limit (${LIMIT}) for all. Idle sessions: the proxy's RSS with N sessions open (each got its
 greeting), ${
       SETTLE_MS / 1000
     } s after the last one opened (galerad collects the garbage of a burst of new
-sessions once it has been quiet for 3 s), and 2 s after, before that collection.
+sessions once it has been quiet for 3 s); what that is per session above the proxy at rest, and
+from the size before (what one more session costs, without what the first ones pay once); the
+same for the private part of the RSS alone (RssAnon: heap, stacks, compiled code; the rest is
+file pages, chiefly the binary's own code as first used, shared and clean); per session 2 s after
+the last opened, before that collection; and the proxy's CPU over the ${
+      IDLE_CPU_MS / 1000
+    } s after the reading, with
+nothing but its health checks (every 100 ms) to do.
 
-${targets.map((t) => `- ${t.name}: ${idle[t.name].join("; ")}`).join("\n")}
+| proxy | sessions | RSS MiB | KiB a session | each from the size before | private KiB a session | each from the size before | KiB a session at 2 s | CPU while idle, % of a core |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- |
+${idle.join("\n")}
 
 Failovers: first one of ${WARM_UP} sessions with its storm, not measured (a proxy in production
 has run its code paths before; one started seconds ago would compile them during the first one:
@@ -387,8 +389,9 @@ then N sessions on the active node, whose agent then answers unhealthy. The seve
 saw it (its connections closing: first to last, and from the health change, which includes up to
 one probe interval, to the last), and, for galerad, from its own decision to the data plane's last
 close (\`galerad_sever_seconds\`; its threads shut every node side down first and count the
-sever done then, then close every descriptor). Then, for the storm, every client reconnects at once: the time
-until all are served again, the failures (refused, reset or closed before the greeting), and the
+sever done then, then close every descriptor). Then, for the storm, every client reconnects at once
+(from a process of its own that connects through libc and epoll, scripts/bench/storm_client.ts,
+so that the load generator costs less than the proxy it measures): the time until all are served again, the failures (refused, reset or closed before the greeting), and the
 SYNs the kernel dropped at a full listen queue (TcpExt ListenDrops) meanwhile.
 
 ${targets.map((t) => `- ${t.name}: ${failovers[t.name].join(". ")}`).join("\n")}
