@@ -10,6 +10,7 @@ import { connect, type Lab, lab } from "../../scripts/lab/lab.ts";
 import { type Daemon, startDaemon } from "../../scripts/lab/spawn.ts";
 import { Tier } from "../../scripts/lab/tier.ts";
 import { startClients, updateHotRow } from "../helpers/lab_clients.ts";
+import { waitForOk } from "../helpers/stall_report.ts";
 
 const L: Lab = lab({ dir: "/tmp/galerad-e2e-peers-lab", port: 25306, galeraPort: 26567 });
 const AGENT_PORT = 29300;
@@ -115,7 +116,7 @@ async function scenario(peers: boolean) {
   const writers = startWriters(tier, 6);
   const spreads: number[] = [];
   try {
-    await waitFor("writes flowing", () => writers.stats.ok > 200, 30_000);
+    await waitForOk("writes flowing", writers.stats, 200, 30_000, L, tier);
     const first = await agreedNode(tier);
     const victim = Number(first.replace("node", ""));
     await L.run("kill", String(victim));
@@ -136,7 +137,14 @@ async function scenario(peers: boolean) {
       }, 30_000) as string;
     }
     const okAtFailover = writers.stats.ok;
-    await waitFor("writes after the failover", () => writers.stats.ok > okAtFailover + 200, 60_000);
+    await waitForOk(
+      "writes after the failover",
+      writers.stats,
+      okAtFailover + 200,
+      60_000,
+      L,
+      tier,
+    );
 
     await L.run("start", String(victim));
     await new Promise((r) => setTimeout(r, 2000));
@@ -149,7 +157,7 @@ async function scenario(peers: boolean) {
       20_000,
     );
     const okAtRestart = writers.stats.ok;
-    await waitFor("writes after the restart", () => writers.stats.ok > okAtRestart + 300, 60_000);
+    await waitForOk("writes after the restart", writers.stats, okAtRestart + 300, 60_000, L, tier);
     const registers = await tier.registers();
     return { stats: { ...writers.stats }, spreads, registers, second };
   } finally {

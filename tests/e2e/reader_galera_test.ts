@@ -11,6 +11,7 @@ import { connect, type Lab, lab } from "../../scripts/lab/lab.ts";
 import { waitFor } from "../../scripts/lab/fixtures.ts";
 import { type Daemon, props, startDaemon } from "../../scripts/lab/spawn.ts";
 import { startClients, updateHotRow } from "../helpers/lab_clients.ts";
+import { waitForOk } from "../helpers/stall_report.ts";
 
 const L: Lab = lab({ dir: "/tmp/galerad-e2e-reader-lab", port: 11306, galeraPort: 11567 });
 const AGENT_PORT = 11200;
@@ -123,7 +124,7 @@ describe("the reader port on a real Galera cluster", () => {
           30_000,
         );
         let mark = readers.stats.ok;
-        await waitFor("reads resume", () => readers.stats.ok > mark + 50, 30_000);
+        await waitForOk("reads resume", readers.stats, mark + 50, 30_000, L);
 
         // The reader node rejoins (two of three alone would lose the Primary component).
         await L.run("start", String(reader));
@@ -147,8 +148,8 @@ describe("the reader port on a real Galera cluster", () => {
         );
         mark = readers.stats.ok;
         const writes = writers.stats.ok;
-        await waitFor("reads resume on the survivor", () => readers.stats.ok > mark + 50, 60_000);
-        await waitFor("writes resume", () => writers.stats.ok > writes + 50, 60_000);
+        await waitForOk("reads resume on the survivor", readers.stats, mark + 50, 60_000, L);
+        await waitForOk("writes resume", writers.stats, writes + 50, 60_000, L);
       } finally {
         const w = await writers.stop();
         const r = await readers.stop();
