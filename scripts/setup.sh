@@ -20,8 +20,9 @@ node_modules/.bin/bun scripts/gen_assets.ts
 # (HAProxy, sysbench), the registry for discovery tests (etcd), headless Chromium for the
 # dashboard test, nftables and iproute2 for the partition tests in network namespaces, conntrack
 # for the kernel data-plane spike (scripts/bench/kernel.ts),
-# systemd (systemd-analyze verify) and adduser for the package test.
-debs=(mariadb-server mariadb-client galera-4 rsync haproxy sysbench chromium etcd-server etcd-client dnsmasq-base nftables iproute2 conntrack systemd adduser)
+# systemd (systemd-analyze verify) and adduser for the package test, prometheus for its promtool
+# (the documented alert rules evaluated over real proxies' metrics, tests/proxy/alerts_test.ts).
+debs=(mariadb-server mariadb-client galera-4 rsync haproxy sysbench chromium etcd-server etcd-client dnsmasq-base nftables iproute2 conntrack systemd adduser prometheus)
 missing=()
 for p in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -4,7 +4,8 @@ import type { BackendSpec } from "../core/backend_spec.ts";
 import { proxyV2Header } from "../core/proxy_protocol.ts";
 import type { ClientConn } from "../dataplane/plane.ts";
 import type { TcpConn } from "../runtime/types.ts";
-import type { BackendRuntime, ProxyCounters, ProxyOptions, Refusal } from "./proxy.ts";
+import type { BackendRuntime, ProxyCounters, ProxyOptions } from "./proxy.ts";
+import type { Refusal, RefusalReason } from "./refusal.ts";
 import { dialRefusal } from "./dial_failure.ts";
 import { Session } from "./session.ts";
 
@@ -79,7 +80,7 @@ export function endBooks(books: { bytesUp: number; bytesDown: number }, session:
 
 /** Answers a refused client with a MySQL error packet naming why, and counts it. */
 export function refuse(
-  proxy: { counters: { refused: Record<string, number> } },
+  proxy: { counters: { refused: Partial<Record<RefusalReason, number>> } },
   conn: TcpConn,
   refusal: Refusal,
 ): void {

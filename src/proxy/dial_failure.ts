@@ -1,5 +1,5 @@
 import { getLogger } from "@logtape/logtape";
-import type { Refusal } from "./proxy.ts";
+import type { Refusal } from "./refusal.ts";
 
 const log = getLogger(["galerad", "proxy"]);
 

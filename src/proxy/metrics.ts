@@ -2,6 +2,7 @@ import { type Histogram, histogramLines } from "../core/histogram.ts";
 import { liveGrants } from "../core/lease_holder.ts";
 import { VERSION } from "../version.ts";
 import type { Proxy } from "./proxy.ts";
+import { READER_REFUSALS, refusalCounts, WRITER_REFUSALS } from "./refusal.ts";
 
 type Sample = [labels: Record<string, string>, value: number];
 
@@ -79,7 +80,7 @@ export function renderMetrics(proxy: Proxy): string {
       "galerad_reader_refused_total",
       "counter",
       "Reader-port clients refused, by reason.",
-      Object.entries(proxy.reader?.counters.refused ?? {}).map(([reason, n]) => [{ reason }, n]),
+      proxy.reader ? refusalCounts(READER_REFUSALS, proxy.reader.counters.refused) : [],
     )
     .family(
       "galerad_backend_healthy",
@@ -151,7 +152,7 @@ export function renderMetrics(proxy: Proxy): string {
       "galerad_sessions_refused_total",
       "counter",
       "Client sessions refused with a MySQL error packet, by reason.",
-      Object.entries(c.refused).map(([reason, n]) => [{ reason }, n]),
+      refusalCounts(WRITER_REFUSALS, c.refused),
     )
     .family(
       "galerad_sessions_severed_total",

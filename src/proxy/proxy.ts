@@ -46,6 +46,7 @@ import { History } from "./history.ts";
 import type { ReaderFallback } from "../core/reader_choice.ts";
 import { acceptClient, endBooks } from "./client_path.ts";
 import type { Session, SessionHome } from "./session.ts";
+import type { Refusal, RefusalReason } from "./refusal.ts";
 
 const log = getLogger(["galerad", "proxy"]);
 
@@ -187,7 +188,7 @@ export interface ProxyCounters {
   accepted: number;
   /** Sessions closed by the idle check, by why: client idle, backend idle, no greeting. */
   idleClosed: Record<string, number>;
-  refused: Record<string, number>;
+  refused: Partial<Record<RefusalReason, number>>;
   severed: number;
   connectFailures: number;
   bytesUp: number;
@@ -206,13 +207,6 @@ export class ListenError extends Error {
   ) {
     super(`cannot listen for ${listener}: ${cause instanceof Error ? cause.message : cause}`);
   }
-}
-
-/** Which error a refused client gets, and the counter it goes under. */
-export interface Refusal {
-  reason: string;
-  message: string;
-  code?: number;
 }
 
 /**

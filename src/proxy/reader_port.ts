@@ -14,6 +14,7 @@ import { carry, type ClientRouting, connectBackend, endBooks, refuse } from "./c
 import type { BackendRuntime } from "./proxy.ts";
 import { dialRefusal } from "./dial_failure.ts";
 import { Session, type SessionHome } from "./session.ts";
+import type { Refusal, RefusalReason } from "./refusal.ts";
 
 const log = getLogger(["galerad", "proxy", "reader"]);
 
@@ -24,13 +25,13 @@ export interface ReaderHost {
   /** The group's active node (its register), which readers avoid; never a local belief only. */
   readonly groupActive: string | null;
   /** Why no session may start now (shutdown, traffic disabled), or null. */
-  closedReason(): { reason: string; message: string; code?: number } | null;
+  closedReason(): Refusal | null;
   readonly histograms: { connect(name: string): Histogram };
 }
 
 export interface ReaderCounters {
   accepted: number;
-  refused: Record<string, number>;
+  refused: Partial<Record<RefusalReason, number>>;
   severed: number;
   connectFailures: number;
   bytesUp: number;
