@@ -79,29 +79,32 @@ export interface Envelope {
   seq: number;
 }
 
-/** Why a datagram was dropped; each reason is counted. */
-export type DropReason =
-  | "oversized"
-  | "truncated"
-  | "bad_magic"
-  | "bad_version"
-  | "bad_type"
-  | "unknown_key"
-  | "bad_signature"
-  | "malformed"
-  | "replayed"
-  | "unknown_source"
-  /** Dropped by the kernel, never read: its source filter, or the receive buffer was full. */
-  | "kernel"
-  | "unknown_peer"
-  | "misdirected"
-  | "wrong_cluster"
-  | "voter_set"
-  | "self"
-  | "rate_limited"
-  | "bad_identity"
-  /** A "same" naming news we do not hold (a whole one was lost, or we restarted). */
-  | "stale_news";
+/** Why a datagram was dropped; each reason is counted (and exported from the start at zero). */
+export const DROP_REASONS = [
+  "oversized",
+  "truncated",
+  "bad_magic",
+  "bad_version",
+  "bad_type",
+  "unknown_key",
+  "bad_signature",
+  "malformed",
+  "replayed",
+  "unknown_source",
+  // Dropped by the kernel, never read: its source filter, or the receive buffer was full.
+  "kernel",
+  "unknown_peer",
+  "misdirected",
+  "wrong_cluster",
+  "voter_set",
+  "self",
+  "rate_limited",
+  "bad_identity",
+  // A "same" naming news we do not hold (a whole one was lost, or we restarted).
+  "stale_news",
+] as const;
+
+export type DropReason = (typeof DROP_REASONS)[number];
 
 export class DecodeError extends Error {
   constructor(readonly reason: DropReason, message: string) {

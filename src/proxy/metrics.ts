@@ -2,7 +2,9 @@ import { type Histogram, histogramLines } from "../core/histogram.ts";
 import { liveGrants } from "../core/lease_holder.ts";
 import { VERSION } from "../version.ts";
 import type { Proxy } from "./proxy.ts";
-import { READER_REFUSALS, refusalCounts, WRITER_REFUSALS } from "./refusal.ts";
+import { DROP_REASONS } from "../peers/codec.ts";
+import { READER_REFUSALS, WRITER_REFUSALS } from "./refusal.ts";
+import { byReason } from "./by_reason.ts";
 
 type Sample = [labels: Record<string, string>, value: number];
 
@@ -80,7 +82,7 @@ export function renderMetrics(proxy: Proxy): string {
       "galerad_reader_refused_total",
       "counter",
       "Reader-port clients refused, by reason.",
-      proxy.reader ? refusalCounts(READER_REFUSALS, proxy.reader.counters.refused) : [],
+      proxy.reader ? byReason(READER_REFUSALS, proxy.reader.counters.refused) : [],
     )
     .family(
       "galerad_backend_healthy",
@@ -152,7 +154,7 @@ export function renderMetrics(proxy: Proxy): string {
       "galerad_sessions_refused_total",
       "counter",
       "Client sessions refused with a MySQL error packet, by reason.",
-      refusalCounts(WRITER_REFUSALS, c.refused),
+      byReason(WRITER_REFUSALS, c.refused),
     )
     .family(
       "galerad_sessions_severed_total",
@@ -282,7 +284,7 @@ export function renderMetrics(proxy: Proxy): string {
         "galerad_gossip_packets_dropped_total",
         "counter",
         "Peer datagrams dropped, by reason.",
-        Object.entries(transport.counters.dropped).map(([reason, n]) => [{ reason }, n ?? 0]),
+        byReason(DROP_REASONS, transport.counters.dropped),
       );
   }
   return out.toString();

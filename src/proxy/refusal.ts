@@ -1,8 +1,6 @@
 /**
  * Why a client was refused, as the `reason` label of the refusal counters says. Every reason a
- * port can give is exported at zero from the start: Prometheus's `increase()` and `rate()` see
- * nothing of a series whose first sample is already above zero, so an alert on refusals would
- * miss the first ones of a reason.
+ * port can give is exported at zero from the start (metrics.ts, `byReason`).
  */
 
 /** Reasons the writer port refuses for. */
@@ -39,13 +37,4 @@ export interface Refusal {
   reason: RefusalReason;
   message: string;
   code?: number;
-}
-
-/** `counted` with every reason of `reasons` present, those never seen at zero. */
-export function refusalCounts(
-  reasons: readonly RefusalReason[],
-  counted: Partial<Record<RefusalReason, number>>,
-): [{ reason: string }, number][] {
-  const all = new Set<RefusalReason>([...reasons, ...Object.keys(counted) as RefusalReason[]]);
-  return [...all].map((reason) => [{ reason }, counted[reason] ?? 0]);
 }

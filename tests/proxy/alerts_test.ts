@@ -4,10 +4,12 @@
  * seconds apart, and replays that as ten minutes of series (gauges as read, counters growing at
  * the rate they grew), labelled as a scrape would label them (`instance`, `job`). Then every
  * rule is checked: the alerts the scenario must raise, with their labels and summaries, and
- * silence from the others.
+ * silence from the others. (The slow-failover, slow-connect and kernel-flood rules are only
+ * checked to stay silent here.)
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
+import dgram from "node:dgram";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -20,6 +22,9 @@ import {
   waitFor,
 } from "../../scripts/lab/fixtures.ts";
 import { Tier } from "../../scripts/lab/tier.ts";
+import { emptyRegister } from "../../src/core/register.ts";
+import { encodeMessage } from "../../src/peers/codec.ts";
+import { createKeyRing } from "../../src/peers/keyring.ts";
 
 const ROOT = path.resolve(import.meta.dir, "../..");
 const DIR = mkdtempSync(path.join(tmpdir(), "galerad-alerts-"));
@@ -169,7 +174,7 @@ describe("the example alert rules (docs/alerts.md), by promtool over a real tier
   });
 
   test(
-    "a tier where all is well raises none; an agent down and a proxy cut off raise theirs",
+    "all well raises none; an agent down, forged peer datagrams and a proxy cut off raise theirs",
     async () => {
       const rules = documentedRules();
       for (const [i, b] of BACKENDS.entries()) {
@@ -188,7 +193,8 @@ describe("the example alert rules (docs/alerts.md), by promtool over a real tier
       expect(r.out).toContain("SUCCESS");
       expect(r.code).toBe(0);
 
-      // db1's agent stops answering: every proxy's probes of it fail, and nothing else is wrong.
+      // db1's agent stops answering: every proxy's probes of it fail. Meanwhile p1's peer port
+      // gets forged datagrams (no key of the tier signed them). Nothing else is wrong.
       await agents[1].close();
       await waitFor("db1 unhealthy everywhere", async () => {
         for (const p of ["p1", "p2", "p3"]) {
@@ -201,7 +207,42 @@ describe("the example alert rules (docs/alerts.md), by promtool over a real tier
         alert: "GaleradProbeFailures",
         labels: { instance, backend: "db1" },
       });
-      r = evaluate(rules, await scrape(), ["p1", "p2", "p3"].map(probes));
+      const forger = dgram.createSocket("udp4");
+      const datagram = await encodeMessage(
+        {
+          kind: "state",
+          from: "p2",
+          to: "p1",
+          incarnation: "f0f0f0f0",
+          digest: "00000000",
+          register: { ...emptyRegister("galera"), epoch: 99, active: "db1", proposer: "p2" },
+          epochSeen: 99,
+          view: {},
+          serving: null,
+        },
+        { bootId: new Uint8Array(8), seq: 1 },
+        await createKeyRing(["not the tier's secret at all"]),
+      );
+      const forged = async () => {
+        for (let i = 0; i < 60; i++) {
+          forger.send(datagram, tier!.member("p1").peerPort, "127.0.0.1");
+          await Bun.sleep(SCRAPE_GAP_MS / 80);
+        }
+      };
+      const wire = await scrape(forged);
+      forger.close();
+      const drops = wire.find((s) =>
+        s.series.startsWith("galerad_gossip_packets_dropped_total{") &&
+        s.series.includes('instance="p1"') && !/\+0x/.test(s.values)
+      );
+      expect(drops?.series).toContain('reason="unknown_key"');
+      r = evaluate(rules, wire, [
+        ...["p1", "p2", "p3"].map(probes),
+        {
+          alert: "GaleradPeerWireDrops",
+          labels: { instance: "p1", reason: /reason="(\w+)"/.exec(drops!.series)![1] },
+        },
+      ]);
       expect(r.out).toContain("SUCCESS");
       expect(r.code).toBe(0);
 
