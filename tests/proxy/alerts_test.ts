@@ -4,8 +4,8 @@
  * seconds apart, and replays that as ten minutes of series (gauges as read, counters growing at
  * the rate they grew), labelled as a scrape would label them (`instance`, `job`). Then every
  * rule is checked: the alerts the scenario must raise, with their labels and summaries, and
- * silence from the others. (The slow-failover, slow-connect and kernel-flood rules are only
- * checked to stay silent here.)
+ * silence from the others (the slow-failover, slow-connect and kernel-flood rules are only
+ * checked to stay silent here). Every scrape also passes `promtool check metrics`.
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
@@ -51,8 +51,8 @@ function documentedRules(): Rule[] {
   return parsed.groups.flatMap((g) => g.rules);
 }
 
-function promtool(...args: string[]) {
-  const r = spawnSync("promtool", args, { cwd: DIR, encoding: "utf8", timeout: 60_000 });
+function promtool(args: string[], input?: string) {
+  const r = spawnSync("promtool", args, { cwd: DIR, encoding: "utf8", timeout: 60_000, input });
   if (r.error) throw new Error(`promtool: ${r.error.message} (scripts/setup.sh installs it)`);
   return { code: r.status, out: `${r.stdout}${r.stderr}` };
 }
@@ -132,7 +132,7 @@ function evaluate(
     path.join(DIR, "test.yml"),
     JSON.stringify({ rule_files: ["rules.yml"], evaluation_interval: `${STEP_S}s`, tests }),
   );
-  return promtool("test", "rules", "test.yml");
+  return promtool(["test", "rules", "test.yml"]);
 }
 
 const BACKENDS = ["db0", "db1"];
@@ -162,13 +162,21 @@ async function scrape(meanwhile: () => Promise<void> = async () => {}) {
   await Bun.sleep(Math.max(0, SCRAPE_GAP_MS - (performance.now() - started)));
   const second = await Promise.all(names.map(metrics));
   const gapS = (performance.now() - started) / 1000;
+  // Each exposition passes Prometheus's own lint too (format, names, units, help).
+  for (const [i, text] of second.entries()) {
+    expect({ proxy: names[i], ...promtool(["check", "metrics"], text) }).toEqual({
+      proxy: names[i],
+      code: 0,
+      out: "",
+    });
+  }
   return names.flatMap((n, i) => series(n, first[i], second[i], gapS));
 }
 
 describe("the example alert rules (docs/alerts.md), by promtool over a real tier", () => {
   test("the rules load", () => {
     documentedRules();
-    const r = promtool("check", "rules", "rules.yml");
+    const r = promtool(["check", "rules", "rules.yml"]);
     expect(r.out).toContain("SUCCESS");
     expect(r.code).toBe(0);
   });
