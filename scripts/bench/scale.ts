@@ -269,13 +269,12 @@ async function main(cleanup: Cleanup) {
     let servedAll: number | null = null;
     let stormDrops = 0;
     if (reconnect) {
-      const result = await clients.storm({
+      const { servedAt, why, wrongNode, stuck } = await clients.storm({
         port: t.port,
         n,
         expect: `hello ${next}`,
         limitMs: STEP_LIMIT_MS,
       });
-      const { servedAt, why, wrongNode, stuck } = result;
       const failed = Object.values(why).reduce((sum, k) => sum + k, 0);
       const reasons = Object.entries(why).map(([k, v]) =>
         `${v} ${k === "closed" ? "closed before the greeting" : k}`

@@ -8,8 +8,9 @@
  * Reads one JSON line per storm, `{"port", "n", "expect", "limitMs"}`, starts it at once and
  * answers one line: `{"servedAt"}` (ms from the start, sorted, one per greeting read),
  * `{"why"}` (failures by reason: an errno name, or "closed" before the greeting), `{"wrongNode"}`
- * (greetings without `expect`) and `{"stuck"}` (no answer within `limitMs`). Every socket is
- * closed before the answer. Linux, under Bun. `startStormClient` runs it from the bench.
+ * (greetings without `expect`) and `{"stuck"}` (no answer within `limitMs`). The sockets still
+ * open are closed once the answer is out. Linux, under Bun. `startStormClient` runs it from the
+ * bench.
  */
 import process from "node:process";
 import { spawn } from "node:child_process";

@@ -119,8 +119,8 @@ function evaluate(
       alertname: rule.alert,
       exp_alerts: expected.filter((e) => e.alert === rule.alert).map((e) => {
         // A rule by instance keeps the scrape's job with it; a tier-wide one keeps neither.
-        const scrape = "instance" in e.labels ? { job: "galerad" } : {};
-        const labels: Record<string, string> = { ...e.labels, ...scrape, ...rule.labels };
+        const job = "instance" in e.labels ? { job: "galerad" } : {};
+        const labels: Record<string, string> = { ...e.labels, ...job, ...rule.labels };
         const annotations = Object.fromEntries(
           Object.entries(rule.annotations ?? {}).map(([k, v]) => [
             k,
