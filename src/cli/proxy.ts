@@ -2,7 +2,9 @@ import { Command } from "@commander-js/extra-typings";
 import { getLogger } from "@logtape/logtape";
 import { availableParallelism, hostname } from "node:os";
 import * as v from "valibot";
-import { fetchTrusting, serveHttp } from "#runtime";
+import { ENGINE_ENV, fetchTrusting, restartWithEnv, serveHttp } from "#runtime";
+import process from "node:process";
+import { missingEnv } from "../core/engine_env.ts";
 import type { HttpServer, TlsFiles } from "../runtime/types.ts";
 import { readCaFile, readTlsFiles, serveWithNewTls } from "./tls_files.ts";
 import {
@@ -435,7 +437,21 @@ export function proxyCommand(): Command<[], Record<string, unknown>> {
     return { options, peers, password: readPassword(options), tls, ca };
   };
   command.action(async () => {
+    // First, before anything is read or logged: the engine's settings apply only from the start.
+    const engine = missingEnv(ENGINE_ENV, process.env);
+    let notRestarted: unknown = null;
+    try {
+      if (engine) restartWithEnv(engine);
+    } catch (error) {
+      notRestarted = error;
+    }
     const { options, peers, password: given, tls, ca } = await load();
+    if (notRestarted) {
+      log.warn("could not start again with {settings}, going on without them: {reason}", {
+        settings: Object.entries(engine!).map(([k, v]) => `${k}=${v}`).join(" "),
+        reason: notRestarted instanceof Error ? notRestarted.message : String(notRestarted),
+      });
+    }
     if (options.checkConfig) {
       console.log(
         `galerad: the configuration is valid: ${options.backend.length} backends${

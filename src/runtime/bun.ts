@@ -3,6 +3,7 @@
  * which cost less CPU per round trip than `node:net` under Bun (DESIGN.md §5, measured again in
  * docs/BENCHMARKS.md); HTTP with `Bun.serve`; UDP with node:dgram (udp_dgram.ts).
  */
+import process from "node:process";
 import { formatHostPort, type HostPort } from "../core/address.ts";
 import type {
   ConnectOptions,
@@ -28,6 +29,29 @@ interface BunServe {
     tls?: { cert: string; key: string };
     error: () => Response;
   }): { port?: number; stop(force: boolean): Promise<void> | void };
+}
+
+/**
+ * What JavaScriptCore should start with for the proxy (core/engine_env.ts): no FTL, its top
+ * tier. In a reconnect storm the session path first crosses FTL's threshold and is compiled a
+ * second time, on a core the storm needs; the tier below carries this work as well
+ * (docs/BENCHMARKS.md, "Notes: sessions at scale").
+ */
+export const ENGINE_ENV: Readonly<Record<string, string>> = { BUN_JSC_useFTLJIT: "0" };
+
+/**
+ * Starts this program again in place, `env` added: the same process id (systemd's main PID,
+ * its notify socket), runtime flags and arguments. Does not return; throws if the exec failed.
+ */
+export function restartWithEnv(env: Record<string, string>): void {
+  const node = process as unknown as {
+    execve(file: string, args: string[], env: Record<string, string | undefined>): never;
+  };
+  // In a compiled binary argv[1] is the embedded entry ("/$bunfs/…"), not an argument, and
+  // the flags built in come back by themselves.
+  const compiled = process.argv[1]?.startsWith("/$bunfs/") ?? false;
+  const args = compiled ? process.argv.slice(2) : [...process.execArgv, ...process.argv.slice(1)];
+  node.execve(process.execPath, [process.argv0, ...args], { ...process.env, ...env });
 }
 
 /** Serves HTTP with a fetch-style handler; a port that cannot be bound rejects (never throws). */

@@ -16,6 +16,12 @@ import type {
   TlsFiles,
 } from "./types.ts";
 
+/** Engine settings read only at start: none wanted of V8 (bun.ts: JavaScriptCore's). */
+export const ENGINE_ENV: Readonly<Record<string, string>> = {};
+
+/** Never asked for (ENGINE_ENV is empty); here so every adapter has the same names. */
+export function restartWithEnv(_env: Record<string, string>): void {}
+
 /** Starts a data-plane thread running `entry` (`fromRoot` matters only in Bun's binaries). */
 export function startThread(entry: URL, _fromRoot: string): Worker {
   return new Worker(entry.href, { type: "module" });

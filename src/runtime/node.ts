@@ -14,6 +14,12 @@ import type {
   TcpListener,
 } from "./types.ts";
 
+/** Engine settings read only at start: none wanted of V8 (bun.ts: JavaScriptCore's). */
+export const ENGINE_ENV: Readonly<Record<string, string>> = {};
+
+/** Never asked for (ENGINE_ENV is empty); here so every adapter has the same names. */
+export function restartWithEnv(_env: Record<string, string>): void {}
+
 /** Node has no FFI, so no epoll plane and no data-plane thread to start. */
 export function startThread(_entry: URL, fromRoot: string): Worker {
   throw new Error(`data-plane threads (${fromRoot}) need Bun or Deno`);

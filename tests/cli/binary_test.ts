@@ -4,6 +4,7 @@ import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { connectClient, startAgent, startBackend } from "../../scripts/lab/fixtures.ts";
+import { environOf } from "../helpers/environ.ts";
 import {
   clientPort,
   LOOPBACK_PORTS,
@@ -77,6 +78,8 @@ describe("compiled binary", () => {
     try {
       const port = await clientPort(d);
       await d.waitForLog("active db0", (l) => props(l).active === "db0");
+      // It started itself again in place (the same process) with the engine's FTL tier off.
+      expect(environOf(d.child.pid!).BUN_JSC_useFTLJIT).toBe("0");
       const client = await connectClient(port);
       await client.waitFor("hello db0");
       agents[0].set({ healthy: false });
@@ -88,6 +91,30 @@ describe("compiled binary", () => {
     } finally {
       await d.stop("SIGKILL");
       for (const x of [...backends, ...agents]) await x.close();
+    }
+  });
+
+  test("keeps the engine settings an operator gives", async () => {
+    const [backend, agent] = [await startBackend("db0"), await startAgent({ healthy: true })];
+    const d = startDaemon([
+      "proxy",
+      "--backend",
+      `db0=127.0.0.1:${backend.port},health=${agent.url}`,
+      ...LOOPBACK_PORTS,
+      "--api-password",
+      "lab-secret-x",
+    ], { command: [binary], cwd: dir, env: { PATH: "", BUN_JSC_useFTLJIT: "1" } });
+    try {
+      const port = await clientPort(d);
+      await d.waitForLog("active db0", (l) => props(l).active === "db0");
+      expect(environOf(d.child.pid!).BUN_JSC_useFTLJIT).toBe("1");
+      const client = await connectClient(port);
+      await client.waitFor("hello db0");
+      client.socket.destroy();
+    } finally {
+      await d.stop("SIGKILL");
+      await backend.close();
+      await agent.close();
     }
   });
 

@@ -16,6 +16,7 @@ import {
   waitFor,
 } from "../../scripts/lab/fixtures.ts";
 import { LOOPBACK_PORTS, props, startDaemon } from "../../scripts/lab/spawn.ts";
+import { environOf } from "../helpers/environ.ts";
 
 let backend: TestBackend;
 let agent: TestAgent;
@@ -73,6 +74,8 @@ describe("sd_notify", () => {
           "READY",
           () => r.seen().some((l) => l.startsWith("READY=1|STATUS=routing to db0")),
         );
+        // READY came from the process systemd started, after it started itself again in place.
+        expect(environOf(d.child.pid!).BUN_JSC_useFTLJIT).toBe("0");
         await waitFor(
           "WATCHDOG",
           () => r.seen().filter((l) => l === "WATCHDOG=1").length >= 2,
