@@ -17,30 +17,21 @@ import { createKeyRing } from "../../src/peers/keyring.ts";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import {
-  greeting,
-  startAgent,
-  startBackend,
-  type TestAgent,
-  type TestBackend,
-} from "../../scripts/lab/fixtures.ts";
+import { greeting } from "../../scripts/lab/fixtures.ts";
 import { SECRET, Tier } from "../../scripts/lab/tier.ts";
+import { TierNodes } from "../../scripts/lab/tier_nodes.ts";
 
 const PROXIES = ["p1", "p2", "p3"];
 const BACKENDS = ["db0", "db1", "db2"];
 const TOTAL = 51_000;
 const SEED = Number(process.env.GALERAD_FUZZ_SEED ?? Date.now() % 1_000_000);
 
-let backends: TestBackend[] = [];
-const agents: TestAgent[] = [];
+let nodes: TierNodes;
 beforeAll(async () => {
-  backends = await Promise.all(BACKENDS.map((b) => startBackend(b)));
-  for (let i = 0; i < BACKENDS.length; i++) {
-    agents.push(await startAgent({ healthy: true, index: i }));
-  }
+  nodes = await TierNodes.start(BACKENDS);
 });
 afterAll(async () => {
-  for (const x of [...backends, ...agents]) await x.close();
+  await nodes.close();
 });
 
 /** mulberry32: small, seeded, good enough to pick cases. */
@@ -64,8 +55,7 @@ describe("peer wire fuzz", () => {
   test(`${TOTAL} hostile datagrams change nothing (seed ${SEED})`, async () => {
     const tier = await Tier.create({
       names: PROXIES,
-      backendsFor: () =>
-        BACKENDS.map((b, i) => `${b}=127.0.0.1:${backends[i].port},health=${agents[i].url}`),
+      backendsFor: () => nodes.backendsFor(),
     });
     try {
       await tier.startAll();
@@ -233,11 +223,11 @@ describe("peer wire fuzz", () => {
         expect(peers.gossip.dropped.rate_limited ?? 0).toBeLessThan(sent / PROXIES.length * 0.05);
       }
       // The tier still moves afterwards, at a small epoch: the epoch space was not used up.
-      agents[0].set({ healthy: false });
+      nodes.set("db0", { healthy: false });
       const after = await tier.converged("db1", 15_000);
       expect(after.epoch).toBeLessThan(before.epoch + 2000);
     } finally {
-      agents[0].set({ healthy: true });
+      nodes.set("db0", { healthy: true });
       await tier.stopAll();
     }
   }, 180_000);
@@ -260,8 +250,7 @@ describe("peer wire fuzz", () => {
       writeFileSync(list, PROXIES.map((p) => `${p} ${pairs[p].publicKey}`).join("\n") + "\n");
       const tier = await Tier.create({
         names: PROXIES,
-        backendsFor: () =>
-          BACKENDS.map((b, i) => `${b}=127.0.0.1:${backends[i].port},health=${agents[i].url}`),
+        backendsFor: () => nodes.backendsFor(),
         extraFor: (
           p,
         ) => ["--peer-key-file", path.join(dir, `${p}.key`), "--peer-public-keys", list],

@@ -6,32 +6,20 @@
  * moments when two proxies route to two different nodes: there must be none.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import {
-  greeting,
-  startAgent,
-  startBackend,
-  type TestAgent,
-  type TestBackend,
-  waitFor,
-} from "../../scripts/lab/fixtures.ts";
+import { greeting, waitFor } from "../../scripts/lab/fixtures.ts";
 import { Tier } from "../../scripts/lab/tier.ts";
+import { TierNodes } from "../../scripts/lab/tier_nodes.ts";
 import { startRelay, type UdpRelay } from "../helpers/udp_relay.ts";
 
 const NAMES = ["q0", "q1", "q2", "qx"];
 const BACKENDS = ["db0", "db1", "db2"];
-let backends: TestBackend[] = [];
-const agents: Record<string, Record<string, TestAgent>> = {};
+/** Each proxy asks agents of its own. */
+let nodes: TierNodes;
 let tier: Tier | null = null;
 let relays = new Map<string, UdpRelay>();
 
 beforeAll(async () => {
-  backends = await Promise.all(BACKENDS.map((b) => startBackend(b)));
-  for (const p of NAMES) {
-    agents[p] = {};
-    for (const [i, b] of BACKENDS.entries()) {
-      agents[p][b] = await startAgent({ healthy: true, index: i });
-    }
-  }
+  nodes = await TierNodes.start(BACKENDS, NAMES);
 });
 
 afterEach(async () => {
@@ -39,16 +27,14 @@ afterEach(async () => {
   tier = null;
   for (const r of relays.values()) r.close();
   relays = new Map();
-  for (const p of NAMES) for (const b of BACKENDS) agents[p][b].set({ healthy: true });
+  nodes.reset();
 });
 
 afterAll(async () => {
-  for (const b of backends) await b.close();
-  for (const p of NAMES) for (const b of BACKENDS) await agents[p][b].close();
+  await nodes.close();
 });
 
-const backendsFor = (p: string) =>
-  BACKENDS.map((b, i) => `${b}=127.0.0.1:${backends[i].port},health=${agents[p][b].url}`);
+const backendsFor = (p: string) => nodes.backendsFor(p);
 
 /** A tier whose every directed peer link goes through a relay of its own. */
 async function relayedTier(names: string[], knows?: (self: string, other: string) => boolean) {
@@ -110,7 +96,7 @@ describe("partition cases on real processes", () => {
     both("q0", "q1");
     const during = watch(tier, ["q0", "q1"], 6000);
     await new Promise((r) => setTimeout(r, 1000));
-    for (const b of BACKENDS) agents.q1[b].set({ healthy: b !== "db0" });
+    for (const b of BACKENDS) nodes.set(b, { healthy: b !== "db0" }, ["q1"]);
     const { splits, seen } = await during;
     expect(splits).toBe(0);
     expect([...seen.q1]).not.toContain("db1");
@@ -126,7 +112,7 @@ describe("partition cases on real processes", () => {
     await tier.converged("db0");
     both("q0", "q1");
     both("q0", "q2");
-    agents.q0.db0.set({ healthy: false });
+    nodes.set("db0", { healthy: false }, ["q0"]);
     const { splits, seen } = await watch(tier, ["q0", "q1", "q2"], 5000);
     expect(splits).toBe(0);
     expect([...seen.q1]).toEqual(["db0"]);
@@ -134,7 +120,7 @@ describe("partition cases on real processes", () => {
     expect([...seen.q0]).not.toContain("db1");
     both("q0", "q1", false);
     both("q0", "q2", false);
-    agents.q0.db0.set({ healthy: true });
+    nodes.set("db0", { healthy: true }, ["q0"]);
     const after = await tier.converged("db0");
     expect(after.active).toBe("db0");
     await waitFor(
@@ -180,16 +166,14 @@ describe("partition cases on real processes", () => {
         const b = await tier!.cluster("q1").catch(() => null);
         return a?.ready && b?.ready;
       }, 15_000);
-      for (const p of ["q0", "q1"]) agents[p].db0.set({ healthy: false });
+      nodes.set("db0", { healthy: false }, ["q0", "q1"]);
       await waitFor(
         "the tier on db1",
         async () =>
           (await tier!.cluster("q0")).activeBackend === "db1" &&
           (await tier!.cluster("q1")).activeBackend === "db1",
       );
-      for (const p of ["q0", "q1"]) {
-        agents[p].db0.set({ healthy: true });
-      }
+      nodes.set("db0", { healthy: true }, ["q0", "q1"]);
       tier.start("qx");
       await waitFor("qx up", async () => (await tier!.cluster("qx").catch(() => null)) !== null);
       const { splits, seen } = await watch(tier, ["q0", "q1", "qx"], 4000);

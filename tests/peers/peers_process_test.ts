@@ -4,55 +4,35 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import dgram from "node:dgram";
-import {
-  connectClient,
-  greeting,
-  peerJunk,
-  startAgent,
-  startBackend,
-  type TestAgent,
-  type TestBackend,
-  waitFor,
-} from "../../scripts/lab/fixtures.ts";
+import { connectClient, greeting, peerJunk, waitFor } from "../../scripts/lab/fixtures.ts";
 import { Tier } from "../../scripts/lab/tier.ts";
+import { TierNodes } from "../../scripts/lab/tier_nodes.ts";
 import { startRelay, type UdpRelay } from "../helpers/udp_relay.ts";
 
 const PROXIES = ["p1", "p2", "p3"];
-const BACKENDS = ["db0", "db1", "db2"];
-let backends: TestBackend[] = [];
-/** agents[proxy][backend] */
-const agents: Record<string, Record<string, TestAgent>> = {};
+/** Each proxy asks agents of its own. */
+let nodes: TierNodes;
 let tier: Tier | null = null;
 
 function setHealth(backend: string, healthy: boolean, only?: string[]) {
-  for (const p of only ?? PROXIES) agents[p][backend].set({ healthy });
+  nodes.set(backend, { healthy }, only);
 }
 
 beforeAll(async () => {
-  backends = await Promise.all(BACKENDS.map((b) => startBackend(b)));
-  for (const p of PROXIES) {
-    agents[p] = {};
-    for (const [i, b] of BACKENDS.entries()) {
-      agents[p][b] = await startAgent({ healthy: true, index: i });
-    }
-  }
+  nodes = await TierNodes.start(["db0", "db1", "db2"], PROXIES);
 });
 
 afterEach(async () => {
   await tier?.stopAll();
   tier = null;
-  for (const p of PROXIES) {
-    for (const b of BACKENDS) agents[p][b].set({ healthy: true, hang: false });
-  }
+  nodes.reset();
 });
 
 afterAll(async () => {
-  for (const b of backends) await b.close();
-  for (const p of PROXIES) for (const b of BACKENDS) await agents[p][b].close();
+  await nodes.close();
 });
 
-const backendsFor = (p: string) =>
-  BACKENDS.map((b, i) => `${b}=127.0.0.1:${backends[i].port},health=${agents[p][b].url}`);
+const backendsFor = (p: string) => nodes.backendsFor(p);
 
 describe("proxy peers (3 processes)", () => {
   test(

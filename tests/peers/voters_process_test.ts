@@ -4,42 +4,28 @@
  * number of proxies.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import {
-  connectClient,
-  greeting,
-  startAgent,
-  startBackend,
-  type TestAgent,
-  type TestBackend,
-  waitFor,
-} from "../../scripts/lab/fixtures.ts";
+import { connectClient, greeting, waitFor } from "../../scripts/lab/fixtures.ts";
 import { Tier } from "../../scripts/lab/tier.ts";
+import { TierNodes } from "../../scripts/lab/tier_nodes.ts";
 
 const PROXIES = ["p1", "p2", "p3", "p4", "p5"];
 const VOTERS = ["p1", "p2", "p3"];
-const BACKENDS = ["db0", "db1"];
-const backends: TestBackend[] = [];
-const agents: TestAgent[] = [];
+let nodes: TierNodes | null = null;
 let tier: Tier | null = null;
 
 afterAll(async () => {
   await tier?.stopAll();
-  for (const b of backends) await b.close();
-  for (const a of agents) await a.close();
+  await nodes?.close();
 });
 
 describe("--voters: three of five proxies vote", () => {
   test(
     "the others serve under the voters' leases; losing voters, not proxies, ends the quorum",
     async () => {
-      for (const [i, b] of BACKENDS.entries()) {
-        backends.push(await startBackend(b));
-        agents.push(await startAgent({ healthy: true, index: i }));
-      }
+      const db = (nodes = await TierNodes.start(["db0", "db1"]));
       tier = await Tier.create({
         names: PROXIES,
-        backendsFor: () =>
-          BACKENDS.map((b, i) => `${b}=127.0.0.1:${backends[i].port},health=${agents[i].url}`),
+        backendsFor: () => db.backendsFor(),
         extra: ["--quorum", "proxies", "--voters", VOTERS.join(",")],
       });
       await tier.startAll();
@@ -76,7 +62,7 @@ describe("--voters: three of five proxies vote", () => {
       await tier.stop("p5", "SIGKILL");
       const held = await connectClient(tier.member("p4").clientPort);
       await held.waitFor("hello db0");
-      agents[0].set({ healthy: false });
+      db.set("db0", { healthy: false });
       await tier.converged("db1", 15_000);
       await held.closed;
       await waitFor("every live proxy routing to db1", async () => {

@@ -13,16 +13,9 @@ import dgram from "node:dgram";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import {
-  connectClient,
-  greeting,
-  startAgent,
-  startBackend,
-  type TestAgent,
-  type TestBackend,
-  waitFor,
-} from "../../scripts/lab/fixtures.ts";
+import { connectClient, greeting, waitFor } from "../../scripts/lab/fixtures.ts";
 import { Tier } from "../../scripts/lab/tier.ts";
+import { TierNodes } from "../../scripts/lab/tier_nodes.ts";
 import { emptyRegister } from "../../src/core/register.ts";
 import { encodeMessage } from "../../src/peers/codec.ts";
 import { createKeyRing } from "../../src/peers/keyring.ts";
@@ -138,15 +131,12 @@ function evaluate(
   return promtool(["test", "rules", "test.yml"]);
 }
 
-const BACKENDS = ["db0", "db1"];
-const backends: TestBackend[] = [];
-const agents: TestAgent[] = [];
+let nodes: TierNodes | null = null;
 let tier: Tier | null = null;
 
 afterAll(async () => {
   await tier?.stopAll();
-  for (const b of backends) await b.close();
-  for (const a of agents) await a.close();
+  await nodes?.close();
 });
 
 async function metrics(name: string): Promise<string> {
@@ -188,15 +178,8 @@ describe("the example alert rules (docs/alerts.md), by promtool over a real tier
     "all well raises none; a slow failover, an agent down, forged peer datagrams and a proxy cut off raise theirs",
     async () => {
       const rules = documentedRules();
-      for (const [i, b] of BACKENDS.entries()) {
-        backends.push(await startBackend(b));
-        agents.push(await startAgent({ healthy: true, index: i }));
-      }
-      tier = await Tier.create({
-        names: ["p1", "p2", "p3"],
-        backendsFor: () =>
-          BACKENDS.map((b, i) => `${b}=127.0.0.1:${backends[i].port},health=${agents[i].url}`),
-      });
+      const db = (nodes = await TierNodes.start(["db0", "db1"]));
+      tier = await Tier.create({ names: ["p1", "p2", "p3"], backendsFor: () => db.backendsFor() });
       await tier.startAll();
       await tier.converged("db0");
 
@@ -211,7 +194,7 @@ describe("the example alert rules (docs/alerts.md), by promtool over a real tier
         alert: "GaleradProbeFailures",
         labels: { instance, backend: "db0" },
       });
-      agents[0].set({ healthy: false });
+      db.set("db0", { healthy: false });
       await tier.converged("db1");
       await Bun.sleep(11_000);
       const firstSessions = async () => {
@@ -228,7 +211,7 @@ describe("the example alert rules (docs/alerts.md), by promtool over a real tier
 
       // db0's agent stops answering at all: the probes of it still fail, nothing moves. Meanwhile
       // p1's peer port gets forged datagrams (no key of the tier signed them).
-      await agents[0].close();
+      await db.agent("db0").close();
       await waitFor("db0's agent unreachable everywhere", async () => {
         for (const p of ["p1", "p2", "p3"]) {
           const c = await tier!.api(p, "/v0/backends");
