@@ -66,7 +66,7 @@ const GALERAD = 24610;
 const HAPROXY = 24611;
 const GALERAD_API = 24612;
 /** Storms measured per proxy, in alternating order. */
-const STORM_ROUNDS = 3;
+const STORM_ROUNDS = 5;
 /** Sessions of the failover and storm each proxy goes through before the measured ones. */
 const WARM_UP = 1000;
 /** When an idle proxy is read: after galerad's collection of a burst's garbage (dataplane/memory.ts). */
