@@ -15,8 +15,9 @@ import process from "node:process";
 import { execFileSync } from "node:child_process";
 import { cpus } from "node:os";
 import path from "node:path";
-import { startAgent, startBackend, type TestAgent, waitFor } from "../lab/fixtures.ts";
+import { waitFor } from "../lab/fixtures.ts";
 import { Tier, type TierMember } from "../lab/tier.ts";
+import { TierNodes } from "../lab/tier_nodes.ts";
 import { benchOptions, fmt, machine, median, ROOT, summary, writeSection } from "./report.ts";
 import { cpuSeconds } from "./sysbench.ts";
 
@@ -40,20 +41,12 @@ const PROBE_MS = 200;
 /** Every proxy votes (`voting` = size), or only the first `voting` (`--voters`). */
 async function measure(size: number, voting: number) {
   const names = Array.from({ length: size }, (_, i) => `p${i + 1}`);
-  const backends = await Promise.all(BACKENDS.map((b) => startBackend(b)));
-  const agents: Record<string, Record<string, TestAgent>> = {};
-  for (const p of names) {
-    agents[p] = {};
-    for (const [i, b] of BACKENDS.entries()) {
-      agents[p][b] = await startAgent({ healthy: true, index: i });
-    }
-  }
+  const nodes = await TierNodes.start(BACKENDS, names);
   const tier = await Tier.create({
     names,
     command: [BIN],
     readyTimeoutMs: 60_000,
-    backendsFor: (p) =>
-      BACKENDS.map((b, i) => `${b}=127.0.0.1:${backends[i].port},health=${agents[p][b].url}`),
+    backendsFor: (p) => nodes.backendsFor(p),
     extra: [
       "--gossip-interval",
       `${GOSSIP_MS}ms`,
@@ -87,7 +80,7 @@ async function measure(size: number, voting: number) {
         [...tier.members.values()].map((m) => [m.name, m.daemon!.stderr.length]),
       );
       const found = new Map<string, number>();
-      for (const p of majority) agents[p][active].set({ healthy: false });
+      nodes.set(active, { healthy: false }, majority);
       // Waited for in the proxies' own logs: polling 31 APIs every few ms would load the very
       // cores the tier is measured on. The APIs are asked once it is over.
       const routedAt = (m: TierMember) => {
@@ -117,7 +110,7 @@ async function measure(size: number, voting: number) {
       }
       if (reg.epoch <= before) throw new Error("no new register");
       samples.push(Math.max(...times) - Math.min(...times));
-      for (const p of majority) agents[p][active].set({ healthy: true });
+      nodes.set(active, { healthy: true }, majority);
       await waitFor("views healthy again", async () => {
         const list = await tier.api("p1", "/v0/backends");
         return list.every((b: { healthy: boolean }) => b.healthy);
@@ -126,8 +119,7 @@ async function measure(size: number, voting: number) {
     }
   } finally {
     await tier.stopAll();
-    for (const b of backends) await b.close();
-    for (const p of names) for (const b of BACKENDS) await agents[p][b].close();
+    await nodes.close();
   }
   return { ...summary(samples), cost: cost! };
 }
