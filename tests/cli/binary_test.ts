@@ -95,15 +95,7 @@ describe("compiled binary", () => {
   });
 
   test("keeps the engine settings an operator gives", async () => {
-    const [backend, agent] = [await startBackend("db0"), await startAgent({ healthy: true })];
-    const d = startDaemon([
-      "proxy",
-      "--backend",
-      `db0=127.0.0.1:${backend.port},health=${agent.url}`,
-      ...LOOPBACK_PORTS,
-      "--api-password",
-      "lab-secret-x",
-    ], { command: [binary], cwd: dir, env: { PATH: "", BUN_JSC_useFTLJIT: "1" } });
+    const { d, close } = await oneNodeProxy(binary, { BUN_JSC_useFTLJIT: "1" });
     try {
       const port = await clientPort(d);
       await d.waitForLog("active db0", (l) => props(l).active === "db0");
@@ -112,9 +104,7 @@ describe("compiled binary", () => {
       await client.waitFor("hello db0");
       client.socket.destroy();
     } finally {
-      await d.stop("SIGKILL");
-      await backend.close();
-      await agent.close();
+      await close();
     }
   });
 
@@ -127,18 +117,7 @@ describe("compiled binary", () => {
       "--outfile",
       bare,
     ], { stdio: "ignore", cwd: ROOT });
-    const backend = await startBackend("db0");
-    const agent = await startAgent({ healthy: true, index: 0 });
-    const d = startDaemon([
-      "proxy",
-      "--backend",
-      `db0=127.0.0.1:${backend.port},health=${agent.url}`,
-      ...LOOPBACK_PORTS,
-      "--api-password",
-      "lab-secret-x",
-      "--threads",
-      "2",
-    ], { command: [bare], cwd: dir, env: { PATH: "" } });
+    const { d, close } = await oneNodeProxy(bare, {}, ["--threads", "2"]);
     try {
       await d.waitForLog(
         "a warning",
@@ -151,8 +130,28 @@ describe("compiled binary", () => {
       client.socket.destroy();
       expect(await d.stop()).toBe(0);
     } finally {
-      await d.stop("SIGKILL");
-      for (const x of [backend, agent]) await x.close();
+      await close();
     }
   }, 60_000);
 });
+
+/** A node, its agent, and `command` proxying to it from the bare directory, with no PATH. */
+async function oneNodeProxy(command: string, env: Record<string, string>, extra: string[] = []) {
+  const backend = await startBackend("db0");
+  const agent = await startAgent({ healthy: true, index: 0 });
+  const d = startDaemon([
+    "proxy",
+    "--backend",
+    `db0=127.0.0.1:${backend.port},health=${agent.url}`,
+    ...LOOPBACK_PORTS,
+    "--api-password",
+    "lab-secret-x",
+    ...extra,
+  ], { command: [command], cwd: dir, env: { PATH: "", ...env } });
+  const close = async () => {
+    await d.stop("SIGKILL");
+    await backend.close();
+    await agent.close();
+  };
+  return { d, close };
+}
