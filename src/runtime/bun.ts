@@ -34,7 +34,7 @@ interface BunServe {
 /**
  * What JavaScriptCore should start with for the proxy (core/engine_env.ts): no FTL, its top
  * tier. In a reconnect storm the session path first crosses FTL's threshold and is compiled a
- * second time, on a core the storm needs; the tier below carries this work as well
+ * second time, on a core the storm needs; the tier below carries the data path nearly as well
  * (docs/BENCHMARKS.md, "Notes: sessions at scale").
  */
 export const ENGINE_ENV: Readonly<Record<string, string>> = { BUN_JSC_useFTLJIT: "0" };
