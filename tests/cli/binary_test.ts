@@ -4,6 +4,7 @@ import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { connectClient, startAgent, startBackend } from "../../scripts/lab/fixtures.ts";
+import { TierNodes } from "../../scripts/lab/tier_nodes.ts";
 import { environOf } from "../helpers/environ.ts";
 import {
   clientPort,
@@ -137,12 +138,10 @@ describe("compiled binary", () => {
 
 /** A node, its agent, and `command` proxying to it from the bare directory, with no PATH. */
 async function oneNodeProxy(command: string, env: Record<string, string>, extra: string[] = []) {
-  const backend = await startBackend("db0");
-  const agent = await startAgent({ healthy: true, index: 0 });
+  const nodes = await TierNodes.start(["db0"]);
   const d = startDaemon([
     "proxy",
-    "--backend",
-    `db0=127.0.0.1:${backend.port},health=${agent.url}`,
+    ...nodes.backendsFor().flatMap((spec) => ["--backend", spec]),
     ...LOOPBACK_PORTS,
     "--api-password",
     "lab-secret-x",
@@ -150,8 +149,7 @@ async function oneNodeProxy(command: string, env: Record<string, string>, extra:
   ], { command: [command], cwd: dir, env: { PATH: "", ...env } });
   const close = async () => {
     await d.stop("SIGKILL");
-    await backend.close();
-    await agent.close();
+    await nodes.close();
   };
   return { d, close };
 }
