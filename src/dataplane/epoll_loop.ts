@@ -13,6 +13,7 @@ import * as C from "../runtime/libc.ts";
 import type { FromWorker, ToWorker } from "./messages.ts";
 import { COLLECT_AFTER_QUIET_MS, RELEASE_AFTER_START_MS } from "./memory.ts";
 import { gated } from "./sever_gate.ts";
+import { Deadlines } from "./deadlines.ts";
 
 const MAX_EVENTS = 256;
 const BUFFER_SIZE = 64 * 1024;
@@ -83,8 +84,6 @@ class Sock {
 interface Dial {
   request: number;
   target: string;
-  host: string;
-  port: number;
   keepAliveMs: number;
   deadline: number;
   timeoutMs: number;
@@ -103,12 +102,18 @@ interface Dial {
  * milliseconds.
  */
 class NodeDials {
+  /** The node's socket address, made once (null: not an IP address). */
+  readonly address: Uint8Array | null;
   unanswered = 0;
   /** Dials waiting for a slot, oldest first, from `head` on. */
   waiting: Flow[] = [];
   head = 0;
   /** This thread's share of the proxy's limit; 0: none. */
   limit = 0;
+
+  constructor(host: string, port: number) {
+    this.address = C.sockaddr(host, port);
+  }
 
   get full(): boolean {
     return this.limit > 0 && this.unanswered >= this.limit;
@@ -189,8 +194,18 @@ export class EpollLoop {
   readonly #flows = new Map<number, Flow>();
   /** Unanswered connects per node (`host:port`). */
   readonly #nodes = new Map<string, NodeDials>();
-  /** Flows with a deadline (a dial or an endWith). */
-  readonly #timed = new Set<Flow>();
+  /**
+   * Flows with a deadline, a dial's or an endWith's close, by id: an entry outlives its flow
+   * until its time, and holds nothing of it meanwhile.
+   */
+  readonly #deadlines = new Deadlines<number>((id, at) => {
+    const flow = this.#flows.get(id);
+    return flow !== undefined && (flow.dial?.deadline === at || flow.closeAt === at);
+  });
+  /** What `#timers` passes to each deadline due (one function, not one per turn). */
+  readonly #onDue = (id: number) => this.#due(this.#flows.get(id)!, this.#firing);
+  /** The time `#timers` fires deadlines for. */
+  #firing = 0;
   /** Triples of id, bytes up, bytes down of flows closed since the last report. */
   #closed: number[] = [];
   /** Messages of this turn or request, sent as one at its end: a storm opens hundreds per turn. */
@@ -296,7 +311,6 @@ export class EpollLoop {
     flow.dial = null;
     this.#closeSock(flow.client);
     this.#closeSock(flow.server);
-    this.#timed.delete(flow);
     this.#flows.delete(flow.id);
     // Sent as one message at the end of this turn or request: a sever closes thousands at once.
     if (!flow.reported) this.#closed.push(flow.id, flow.up, flow.down);
@@ -478,7 +492,6 @@ export class EpollLoop {
       code = this.#intOption[0];
     }
     flow.dial = null;
-    if (flow.closeAt === 0) this.#timed.delete(flow);
     if (code !== 0) {
       this.#closeSock(s);
       flow.server = null;
@@ -605,14 +618,12 @@ export class EpollLoop {
         flow.server = null;
         const target = `${host.includes(":") ? `[${host}]` : host}:${port}`;
         let node = this.#nodes.get(target);
-        if (!node) this.#nodes.set(target, node = new NodeDials());
+        if (!node) this.#nodes.set(target, node = new NodeDials(host, port));
         node.limit = limit;
         const deadline = this.#now() + timeoutMs;
         flow.dial = {
           request,
           target,
-          host,
-          port,
           keepAliveMs,
           deadline,
           timeoutMs,
@@ -620,7 +631,7 @@ export class EpollLoop {
           started: false,
           header: header ?? null,
         };
-        this.#timed.add(flow);
+        this.#deadlines.push(deadline, id);
         node.waiting.push(flow);
         this.#admit(node);
         return;
@@ -647,7 +658,7 @@ export class EpollLoop {
         if (flow.closed) return;
         this.#endWrite(flow.client);
         flow.closeAt = this.#now() + END_WITH_GRACE_MS;
-        this.#timed.add(flow);
+        this.#deadlines.push(flow.closeAt, id);
         return;
       }
       case "destroy":
@@ -694,7 +705,6 @@ export class EpollLoop {
     const dial = flow.dial;
     if (dial) {
       flow.dial = null;
-      if (flow.closeAt === 0) this.#timed.delete(flow);
       this.#post(["failed", dial.request, "cancelled"]);
     }
     this.#closeSock(flow.server);
@@ -758,10 +768,9 @@ export class EpollLoop {
     dial.started = true;
     const fail = (why: string) => {
       flow.dial = null;
-      if (flow.closeAt === 0) this.#timed.delete(flow);
       this.#post(["failed", dial.request, `connect to ${dial.target} ${why}`]);
     };
-    const address = C.sockaddr(dial.host, dial.port);
+    const address = dial.node.address;
     if (!address) return fail("failed: not an IP address");
     const family = address.length === 16 ? C.AF_INET : C.AF_INET6;
     const fd = libc.socket(family, C.SOCK_STREAM | C.SOCK_NONBLOCK | C.SOCK_CLOEXEC, 0);
@@ -773,7 +782,6 @@ export class EpollLoop {
     dial.node.unanswered++;
     if (libc.connect(fd, address, address.length) === 0) {
       flow.dial = null;
-      if (flow.closeAt === 0) this.#timed.delete(flow);
       this.#dialled(flow, dial);
       return;
     }
@@ -818,22 +826,19 @@ export class EpollLoop {
 
   /** Nothing timed: no deadline, byte report, accept pause or memory release pending. */
   #idle(): boolean {
-    return this.#timed.size === 0 && this.#dirty.length === 0 && this.#acceptPausedUntil === 0 &&
+    return this.#deadlines.size === 0 && this.#dirty.length === 0 &&
+      this.#acceptPausedUntil === 0 &&
       this.#releaseAt === 0 && this.#collectAt === 0;
   }
 
   /** Milliseconds epoll_wait may block: until the next deadline or byte report; -1 for none. */
   timeout(): number {
-    if (this.#idle()) return -1;
-    let next = Infinity;
-    if (this.#dirty.length > 0) next = this.#nextReport;
+    let next = this.#deadlines.next();
+    if (this.#dirty.length > 0) next = Math.min(next, this.#nextReport);
     if (this.#acceptPausedUntil > 0) next = Math.min(next, this.#acceptPausedUntil);
     if (this.#releaseAt > 0) next = Math.min(next, this.#releaseAt);
     if (this.#collectAt > 0) next = Math.min(next, this.#collectAt);
-    for (const flow of this.#timed) {
-      if (flow.dial) next = Math.min(next, flow.dial.deadline);
-      if (flow.closeAt > 0) next = Math.min(next, flow.closeAt);
-    }
+    if (next === Infinity) return -1;
     return Math.max(0, Math.ceil(next - this.#now()));
   }
 
@@ -852,25 +857,28 @@ export class EpollLoop {
       this.#acceptPausedUntil = 0;
       if (this.#listenFd >= 0) this.#epollCtl(C.EPOLL_CTL_ADD, this.#listenFd, C.EPOLLIN, 0);
     }
-    for (const flow of this.#timed) {
-      const dial = flow.dial;
-      if (dial && t >= dial.deadline) {
-        flow.dial = null;
-        this.#closeSock(flow.server);
-        flow.server = null;
-        const queued = dial.started
-          ? ""
-          : ` (waiting behind ${dial.node.unanswered} unanswered connects)`;
-        this.#post([
-          "failed",
-          dial.request,
-          `connect to ${dial.target} timed out after ${dial.timeoutMs}ms${queued}`,
-        ]);
-      }
-      if (flow.closeAt > 0 && t >= flow.closeAt) this.#finish(flow);
-      else if (!flow.dial && flow.closeAt === 0) this.#timed.delete(flow);
-    }
+    this.#firing = t;
+    this.#deadlines.fire(t, this.#onDue);
     if (this.#dirty.length > 0 && t >= this.#nextReport) this.#report(t);
+  }
+
+  /** A deadline of `flow` passed by `t`: its dial times out, or its endWith's grace ends. */
+  #due(flow: Flow, t: number): void {
+    const dial = flow.dial;
+    if (dial && t >= dial.deadline) {
+      flow.dial = null;
+      this.#closeSock(flow.server);
+      flow.server = null;
+      const queued = dial.started
+        ? ""
+        : ` (waiting behind ${dial.node.unanswered} unanswered connects)`;
+      this.#post([
+        "failed",
+        dial.request,
+        `connect to ${dial.target} timed out after ${dial.timeoutMs}ms${queued}`,
+      ]);
+    }
+    if (flow.closeAt > 0 && t >= flow.closeAt) this.#finish(flow);
   }
 
   #report(t: number): void {
