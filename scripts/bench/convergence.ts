@@ -220,9 +220,10 @@ What the agreement costs each proxy while nothing changes, over ${
   } s of a settled tier
 (median over the proxies, the largest in brackets): the UDP payload sent and accepted
 (\`galerad_gossip_bytes_*_total\`), datagrams per second, and CPU (all threads, with its own health
-probes of two agents every ${PROBE_MS} ms, in % of one core). Every ${GOSSIP_MS} ms each proxy asks
-each voter for its lease and each voter answers: with every proxy voting the tier's total grows
-with the square of its size. A proxy that does not vote hears from each other proxy every quarter
+probes of two agents every ${PROBE_MS} ms, in % of one core). Each proxy asks each voter to renew
+its lease every quarter lease (on the first ${GOSSIP_MS}-ms tick after it; on every tick while a
+renewal is late) and each voter answers: with every proxy voting the tier's total grows with the
+square of its size. A proxy that does not vote hears from each other proxy every quarter
 lease (and at once on any change), so with a fixed number of voters the total grows linearly;
 while nothing changes that news goes as "same", a hash of about 200 bytes (docs/peers.md,
 compact news), and requests and replies whole.

@@ -317,7 +317,7 @@ export function proxyCommand(): Command<[], Record<string, unknown>> {
     .addOption(
       opt(
         "--gossip-interval <duration>",
-        "how often this proxy asks every voter for its lease (any change goes out at once; a party that does not vote hears from it every quarter lease)",
+        "how often this proxy asks a voter for its lease, until the voter renewed it (a settled tier renews every quarter lease; any change goes out at once; a party that does not vote hears from it every quarter lease)",
         "GOSSIP_INTERVAL",
       ).default("200ms"),
     )

@@ -219,12 +219,17 @@ export function step(
 }
 
 /**
- * Every voter is asked on every tick. A party that does not vote (another proxy, when agents or
- * a few proxies vote) needs our news only to know we are there and what we serve: every change
- * reaches it at once, so on ticks it hears from us every quarter lease, well within the lease
- * that it waits before it calls us unheard. That keeps a large tier's news linear. A voter
- * skips the news to a holder that asked it within that time: the answer told it all the news
- * would (a reply is built as news is), so a voter's datagrams are its answers and its requests.
+ * A voter is asked on every tick, unless it renewed our lease on the node we serve within a
+ * quarter lease: a settled tier's requests then come every quarter lease rather than every tick,
+ * and a grant that is late or lost is asked again each tick from then on, well before the lease
+ * (less the guard) runs out. Every change is asked at once, not on a tick (`receive`, `settle`).
+ * A party that does not vote (another proxy, when agents or a few proxies vote) needs our news
+ * only to know we are there and what we serve: every change reaches it at once, so on ticks it
+ * hears from us every quarter lease, well within the lease that it waits before it calls us
+ * unheard. That keeps a large tier's news linear. A voter skips the news to a holder that asked
+ * it within two quarters (holders ask every quarter lease, on the next tick after it): the answer
+ * told it all the news would (a reply is built as news is), so a voter's datagrams are its
+ * answers and its requests.
  */
 function tick(s: AgreementState, now: Clock, fx: AgreementEffect[]): void {
   const every = s.config.mode === "none" ? 0 : s.config.timers.leaseMs / 4;
@@ -234,17 +239,29 @@ function tick(s: AgreementState, now: Clock, fx: AgreementEffect[]): void {
       const last = s.toldAt[to];
       if (last !== undefined && now.mono - last < every) continue;
       told[to] = now.mono;
-      if (s.voter && asked(s, to, now, every)) continue;
-    }
+      if (s.voter && asked(s, to, now, 2 * every)) continue;
+    } else if (renewedWithin(s.holder, to, now, every)) continue;
     fx.push({ type: "send", message: build(s, to, now) });
   }
   s.toldAt = { ...s.toldAt, ...told };
 }
 
 /**
+ * Whether `voter` granted the node we serve, in answer to a request sent within `withinMs` while
+ * serving it: such a grant has most of its lease left, so it need not be renewed yet.
+ */
+function renewedWithin(h: HolderState, voter: string, now: Clock, withinMs: number): boolean {
+  if (h.serving === null || h.severing) return false;
+  const grant = h.grants[voter];
+  const asked = h.asked[voter];
+  return grant !== undefined && asked !== undefined && grant.node === h.serving &&
+    grant.t >= asked.lastNull && now.mono - grant.t < withinMs;
+}
+
+/**
  * Whether `holder` asked this voter for a lease within `withinMs`: every proxy holds leases and
- * asks every voter on each of its ticks (a proxy of an agents tier never votes), so a voter has
- * answered whatever it heard from one lately.
+ * asks every voter at least every quarter lease (a proxy of an agents tier never votes), so a
+ * voter has answered whatever it heard from one lately.
  */
 function asked(s: AgreementState, holder: string, now: Clock, withinMs: number): boolean {
   const p = s.parties[holder];

@@ -120,6 +120,8 @@ export class Sim {
   /** Moments (ms) during which two proxies served two different nodes, in availability mode. */
   splitMs = 0;
   events = 0;
+  /** Messages sent so far, by kind (lost ones too). */
+  readonly sent: Record<string, number> = {};
   #queue: { at: number; seq: number; run: () => void }[] = [];
   #seq = 0;
   readonly gossipMs: number;
@@ -432,6 +434,7 @@ export class Sim {
   }
 
   #send(message: AgreementMessage): void {
+    this.sent[message.kind] = (this.sent[message.kind] ?? 0) + 1;
     const link = this.link(message.from, message.to);
     if (!link.up || this.rng() < link.loss) return;
     const copies = this.rng() < link.duplicate ? 2 : 1;

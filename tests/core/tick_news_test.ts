@@ -1,12 +1,14 @@
 /**
- * What a proxy sends on its ticks in a tier where a few proxies vote (`--voters`): every voter is
- * asked each tick; a party that does not vote hears news every quarter lease, except that a
- * voter does not send news to a holder that asked it lately (its answer told it the same).
+ * What a proxy sends on its ticks: a voter is asked each tick unless it renewed our lease within
+ * a quarter lease; in a tier where a few proxies vote (`--voters`), a party that does not vote
+ * hears news every quarter lease, except that a voter does not send news to a holder that asked
+ * it lately (its answer told it the same).
  */
 import { describe, expect, test } from "bun:test";
 import { type AgreementState, type Clock, startAgreement, step } from "../../src/core/agreement.ts";
 import { emptyRegister } from "../../src/core/register.ts";
 import { voterDigest } from "../../src/core/voter_set.ts";
+import { Sim } from "./agreement_sim.ts";
 
 const VOTERS = ["p1", "p2", "p3"];
 const ALL = ["p1", "p2", "p3", "p4", "p5"];
@@ -66,8 +68,10 @@ describe("news on ticks with --voters", () => {
     expect(sent.p3).toBe("request");
     expect(sent.p4).toBeUndefined();
     expect(sent.p5).toBe("state");
-    // p4 silent for longer than a quarter lease: it hears news again.
-    expect(p1.at(900, { type: "tick" }).p4).toBe("state");
+    // Holders ask every quarter lease, on the tick after it: within two, p4 still needs none.
+    expect(p1.at(900, { type: "tick" }).p4).toBeUndefined();
+    // p4 silent for longer than two quarters: it hears news again.
+    expect(p1.at(1500, { type: "tick" }).p4).toBe("state");
   });
 
   test("a proxy that does not vote still sends news to the others that do not", () => {
@@ -76,4 +80,46 @@ describe("news on ticks with --voters", () => {
     const sent = p4.at(200, { type: "tick" });
     expect(sent).toEqual({ p1: "request", p2: "request", p3: "request", p5: "state" });
   });
+});
+
+describe("lease renewals in a settled tier", () => {
+  const names = ["p1", "p2", "p3", "p4", "p5"];
+
+  /** A tier of five voting proxies, settled on db0 by 5 s; `loss` on every link. */
+  function settled(seed: number, loss: number): Sim {
+    const sim = new Sim({ seed, proxies: names, mode: "proxies" });
+    sim.startAll();
+    sim.at(4000, "loss on every link", () => {
+      for (const a of names) for (const b of names) if (a !== b) sim.link(a, b).loss = loss;
+    });
+    sim.run(5000);
+    return sim;
+  }
+
+  test("a voter is asked about every quarter lease, not every tick", () => {
+    const sim = settled(3, 0);
+    const before = sim.sent.request ?? 0;
+    sim.run(25_000);
+    // Five proxies ask four voters each; ticks come every 200 ms, a quarter lease is 500 ms.
+    const perVoterPerSecond = ((sim.sent.request ?? 0) - before) / (5 * 4 * 20);
+    expect(perVoterPerSecond).toBeGreaterThan(1.2);
+    expect(perVoterPerSecond).toBeLessThan(2.5);
+    expect(sim.violations).toEqual([]);
+  });
+
+  for (const seed of [5, 6, 7]) {
+    test(`no route lapses while a fifth of all datagrams are lost (seed ${seed})`, () => {
+      const sim = settled(seed, 0.2);
+      const lapses: string[] = [];
+      for (let t = 5000; t <= 25_000; t += 50) {
+        sim.at(t, "sample", () => {
+          const routes = Object.entries(sim.routes()).filter(([, r]) => r !== "db0");
+          if (routes.length > 0) lapses.push(`${t}: ${JSON.stringify(routes)}`);
+        });
+      }
+      sim.run(25_000);
+      expect(lapses).toEqual([]);
+      expect(sim.violations).toEqual([]);
+    });
+  }
 });
