@@ -99,6 +99,11 @@ export interface AgreementState {
   offered: Record<string, Register>;
   /** Our clock when each party that does not vote last had news from us on a tick. */
   toldAt: Record<string, number>;
+  /**
+   * The newest register a party that does not vote told us of, for which every voter was asked
+   * at once: the same news from the others asks nothing more.
+   */
+  askedFor: Register | null;
   route: Route;
   startedAt: number;
   /** Whether this life has served yet: only until then do new sessions wait at start. */
@@ -167,6 +172,7 @@ export function startAgreement(
     parties,
     offered: {},
     toldAt: {},
+    askedFor: null,
     route: { node: null, hold: true, reason: "starting: no lease from the voters yet" },
     startedAt: init.now.mono,
     served: false,
@@ -414,13 +420,17 @@ function receive(s: AgreementState, m: AgreementMessage, now: Clock, fx: Agreeme
       fx.push({ type: "send", message: build(s, m.from, now) });
     }
   }
-  // A proxy that is not a voter (agents mode) telling of a newer register: every voter is asked
-  // at once, rather than at our next tick, so a handover does not wait on the slowest holder.
+  // A proxy that is not a voter (agents mode, or --voters) telling of a newer register: every
+  // voter is asked at once, rather than at our next tick, so a handover does not wait on the
+  // slowest holder. Once per register: in a large tier every other holder tells the same news,
+  // and asking every voter for each of them would flood the voters in the middle of a change.
   const lease = leasedNode(s.holder, s.config.voters, now.mono, s.config.timers);
   if (
     !isVoter(s, m.from) && lease && compareRegisters(m.register, lease.register) > 0 &&
-    m.register.active !== lease.node
+    m.register.active !== lease.node &&
+    (s.askedFor === null || compareRegisters(m.register, s.askedFor) > 0)
   ) {
+    s.askedFor = m.register;
     for (const to of s.config.voters) {
       if (to !== s.config.self) fx.push({ type: "send", message: build(s, to, now) });
     }

@@ -123,3 +123,26 @@ describe("lease renewals in a settled tier", () => {
     });
   }
 });
+
+describe("requests in the middle of a change, with --voters", () => {
+  test("news of one newer register from many holders asks every voter once, not once per holder", () => {
+    const names = Array.from({ length: 31 }, (_, i) => `p${String(i).padStart(2, "0")}`);
+    for (const seed of [1, 2, 3]) {
+      const sim = new Sim({ seed, proxies: names, mode: "proxies", voters: names.slice(0, 5) });
+      sim.startAll();
+      sim.run(6000);
+      const active = Object.values(sim.routes())[0]!;
+      const before = sim.sent.request ?? 0;
+      sim.at(6000, "the active node fails", () => (sim.nodes[active].up = false));
+      sim.run(6500);
+      // 26 holders ask 5 voters a few times each; asking all five again for every other holder's
+      // news of the same register made it about 6,500.
+      expect({ seed, requests: (sim.sent.request ?? 0) - before < 4000 })
+        .toEqual({ seed, requests: true });
+      const routes = Object.values(sim.routes());
+      expect({ seed, moved: routes.every((r) => r !== null && r !== active) })
+        .toEqual({ seed, moved: true });
+      expect(sim.violations).toEqual([]);
+    }
+  });
+});
