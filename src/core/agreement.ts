@@ -703,8 +703,9 @@ function settle(
     serve(s, now, fx);
     if (s.holder.serving === serving) break;
   }
-  if (s.holder.serving !== before) {
-    // What we serve changed: every voter hears it at once (a release lets them grant anew).
+  if (s.holder.serving !== before && s.holder.serving === null) {
+    // A release: every voter hears it at once, so that it may grant anew. Serving a node needs
+    // no such news: every voter that counts already granted it, in answer to our request.
     for (const to of s.config.voters) {
       if (to !== s.config.self) fx.push({ type: "send", message: build(s, to, now) });
     }
