@@ -22,8 +22,12 @@ cleanup() {
   trap - INT TERM EXIT
   echo >&2
   echo "demo: stopping galerad and the lab" >&2
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  # The proxy first, and once it is gone the agents: an agent stopped under a running proxy
+  # would look like a failed node to it, and the log would show failovers that never were.
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    kill -TERM "${pids[i]}" 2>/dev/null || true
+    wait "${pids[i]}" 2>/dev/null || true
+  done
   bash scripts/galera-lab.sh destroy || true
 }
 trap cleanup INT TERM EXIT
@@ -52,10 +56,16 @@ done
   --health-listen "127.0.0.1:$health_port" --api-password "$password" --log-format pretty "${backends[@]}" &
 pids+=($!)
 
+ready=no
 for _ in $(seq 1 100); do
-  curl -fsS "http://127.0.0.1:$health_port/ready" >/dev/null 2>&1 && break
+  if curl -fsS "http://127.0.0.1:$health_port/ready" >/dev/null 2>&1; then ready=yes; break; fi
+  kill -0 "${pids[-1]}" 2>/dev/null || break
   sleep 0.1
 done
+if [ "$ready" != yes ]; then
+  echo "demo: galerad is not ready (its log is above); stopping" >&2
+  exit 1
+fi
 
 cat >&2 <<EOF
 
