@@ -240,6 +240,7 @@ export function step(
 function tick(s: AgreementState, now: Clock, fx: AgreementEffect[]): void {
   const every = s.config.mode === "none" ? 0 : s.config.timers.leaseMs / 4;
   const told: Record<string, number> = {};
+  const follow = followTarget(s, now);
   for (const to of targetsOf(s)) {
     if (!isVoter(s, to)) {
       const last = s.toldAt[to];
@@ -247,7 +248,7 @@ function tick(s: AgreementState, now: Clock, fx: AgreementEffect[]): void {
       told[to] = now.mono;
       if (s.voter && asked(s, to, now, 2 * every)) continue;
     } else if (renewedWithin(s.holder, to, now, every)) continue;
-    fx.push({ type: "send", message: build(s, to, now) });
+    fx.push({ type: "send", message: build(s, to, now, undefined, true, follow) });
   }
   s.toldAt = { ...s.toldAt, ...told };
 }
@@ -295,6 +296,8 @@ function build(
   now: Clock,
   grant?: AgreementMessage["grant"],
   ask = true,
+  /** The register to follow, computed once by a caller that writes to many. */
+  follow = followTarget(s, now),
 ): AgreementMessage {
   const message: AgreementMessage = {
     kind: grant ? "reply" : ask && isVoter(s, to) ? "request" : "state",
@@ -314,7 +317,6 @@ function build(
     message.request = { t: noted.t, serving: s.holder.serving, lease: s.config.timers.leaseMs };
     if (s.config.mode === "agents" && s.config.targets) message.targets = s.config.targets;
   }
-  const follow = followTarget(s, now);
   if (follow) message.follow = follow;
   return message;
 }
@@ -356,12 +358,13 @@ function receive(s: AgreementState, m: AgreementMessage, now: Clock, fx: Agreeme
       })`,
     });
   }
+  const register = heldCopy(s, party, m.register);
   s.parties = {
     ...s.parties,
     [m.from]: {
       at: now.mono,
       incarnation: m.incarnation,
-      register: m.register,
+      register,
       view: m.view,
       serving: m.serving,
       mismatch: null,
@@ -374,13 +377,13 @@ function receive(s: AgreementState, m: AgreementMessage, now: Clock, fx: Agreeme
   if (m.kind === "reply" && m.grant && isVoter(s, m.from)) {
     const next = recordAnswer(s.holder, m.from, s.config.timers, {
       ...m.grant,
-      register: m.register,
+      register,
     });
     if (next) s.holder = next;
   }
   if (s.voter) {
-    s.offered = { ...s.offered, [m.from]: m.register };
-    judge(s, m.register, `offered by ${m.from}`, now, fx);
+    s.offered = { ...s.offered, [m.from]: register };
+    judge(s, register, `offered by ${m.from}`, now, fx);
     if (m.follow) follow(s, m.follow, `${m.from} reports it as the group's`, now, fx);
     if (m.kind === "request" && m.request) {
       const answered = answerRequest(
@@ -431,10 +434,28 @@ function receive(s: AgreementState, m: AgreementMessage, now: Clock, fx: Agreeme
     (s.askedFor === null || compareRegisters(m.register, s.askedFor) > 0)
   ) {
     s.askedFor = m.register;
+    const follow = followTarget(s, now);
     for (const to of s.config.voters) {
-      if (to !== s.config.self) fx.push({ type: "send", message: build(s, to, now) });
+      if (to !== s.config.self) {
+        fx.push({ type: "send", message: build(s, to, now, undefined, true, follow) });
+      }
     }
   }
+}
+
+/**
+ * The register a party sent, as the object we already hold when it is the same one (its last,
+ * our vote, or another party's): most messages repeat a register, and the majority counts
+ * (groupRegister) then compare by identity rather than field by field.
+ */
+function heldCopy(s: AgreementState, party: PartyInfo, r: Register): Register {
+  if (party.register && sameRegister(party.register, r)) return party.register;
+  if (s.voter && sameRegister(s.voter.register, r)) return s.voter.register;
+  for (const name in s.parties) {
+    const held = s.parties[name].register;
+    if (held && sameRegister(held, r)) return held;
+  }
+  return r;
 }
 
 /** Our view changed: registers offered earlier may be justified now. */
@@ -498,8 +519,9 @@ function vote(
       previous.active ?? "none"
     } at epoch ${previous.epoch}), by ${register.proposer}, ${source}: ${register.reason}`,
   });
+  const follow = followTarget(s, now);
   for (const to of targetsOf(s)) {
-    fx.push({ type: "send", message: build(s, to, now, undefined, false) });
+    fx.push({ type: "send", message: build(s, to, now, undefined, false, follow) });
   }
 }
 
@@ -579,8 +601,10 @@ function propose(
   now: Clock,
   fx: AgreementEffect[],
   change?: { active: string; kind: RegisterKind; why: string },
+  /** The group's register (our vote, availability-first), when the caller has it at hand. */
+  group?: Register,
 ): void {
-  const base = s.config.mode === "none" ? s.voter!.register : groupRegister(s, now);
+  const base = group ?? (s.config.mode === "none" ? s.voter!.register : groupRegister(s, now));
   if (!base) return;
   let active: string;
   let kind: RegisterKind;
@@ -642,8 +666,9 @@ function propose(
   });
   if (s.voter) judge(s, register, "proposed here", now, fx);
   if (!s.voter || !sameRegister(s.voter.register, register)) {
+    const follow = followTarget(s, now);
     for (const to of targetsOf(s)) {
-      fx.push({ type: "send", message: build(s, to, now, undefined, false) });
+      fx.push({ type: "send", message: build(s, to, now, undefined, false, follow) });
     }
   }
 }
@@ -693,8 +718,9 @@ function settle(
     const target = followTarget(s, now);
     if (target) follow(s, target, "following the majority", now, fx);
   }
-  if (!s.leaving && (s.config.mode === "none" || groupRegister(s, now) !== null)) {
-    propose(s, now, fx);
+  if (!s.leaving) {
+    const base = s.config.mode === "none" ? s.voter!.register : groupRegister(s, now);
+    if (base) propose(s, now, fx, undefined, base);
   }
   if (s.voter) answerWaiters(s, now, fx);
   for (let round = 0; round < 3; round++) {
@@ -706,8 +732,11 @@ function settle(
   if (s.holder.serving !== before && s.holder.serving === null) {
     // A release: every voter hears it at once, so that it may grant anew. Serving a node needs
     // no such news: every voter that counts already granted it, in answer to our request.
+    const follow = followTarget(s, now);
     for (const to of s.config.voters) {
-      if (to !== s.config.self) fx.push({ type: "send", message: build(s, to, now) });
+      if (to !== s.config.self) {
+        fx.push({ type: "send", message: build(s, to, now, undefined, true, follow) });
+      }
     }
   }
   // Waiting on the voters judging our own proposal (an agent learns of a failure by its probes):
@@ -731,11 +760,13 @@ function settle(
 function answerWaiters(s: AgreementState, now: Clock, fx: AgreementEffect[]): void {
   const done = answerWaiting(s.voter!, now.mono, { timers: s.config.timers, digest: s.digest });
   s.voter = done.state;
+  if (done.answers.length === 0) return;
+  const follow = followTarget(s, now);
   for (const { request, answer } of done.answers) {
     // Our own holder asks in process on every step (askSelf).
     if (request.holder === s.config.self) continue;
     const grant = { t: request.t, incarnation: request.incarnation, ...answer };
-    fx.push({ type: "send", message: build(s, request.holder, now, grant) });
+    fx.push({ type: "send", message: build(s, request.holder, now, grant, true, follow) });
   }
 }
 
@@ -809,7 +840,7 @@ function routeOf(s: AgreementState, now: Clock): Route {
     hold: starting || candidate !== null,
     reason: candidate === null
       ? noWriterReason(s)
-      : `waiting for a majority of voters to grant a node: ${grantSummary(s, now)}`,
+      : `waiting for a majority of voters to grant a node: ${grantSummary(s, null)}`,
   };
 }
 
@@ -827,13 +858,19 @@ function noWriterReason(s: AgreementState): string {
     } writer=false; try again later`;
 }
 
-/** One line on what each voter last answered, for refusals and the log. */
-function grantSummary(s: AgreementState, now: Clock): string {
+/**
+ * One line on what each voter last answered, for refusals and the log; with each grant's age
+ * when `now` is given. A route's reason goes without: it would change on every step, and each
+ * change is a route effect.
+ */
+function grantSummary(s: AgreementState, now: Clock | null): string {
   const parts = s.config.voters.map((voter) => {
     const g: HeldGrant | undefined = s.holder.grants[voter];
     if (!g) return `${voter}: no answer`;
-    const age = Math.round(now.mono - g.t);
-    return g.node === null ? `${voter}: ${g.why}` : `${voter}: ${g.node} (${age}ms ago)`;
+    if (g.node === null) return `${voter}: ${g.why}`;
+    return now
+      ? `${voter}: ${g.node} (${Math.round(now.mono - g.t)}ms ago)`
+      : `${voter}: ${g.node}`;
   });
   return parts.join("; ");
 }

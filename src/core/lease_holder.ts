@@ -114,14 +114,27 @@ export function liveGrants(
   timers: LeaseTimers,
 ): Record<string, HeldGrant> {
   const out: Record<string, HeldGrant> = {};
-  for (const [voter, grant] of Object.entries(state.grants)) {
-    if (grant.node === null || grant.t + grant.lease - timers.guardMs <= now) continue;
-    const asked = state.asked[voter];
-    if (!asked) continue;
-    const current = state.serving === null ? grant.t === asked.last : grant.t >= asked.lastNull;
-    if (current) out[voter] = grant;
+  for (const voter in state.grants) {
+    const grant = liveGrant(state, voter, now, timers);
+    if (grant) out[voter] = grant;
   }
   return out;
+}
+
+/** One voter's grant if we may count it now (see liveGrants), else undefined. */
+function liveGrant(
+  state: HolderState,
+  voter: string,
+  now: number,
+  timers: LeaseTimers,
+): HeldGrant | undefined {
+  const grant = state.grants[voter];
+  if (grant === undefined || grant.node === null) return undefined;
+  if (grant.t + grant.lease - timers.guardMs <= now) return undefined;
+  const asked = state.asked[voter];
+  if (!asked) return undefined;
+  const current = state.serving === null ? grant.t === asked.last : grant.t >= asked.lastNull;
+  return current ? grant : undefined;
 }
 
 /**
@@ -134,12 +147,13 @@ export function leasedNode(
   now: number,
   timers: LeaseTimers,
 ): { node: string; count: number; register: Register } | null {
-  const live = liveGrants(state, now, timers);
-  // Counted in place: this runs on every message and tick, over every voter.
-  const byNode = new Map<string, { count: number; register: Register }>();
+  // Counted in place, with nothing allocated for a node no grant names: this runs several
+  // times on every message and tick, over every voter.
+  let byNode: Map<string, { count: number; register: Register }> | null = null;
   for (const voter of voters) {
-    const grant = live[voter];
+    const grant = liveGrant(state, voter, now, timers);
     if (!grant) continue;
+    byNode ??= new Map();
     const seen = byNode.get(grant.node!);
     if (!seen) byNode.set(grant.node!, { count: 1, register: grant.register });
     else {
@@ -148,6 +162,7 @@ export function leasedNode(
       if (grant.register.epoch > seen.register.epoch) seen.register = grant.register;
     }
   }
+  if (byNode === null) return null;
   for (const [node, { count, register }] of byNode) {
     if (count * 2 > voters.length) return { node, count, register };
   }

@@ -147,13 +147,15 @@ function decide(
   options: VoterOptions,
   again: boolean,
 ): { state: VoterState; answer: GrantAnswer } | null {
-  const records = state.records.filter((r) => r.expires > now);
-  const index = records.findIndex((r) =>
-    r.holder === request.holder && r.incarnation === request.incarnation
-  );
-  const mine = index >= 0 ? records[index] : undefined;
+  // One pass over the live records: this holder life's own, and everyone else's.
+  let mine: GrantRecord | undefined;
+  const others: GrantRecord[] = [];
+  for (const r of state.records) {
+    if (r.expires <= now) continue;
+    if (!mine && r.holder === request.holder && r.incarnation === request.incarnation) mine = r;
+    else others.push(r);
+  }
   if (mine && (again ? mine.waiting !== request : request.t <= mine.lastT)) return null;
-  const others = index >= 0 ? records.filter((_, i) => i !== index) : records;
   // A holder that no longer serves what we granted has released it (it discarded our grant).
   const held = mine && mine.node !== null && mine.node === request.serving ? mine : undefined;
   const keep: GrantRecord = {

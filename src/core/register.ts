@@ -73,6 +73,7 @@ function cmp<T extends string | number | null>(a: T, b: T): number {
 
 /** Orders registers by epoch, proposer, incarnation, then every other field; 0 only if equal. */
 export function compareRegisters(a: Register, b: Register): number {
+  if (a === b) return 0;
   return cmp(a.epoch, b.epoch) || cmp(a.proposer, b.proposer) ||
     cmp(a.incarnation, b.incarnation) || cmp(a.active, b.active) || cmp(a.previous, b.previous) ||
     cmp(a.kind, b.kind) || cmp(a.reason, b.reason) || cmp(a.time, b.time) ||
