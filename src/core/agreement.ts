@@ -247,7 +247,9 @@ function tick(s: AgreementState, now: Clock, fx: AgreementEffect[]): void {
       if (last !== undefined && now.mono - last < every) continue;
       told[to] = now.mono;
       if (s.voter && asked(s, to, now, 2 * every)) continue;
-    } else if (renewedWithin(s.holder, to, now, every)) continue;
+    } else if (
+      renewedWithin(s.holder, to, now, every) || standsWithin(s, to, now, every)
+    ) continue;
     fx.push({ type: "send", message: build(s, to, now, undefined, true, follow) });
   }
   s.toldAt = { ...s.toldAt, ...told };
@@ -263,6 +265,35 @@ function renewedWithin(h: HolderState, voter: string, now: Clock, withinMs: numb
   const asked = h.asked[voter];
   return grant !== undefined && asked !== undefined && grant.node === h.serving &&
     grant.t >= asked.lastNull && now.mono - grant.t < withinMs;
+}
+
+/**
+ * While we serve nothing: whether `voter`'s answer to our latest request, given within
+ * `withinMs`, still stands, the voter not having moved since (as far as its news tells; a move
+ * is asked again at once, in `receive`): a grant of a node we could serve (it counts only as
+ * the answer to our latest request, so asking again would void it until the new answer came), a
+ * refusal that waits (the voter grants it itself once the old node is released), or a refusal
+ * of a node we see down. In a handover every holder
+ * serves nothing: asking every voter on every tick is a tier's square of requests per tick,
+ * at the moment its processes have the least time to spare.
+ */
+function standsWithin(s: AgreementState, voter: string, now: Clock, withinMs: number): boolean {
+  const h = s.holder;
+  // Only proxies that vote tell every party of each move; an agent is heard only in its answers.
+  if (h.serving !== null || s.config.mode !== "proxies") return false;
+  const answer = h.grants[voter];
+  const asked = h.asked[voter];
+  const heard = s.parties[voter]?.register;
+  if (answer === undefined || asked === undefined || answer.t !== asked.last) return false;
+  if (now.mono - answer.t >= withinMs || !heard || !sameRegister(heard, answer.register)) {
+    return false;
+  }
+  const down = (node: string | null) => node !== null && s.view[node]?.healthy === false;
+  // A grant we could serve, a refusal that waits, or a refusal of a node we see down (a voter
+  // does not grant what we would not serve): each stands until the voter moves or our view does.
+  return answer.node !== null
+    ? !down(answer.node)
+    : answer.wait === true || down(answer.register.active);
 }
 
 /**
@@ -388,7 +419,7 @@ function receive(s: AgreementState, m: AgreementMessage, now: Clock, fx: Agreeme
     if (m.kind === "request" && m.request) {
       const answered = answerRequest(
         s.voter,
-        leaseRequestOf(m, m.request),
+        { ...leaseRequestOf(m, m.request), view: m.view },
         now.mono,
         { timers: s.config.timers, digest: s.digest },
       );
@@ -688,6 +719,7 @@ function askSelf(s: AgreementState, now: Clock): void {
       serving: s.holder.serving,
       lease: s.config.timers.leaseMs,
       digest: s.digest,
+      view: s.view,
     },
     now.mono,
     { timers: s.config.timers, digest: s.digest },
@@ -825,14 +857,17 @@ function routeOf(s: AgreementState, now: Clock): Route {
         `no quorum: this proxy hears ${heard} of ${s.config.voters.length} voters (${s.config.mode}), ${need} needed; refusing rather than routing alone`,
     };
   }
-  const lease = leasedNode(h, s.config.voters, now.mono, s.config.timers);
+  // The group's node, as our lease names it, else as a majority of the voters hold it: voters
+  // do not grant a node to a holder that sees it down, so a lone dissenter holds no lease on it.
+  const group = leasedNode(h, s.config.voters, now.mono, s.config.timers)?.node ??
+    groupRegister(s, now)?.active ?? null;
   const candidate = viewCandidate(s.view, null, s.drained, s.config.ranks);
-  if (lease && candidate !== null) {
+  if (group !== null && s.view[group]?.healthy === false && candidate !== null) {
     return {
       node: null,
       hold: false,
       reason:
-        `the group is on ${lease.node} but this proxy sees it down; refusing rather than routing alone`,
+        `the group is on ${group} but this proxy sees it down; refusing rather than routing alone`,
     };
   }
   return {

@@ -54,6 +54,12 @@ export interface LeaseRequest {
   /** The node the holder may have sessions on now; null once it has none (confirmed). */
   serving: string | null;
   digest: string;
+  /**
+   * The holder's health view when it asked (it never starts to serve a node it sees down), as
+   * proxies that vote read it: they tell every party of each move, and a holder they refused
+   * for it asks again then. An agent tells its moves only in its answers, so it grants anyway.
+   */
+  view?: HealthView;
 }
 
 /** The answer: the node granted (null: refused), for how long, and why (for the log and API). */
@@ -191,6 +197,11 @@ function decide(
   if (node === null) return refuse("no active node decided");
   if (request.serving !== null && request.serving !== node) {
     return refuse(`the group moved to ${node}: release ${request.serving} first`);
+  }
+  // A grant the holder cannot use would still be on our books for a lease, and hold up the
+  // handover to another node until the holder asked again.
+  if (request.serving === null && request.view?.[node]?.healthy === false) {
+    return refuse(`${request.holder} sees ${node} down`);
   }
   const blocking = others.find((r) => r.node !== null && r.node !== node);
   if (blocking) {

@@ -82,3 +82,42 @@ describe("answerWaiting: a handover's grants go out on the last release", () => 
     expect(answerRequest(v, ask("h1", 2, null), 31, options)).toBeNull();
   });
 });
+
+describe("a holder that sees the voter's node down", () => {
+  const seeing = (request: LeaseRequest, view: LeaseRequest["view"]): LeaseRequest => ({
+    ...request,
+    view,
+  });
+  const down = { db0: { healthy: false, index: 0 }, db1: { healthy: true, index: 1 } };
+
+  test("is refused rather than granted a node it would not serve, and holds nothing up", () => {
+    // A voter still on db0 in a failover: h1 has released db0 and sees it down.
+    let v: VoterState = { register: on("db0"), since: 0, quietUntil: 0, records: [] };
+    const h1 = answerRequest(v, seeing(ask("h1", 1, null), down), 10, options)!;
+    expect(h1.answer).toMatchObject({ node: null, why: "h1 sees db0 down" });
+    expect(h1.answer.wait).toBeUndefined();
+    v = h1.state;
+    expect(v.records.find((r) => r.holder === "h1")?.node).toBeNull();
+    // The voter moves to db1: h2 is granted it at once, with no wait on h1.
+    v = { ...v, register: on("db1") };
+    const h2 = answerRequest(v, seeing(ask("h2", 1, null), down), 20, options)!;
+    expect(h2.answer.node).toBe("db1");
+    // Without a view (an agent's holders), the old rule: db0 granted, and it holds db1 up.
+    let w: VoterState = { register: on("db0"), since: 0, quietUntil: 0, records: [] };
+    w = answerRequest(w, ask("h1", 1, null), 10, options)!.state;
+    w = { ...w, register: on("db1") };
+    expect(answerRequest(w, ask("h2", 1, null), 20, options)!.answer).toMatchObject({
+      node: null,
+      wait: true,
+    });
+  });
+
+  test("a holder still serving the node is renewed: only a release is refused for its view", () => {
+    const v: VoterState = { register: on("db0"), since: 0, quietUntil: 0, records: [] };
+    const serving = answerRequest(v, seeing(ask("h1", 1, "db0"), down), 10, options)!;
+    expect(serving.answer.node).toBe("db0");
+    const healthy = { db0: { healthy: true, index: 0 } };
+    expect(answerRequest(v, seeing(ask("h1", 1, null), healthy), 10, options)!.answer.node)
+      .toBe("db0");
+  });
+});

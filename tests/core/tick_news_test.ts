@@ -6,7 +6,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { type AgreementState, type Clock, startAgreement, step } from "../../src/core/agreement.ts";
-import { emptyRegister } from "../../src/core/register.ts";
+import { emptyRegister, type Register } from "../../src/core/register.ts";
 import { voterDigest } from "../../src/core/voter_set.ts";
 import { Sim } from "./agreement_sim.ts";
 
@@ -165,5 +165,77 @@ describe("requests in the middle of a change", () => {
       expect({ seed, fewer: run.requests < 4000, moved: run.moved, violations: run.violations })
         .toEqual({ seed, fewer: true, moved: true, violations: [] });
     }
+  });
+});
+
+describe("asking while serving nothing (a handover)", () => {
+  const view = { db0: { healthy: false, index: 0 }, db1: { healthy: true, index: 1 } };
+  const on = (active: string, epoch: number) => ({
+    ...emptyRegister("c"),
+    epoch,
+    proposer: "p1",
+    incarnation: "i-p1",
+    active,
+  });
+
+  /** p4 (not voting) serving nothing and seeing db0 down; returns what it sends on each event. */
+  function holder() {
+    let s: AgreementState = startAgreement({
+      self: "p4",
+      cluster: "c",
+      mode: "proxies",
+      voters: VOTERS,
+      peers: ALL.filter((p) => p !== "p4"),
+      backends: ["db0", "db1"],
+      timers: TIMERS,
+    }, { incarnation: "i-p4", now: { mono: 0, wall: 1.8e12 } });
+    const feed = (ms: number, event: Parameters<typeof step>[1]) => {
+      const out = step(s, event, { mono: ms, wall: 1.8e12 + ms });
+      s = out.state;
+      const asked: Record<string, number> = {};
+      for (const e of out.effects) {
+        if (e.type === "send" && e.message.request) asked[e.message.to] = e.message.request.t;
+      }
+      return asked;
+    };
+    /** Voter `from`, on `register`, answers our request stamped `t`. */
+    const answer = (from: string, t: number, register: Register, grant: object) => ({
+      type: "message" as const,
+      message: {
+        kind: "reply" as const,
+        from,
+        to: "p4",
+        incarnation: `i-${from}`,
+        digest: voterDigest("proxies", VOTERS),
+        register,
+        epochSeen: register.epoch,
+        view,
+        serving: null,
+        grant: { t, incarnation: "i-p4", lease: TIMERS.leaseMs, ...grant } as never,
+      },
+    });
+    return { feed, answer };
+  }
+
+  test("a voter whose answer stands is not asked again on a tick until it moves", () => {
+    const { feed, answer } = holder();
+    feed(0, { type: "view", view });
+    const asked = feed(100, { type: "tick" });
+    expect(Object.keys(asked).sort()).toEqual(["p1", "p2", "p3"]);
+    // p1 waits on another holder's release of db0; p2 (still on db0) will not grant a node we
+    // see down; p3 answers with something that does not stand.
+    feed(110, answer("p1", asked.p1, on("db1", 2), { node: null, why: "waiting", wait: true }));
+    feed(111, answer("p2", asked.p2, on("db0", 1), { node: null, why: "p4 sees db0 down" }));
+    feed(112, answer("p3", asked.p3, on("db1", 2), { node: null, why: "restarted" }));
+    expect(Object.keys(feed(300, { type: "tick" }))).toEqual(["p3"]);
+    // p2 moves to db1: asked at once.
+    const news = {
+      ...answer("p2", 0, on("db1", 2), {}),
+      message: { ...answer("p2", 0, on("db1", 2), {}).message, kind: "state" as const },
+    };
+    delete (news.message as { grant?: unknown }).grant;
+    expect(Object.keys(feed(320, news))).toEqual(["p2"]);
+    // A quarter lease after its answer, p1's wait is asked again on the next tick.
+    expect(Object.keys(feed(620, { type: "tick" }))).toContain("p1");
   });
 });
