@@ -203,6 +203,7 @@ export function step(
     case "view":
       s.view = event.view;
       rejudge(s, now, fx);
+      askRecovered(s, state.view, now, fx);
       break;
     case "severed":
       if (s.holder.serving === event.node && s.holder.severing) {
@@ -294,6 +295,23 @@ function standsWithin(s: AgreementState, voter: string, now: Clock, withinMs: nu
   return answer.node !== null
     ? !down(answer.node)
     : answer.wait === true || down(answer.register.active);
+}
+
+/**
+ * While we serve nothing: a voter that refused us a node we saw down is asked again at once
+ * when we see that node healthy again (a probe that failed once), as it would have granted it.
+ */
+function askRecovered(s: AgreementState, before: HealthView, now: Clock, fx: AgreementEffect[]) {
+  if (s.holder.serving !== null || s.config.mode !== "proxies") return;
+  let follow: ReturnType<typeof followTarget> | null = null;
+  for (const voter of s.config.voters) {
+    const answer = s.holder.grants[voter];
+    const node = answer?.node === null && !answer.wait ? answer.register.active : null;
+    if (voter === s.config.self || node === null) continue;
+    if (before[node]?.healthy !== false || s.view[node]?.healthy !== true) continue;
+    follow ??= followTarget(s, now);
+    fx.push({ type: "send", message: build(s, voter, now, undefined, true, follow) });
+  }
 }
 
 /**

@@ -238,4 +238,14 @@ describe("asking while serving nothing (a handover)", () => {
     // A quarter lease after its answer, p1's wait is asked again on the next tick.
     expect(Object.keys(feed(620, { type: "tick" }))).toContain("p1");
   });
+
+  test("a voter that refused a node we saw down is asked at once when we see it healthy", () => {
+    const { feed, answer } = holder();
+    feed(0, { type: "view", view });
+    const asked = feed(100, { type: "tick" });
+    feed(111, answer("p2", asked.p2, on("db0", 1), { node: null, why: "p4 sees db0 down" }));
+    feed(112, answer("p3", asked.p3, on("db1", 2), { node: null, why: "waiting", wait: true }));
+    const healthy = { ...view, db0: { healthy: true, index: 0 } };
+    expect(Object.keys(feed(150, { type: "view", view: healthy }))).toEqual(["p2"]);
+  });
 });
