@@ -274,9 +274,9 @@ function renewedWithin(h: HolderState, voter: string, now: Clock, withinMs: numb
  * is asked again at once, in `receive`): a grant of a node we could serve (it counts only as
  * the answer to our latest request, so asking again would void it until the new answer came), a
  * refusal that waits (the voter grants it itself once the old node is released), or a refusal
- * of a node we see down. In a handover every holder
- * serves nothing: asking every voter on every tick is a tier's square of requests per tick,
- * at the moment its processes have the least time to spare.
+ * of a node we see down. In a handover every holder serves nothing: asking every voter on every
+ * tick is a tier's square of requests per tick, at the moment its processes have the least time
+ * to spare.
  */
 function standsWithin(s: AgreementState, voter: string, now: Clock, withinMs: number): boolean {
   const h = s.holder;
@@ -301,7 +301,12 @@ function standsWithin(s: AgreementState, voter: string, now: Clock, withinMs: nu
  * While we serve nothing: a voter that refused us a node we saw down is asked again at once
  * when we see that node healthy again (a probe that failed once), as it would have granted it.
  */
-function askRecovered(s: AgreementState, before: HealthView, now: Clock, fx: AgreementEffect[]) {
+function askRecovered(
+  s: AgreementState,
+  before: HealthView,
+  now: Clock,
+  fx: AgreementEffect[],
+): void {
   if (s.holder.serving !== null || s.config.mode !== "proxies") return;
   let follow: ReturnType<typeof followTarget> | null = null;
   for (const voter of s.config.voters) {
