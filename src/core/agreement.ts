@@ -308,14 +308,12 @@ function askRecovered(
   fx: AgreementEffect[],
 ): void {
   if (s.holder.serving !== null || s.config.mode !== "proxies") return;
-  let follow: ReturnType<typeof followTarget> | null = null;
   for (const voter of s.config.voters) {
     const answer = s.holder.grants[voter];
     const node = answer?.node === null && !answer.wait ? answer.register.active : null;
     if (voter === s.config.self || node === null) continue;
     if (before[node]?.healthy !== false || s.view[node]?.healthy !== true) continue;
-    follow ??= followTarget(s, now);
-    fx.push({ type: "send", message: build(s, voter, now, undefined, true, follow) });
+    fx.push({ type: "send", message: build(s, voter, now) });
   }
 }
 
@@ -655,10 +653,8 @@ function propose(
   now: Clock,
   fx: AgreementEffect[],
   change?: { active: string; kind: RegisterKind; why: string },
-  /** The group's register (our vote, availability-first), when the caller has it at hand. */
-  group?: Register,
 ): void {
-  const base = group ?? (s.config.mode === "none" ? s.voter!.register : groupRegister(s, now));
+  const base = s.config.mode === "none" ? s.voter!.register : groupRegister(s, now);
   if (!base) return;
   let active: string;
   let kind: RegisterKind;
@@ -773,10 +769,7 @@ function settle(
     const target = followTarget(s, now);
     if (target) follow(s, target, "following the majority", now, fx);
   }
-  if (!s.leaving) {
-    const base = s.config.mode === "none" ? s.voter!.register : groupRegister(s, now);
-    if (base) propose(s, now, fx, undefined, base);
-  }
+  if (!s.leaving) propose(s, now, fx);
   if (s.voter) answerWaiters(s, now, fx);
   for (let round = 0; round < 3; round++) {
     askSelf(s, now);
