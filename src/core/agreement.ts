@@ -479,13 +479,13 @@ function receive(s: AgreementState, m: AgreementMessage, now: Clock, fx: Agreeme
   // voter is asked at once, rather than at our next tick, so a handover does not wait on the
   // slowest holder. Once per register: in a large tier every other holder tells the same news,
   // and asking every voter for each of them would flood the voters in the middle of a change.
-  const lease = leasedNode(s.holder, s.config.voters, now.mono, s.config.timers);
+  const news = isVoter(s, m.from) ? null : newsOfMove(s, m, now);
+  const lease = news && leasedNode(s.holder, s.config.voters, now.mono, s.config.timers);
   if (
-    !isVoter(s, m.from) && lease && compareRegisters(m.register, lease.register) > 0 &&
-    m.register.active !== lease.node &&
-    (s.askedFor === null || compareRegisters(m.register, s.askedFor) > 0)
+    news && lease && compareRegisters(news, lease.register) > 0 && news.active !== lease.node &&
+    (s.askedFor === null || compareRegisters(news, s.askedFor) > 0)
   ) {
-    s.askedFor = m.register;
+    s.askedFor = news;
     const follow = followTarget(s, now);
     for (const to of s.config.voters) {
       if (to !== s.config.self) {
@@ -493,6 +493,25 @@ function receive(s: AgreementState, m: AgreementMessage, now: Clock, fx: Agreeme
       }
     }
   }
+}
+
+/**
+ * The register that a proxy's news says the voters may have moved to, for `receive` to ask
+ * them about. Agents tell a move only in their answers, so any newer register a proxy holds is
+ * worth asking about. Proxies that vote tell every party of each move at once, and a voter that
+ * moves away from the node we serve gives up its grant here (`receive`): the news adds only
+ * a vote we missed, as a register the sender counts a majority of voters on and our own count
+ * does not show yet. A proposal is not such news: the voters decide it and then tell us. In a
+ * large tier every proposal a holder hears used to ask every voter again, the greater part of
+ * a handover's datagrams.
+ */
+function newsOfMove(s: AgreementState, m: AgreementMessage, now: Clock): Register | null {
+  if (s.config.mode !== "proxies") return m.register;
+  if (!m.follow?.majority) return null;
+  const group = groupRegister(s, now);
+  return group === null || compareRegisters(m.follow.register, group) > 0
+    ? m.follow.register
+    : null;
 }
 
 /**
