@@ -703,6 +703,16 @@ function propose(
   const voted = s.voter !== null && compareRegisters(s.voter.register, base) > 0 &&
     s.voter.register.active === active;
   if (pending || voted) return;
+  const seen = change ? null : proposalSeen(s, base, active, now);
+  if (seen) {
+    s.proposal = seen;
+    fx.push({
+      type: "log",
+      level: "info",
+      message: `${seen.proposer} proposes epoch ${seen.epoch}: ${active}, as this proxy would`,
+    });
+    return;
+  }
   // Past everything seen, but never further past the group's register than voters accept (a
   // tier whose voters lost their state files is at a low epoch while we remember a high one).
   const epoch = Math.min(Math.max(s.epochSeen, base.epoch) + 1, base.epoch + MAX_EPOCH_STEP);
@@ -740,6 +750,34 @@ function propose(
       fx.push({ type: "send", message: build(s, to, now, undefined, false, follow) });
     }
   }
+}
+
+/**
+ * A proposal of this very change (`active` after `base`'s node) that a party heard within a
+ * lease holds, the largest if several. We carry it as our own rather than propose one epoch
+ * past it: every proxy that sees a failure would otherwise outbid the proposals it heard, and
+ * voters that each took a different one of them add up to no majority until the largest
+ * reaches all of them. Carried, it reaches the voters in our requests too, from proxies they
+ * may hear when they do not hear its proposer.
+ */
+function proposalSeen(
+  s: AgreementState,
+  base: Register,
+  active: string,
+  now: Clock,
+): Register | null {
+  if (s.config.mode === "none") return null;
+  let best: Register | null = null;
+  for (const name in s.parties) {
+    const p = s.parties[name];
+    const r = p.register;
+    if (p.at === null || r === null || p.mismatch !== null) continue;
+    if (now.mono - p.at > s.config.timers.leaseMs || r.cluster !== base.cluster) continue;
+    if (r.active !== active || r.previous !== base.active || r.kind === "switchover") continue;
+    if (compareRegisters(r, base) <= 0 || r.epoch > base.epoch + MAX_EPOCH_STEP) continue;
+    if (best === null || compareRegisters(r, best) > 0) best = r;
+  }
+  return best;
 }
 
 /** Our holder asks our own vote, in process, as it asks every other voter over the wire. */
