@@ -3,15 +3,11 @@
  * same change that it heard from another proxy, rather than one of its own an epoch past it.
  */
 import { describe, expect, test } from "bun:test";
-import { type AgreementState, startAgreement, step } from "../../src/core/agreement.ts";
 import type { HealthView } from "../../src/core/health_view.ts";
 import { emptyRegister, type Register } from "../../src/core/register.ts";
-import { voterDigest } from "../../src/core/voter_set.ts";
 import { Sim } from "./agreement_sim.ts";
+import { newsFrom, p4, TIMERS, VOTERS } from "./p4_fixture.ts";
 
-const VOTERS = ["p1", "p2", "p3"];
-const ALL = ["p1", "p2", "p3", "p4", "p5"];
-const TIMERS = { leaseMs: 2000, marginMs: 200, guardMs: 300, settleMs: 2000, startupHoldMs: 0 };
 const HEALTHY: HealthView = {
   db0: { healthy: true, index: 0 },
   db1: { healthy: true, index: 1 },
@@ -32,40 +28,16 @@ function register(active: string, epoch: number, proposer: string, previous: str
 }
 
 /** News from `from`, holding `held`. */
-function news(from: string, held: Register) {
-  return {
-    type: "message" as const,
-    message: {
-      kind: "state" as const,
-      from,
-      to: "p4",
-      incarnation: `i-${from}`,
-      digest: voterDigest("proxies", VOTERS),
-      register: held,
-      epochSeen: held.epoch,
-      view: HEALTHY,
-      serving: null,
-    },
-  };
-}
+const news = (from: string, held: Register) => newsFrom(from, held, HEALTHY);
 
 /** p4 (not voting) in a group on db0 at epoch 1; returns what it logs and sends per event. */
 function proxy() {
-  let s: AgreementState = startAgreement({
-    self: "p4",
-    cluster: "c",
-    mode: "proxies",
-    voters: VOTERS,
-    peers: ALL.filter((p) => p !== "p4"),
-    backends: ["db0", "db1", "db2"],
-    timers: TIMERS,
-  }, { incarnation: "i-p4", now: { mono: 0, wall: 1.8e12 } });
-  const feed = (ms: number, event: Parameters<typeof step>[1]) => {
-    const out = step(s, event, { mono: ms, wall: 1.8e12 + ms });
-    s = out.state;
+  const step4 = p4(["db0", "db1", "db2"]);
+  const feed = (ms: number, event: Parameters<typeof step4>[1]) => {
+    const effects = step4(ms, event);
     return {
-      logs: out.effects.flatMap((e) => e.type === "log" ? [e.message] : []),
-      registers: out.effects.flatMap((e) => e.type === "send" ? [e.message.register] : []),
+      logs: effects.flatMap((e) => e.type === "log" ? [e.message] : []),
+      registers: effects.flatMap((e) => e.type === "send" ? [e.message.register] : []),
     };
   };
   feed(0, { type: "view", view: HEALTHY });

@@ -8,11 +8,9 @@ import { describe, expect, test } from "bun:test";
 import { type AgreementState, type Clock, startAgreement, step } from "../../src/core/agreement.ts";
 import { emptyRegister, type Register } from "../../src/core/register.ts";
 import { voterDigest } from "../../src/core/voter_set.ts";
+import type { AgreementMessage } from "../../src/core/agreement_message.ts";
 import { Sim } from "./agreement_sim.ts";
-
-const VOTERS = ["p1", "p2", "p3"];
-const ALL = ["p1", "p2", "p3", "p4", "p5"];
-const TIMERS = { leaseMs: 2000, marginMs: 200, guardMs: 300, settleMs: 2000, startupHoldMs: 0 };
+import { ALL, newsFrom, p4, requestsIn, TIMERS, VOTERS } from "./p4_fixture.ts";
 
 function proxy(self: string) {
   let t = 0;
@@ -181,40 +179,14 @@ describe("asking while serving nothing (a handover)", () => {
 
   /** p4 (not voting) serving nothing and seeing db0 down; returns what it sends on each event. */
   function holder() {
-    let s: AgreementState = startAgreement({
-      self: "p4",
-      cluster: "c",
-      mode: "proxies",
-      voters: VOTERS,
-      peers: ALL.filter((p) => p !== "p4"),
-      backends: ["db0", "db1"],
-      timers: TIMERS,
-    }, { incarnation: "i-p4", now: { mono: 0, wall: 1.8e12 } });
-    const feed = (ms: number, event: Parameters<typeof step>[1]) => {
-      const out = step(s, event, { mono: ms, wall: 1.8e12 + ms });
-      s = out.state;
-      const asked: Record<string, number> = {};
-      for (const e of out.effects) {
-        if (e.type === "send" && e.message.request) asked[e.message.to] = e.message.request.t;
-      }
-      return asked;
-    };
+    const step4 = p4(["db0", "db1"]);
+    const feed = (ms: number, event: Parameters<typeof step4>[1]) => requestsIn(step4(ms, event));
     /** Voter `from`, on `register`, answers our request stamped `t`. */
-    const answer = (from: string, t: number, register: Register, grant: object) => ({
-      type: "message" as const,
-      message: {
-        kind: "reply" as const,
-        from,
-        to: "p4",
-        incarnation: `i-${from}`,
-        digest: voterDigest("proxies", VOTERS),
-        register,
-        epochSeen: register.epoch,
-        view,
-        serving: null,
+    const answer = (from: string, t: number, register: Register, grant: object) =>
+      newsFrom(from, register, view, {
+        kind: "reply",
         grant: { t, incarnation: "i-p4", lease: TIMERS.leaseMs, ...grant } as never,
-      },
-    });
+      });
     return { feed, answer };
   }
 
@@ -260,56 +232,24 @@ describe("news from a proxy that does not vote, while we serve the old node", ()
     incarnation: `i-${proposer}`,
     active,
   });
-  const message = (from: string, register: Register, extra: object = {}) => ({
-    type: "message" as const,
-    message: {
-      kind: "state" as const,
-      from,
-      to: "p4",
-      incarnation: `i-${from}`,
-      digest: voterDigest("proxies", VOTERS),
-      register,
-      epochSeen: register.epoch,
-      view: healthy,
-      serving: null,
-      ...extra,
-    },
-  });
+  const message = (from: string, register: Register, extra: Partial<AgreementMessage> = {}) =>
+    newsFrom(from, register, healthy, extra);
 
   /** p4 (not voting), serving db0 under grants of p1 and p2; returns who each event asks. */
   function serving() {
-    let s: AgreementState = startAgreement({
-      self: "p4",
-      cluster: "c",
-      mode: "proxies",
-      voters: VOTERS,
-      peers: ALL.filter((p) => p !== "p4"),
-      backends: ["db0", "db1"],
-      timers: TIMERS,
-    }, { incarnation: "i-p4", now: { mono: 0, wall: 1.8e12 } });
+    const step4 = p4(["db0", "db1"]);
     let routed: string | null = null;
-    const feed = (ms: number, event: Parameters<typeof step>[1]) => {
-      const out = step(s, event, { mono: ms, wall: 1.8e12 + ms });
-      s = out.state;
-      const asked: Record<string, number> = {};
-      for (const e of out.effects) {
-        if (e.type === "send" && e.message.request) asked[e.message.to] = e.message.request.t;
-        if (e.type === "route") routed = e.route.node;
-      }
-      return asked;
+    const feed = (ms: number, event: Parameters<typeof step4>[1]) => {
+      const effects = step4(ms, event);
+      for (const e of effects) if (e.type === "route") routed = e.route.node;
+      return requestsIn(effects);
     };
     feed(0, { type: "view", view: healthy });
     for (const voter of VOTERS) feed(10, message(voter, on("db0", 1)));
     const asked = feed(100, { type: "tick" });
     for (const voter of ["p1", "p2"]) {
-      feed(110, {
-        ...message(voter, on("db0", 1)),
-        message: {
-          ...message(voter, on("db0", 1)).message,
-          kind: "reply" as const,
-          grant: { t: asked[voter], incarnation: "i-p4", node: "db0", lease: 2000, why: "granted" },
-        },
-      });
+      const grant = { t: asked[voter], incarnation: "i-p4", node: "db0", lease: 2000, why: "ok" };
+      feed(110, message(voter, on("db0", 1), { kind: "reply", grant }));
     }
     expect(routed).toBe("db0");
     return feed;
