@@ -194,6 +194,22 @@ const rows = results.map(([run, s]) =>
     fmt(s.median / GOSSIP_MS, 2)
   }× |`
 );
+/** Whether the largest tier met the target, with a few voting and with all of them. */
+const TARGET_MS = 100;
+const top = Math.max(...SIZES);
+const verdictOf = (voting: number) => {
+  const found = results.find(([run]) => run.size === top && run.voting === voting);
+  if (!found) return null;
+  const { median: ms } = found[1];
+  const who = voting === top ? `all ${top} voting` : `${voting} of ${top} voting`;
+  return `${who}: ${ms <= TARGET_MS ? "met" : "not met"} (${fmt(ms)} ms)`;
+};
+const verdicts = top > 7 ? [verdictOf(VOTERS), verdictOf(top)].filter(Boolean) : [];
+const verdict = verdicts.length === 0 ? "" : `
+At ${top} proxies, against the target: ${verdicts.join("; ")}.
+Past 7 proxies docs/peers.md recommends \`--voters\` naming 3, 5 or 7 of them, and a proxy warns
+at start when more than 7 vote.
+`;
 writeSection(
   "convergence",
   `
@@ -214,7 +230,7 @@ the best case of anti-entropy alone. "voting": every proxy, or \`--voters\` nami
 | proxies | voting | median ms | min | max | changes | median / gossip interval |
 | --- | --- | --- | --- | --- | --- | --- |
 ${rows.join("\n")}
-
+${verdict}
 What the agreement costs each proxy while nothing changes, over ${
     QUIET_MS / 1000
   } s of a settled tier
