@@ -637,12 +637,22 @@ function heardRegisters(s: AgreementState, now: Clock | null): Register[] {
       out.push(s.voter.register);
       continue;
     }
-    const p = s.parties[voter];
-    if (!p || p.at === null || p.register === null || p.mismatch !== null) continue;
-    if (now && now.mono - p.at > s.config.timers.leaseMs) continue;
-    out.push(p.register);
+    const r = heardRegister(s, s.parties[voter], now);
+    if (r) out.push(r);
   }
   return out;
+}
+
+/** What `party` holds, if it counts (same voter set) and was heard within a lease (ever: null). */
+function heardRegister(
+  s: AgreementState,
+  party: PartyInfo | undefined,
+  now: Clock | null,
+): Register | null {
+  if (!party || party.at === null || party.register === null || party.mismatch !== null) {
+    return null;
+  }
+  return now && now.mono - party.at > s.config.timers.leaseMs ? null : party.register;
 }
 
 /** The majority's register, else the largest of a majority's; what voters should converge to. */
@@ -769,12 +779,10 @@ function proposalSeen(
   if (s.config.mode === "none") return null;
   let best: Register | null = null;
   for (const name in s.parties) {
-    const p = s.parties[name];
-    const r = p.register;
-    if (p.at === null || r === null || p.mismatch !== null) continue;
-    if (now.mono - p.at > s.config.timers.leaseMs || r.cluster !== base.cluster) continue;
-    if (r.active !== active || r.previous !== base.active || r.kind === "switchover") continue;
-    if (compareRegisters(r, base) <= 0 || r.epoch > base.epoch + MAX_EPOCH_STEP) continue;
+    const r = heardRegister(s, s.parties[name], now);
+    if (r === null || r.active !== active || r.previous !== base.active) continue;
+    if (r.kind === "switchover" || compareRegisters(r, base) <= 0) continue;
+    if (r.epoch > base.epoch + MAX_EPOCH_STEP) continue;
     if (best === null || compareRegisters(r, best) > 0) best = r;
   }
   return best;
