@@ -10,6 +10,7 @@ import {
   startAgreement,
   step,
 } from "../core/agreement.ts";
+import { alignedDelay } from "../core/aligned_delay.ts";
 import type { HealthView } from "../core/health_view.ts";
 import type { Register } from "../core/register.ts";
 import type { PeerMessage } from "../peers/codec.ts";
@@ -52,7 +53,7 @@ export function clock(): Clock {
  */
 export class AgreementShell {
   state: AgreementState;
-  #timer: ReturnType<typeof setInterval> | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
   #wake: ReturnType<typeof setTimeout> | undefined;
   #lastRegister: Register;
 
@@ -68,12 +69,25 @@ export class AgreementShell {
   }
 
   start(): void {
-    this.#timer = setInterval(() => this.feed({ type: "tick" }), this.options.tickMs);
+    this.#nextTick();
     this.feed({ type: "tick" });
   }
 
+  /**
+   * Ticks on the wall clock's multiples of the tick: proxies whose clocks agree send their
+   * requests in the same moment, so each wakes once for a period's requests and answers rather
+   * than once for each, and a wake-up costs more than the datagram it reads
+   * (docs/BENCHMARKS.md, "Notes: gossip at scale").
+   */
+  #nextTick(): void {
+    this.#timer = setTimeout(() => {
+      this.#nextTick();
+      this.feed({ type: "tick" });
+    }, alignedDelay(Date.now(), this.options.tickMs));
+  }
+
   stop(): void {
-    clearInterval(this.#timer);
+    clearTimeout(this.#timer);
     clearTimeout(this.#wake);
   }
 
