@@ -83,7 +83,7 @@ export class AgreementShell {
     this.#timer = setTimeout(() => {
       this.#nextTick();
       this.feed({ type: "tick" });
-    }, alignedDelay(Date.now(), this.options.tickMs));
+    }, alignedDelay(Date.now(), this.options.tickMs, this.options.tickMs / 4));
   }
 
   stop(): void {
